@@ -1,0 +1,24 @@
+# mailchaos — the two commands a user runs are `make run` and `make test`.
+# Every target does its own set-up (tools, images); nothing needs a registry.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO        ?= go
+STACK     ?= fixtures/stacks/reference/stack.yaml
+IMAGES    ?= fixtures/stacks/reference/images.yaml
+OUT       ?= out
+MAILCHAOS := bin/mailchaos
+
+# testcontainers-go must not start its reaper (it would need a registry);
+# mailchaos removes what it made by the mailchaos.run label instead.
+export TESTCONTAINERS_RYUK_DISABLED := true
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: $(MAILCHAOS)
+$(MAILCHAOS):
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -o $@ ./scenarios/cmd/mailchaos
