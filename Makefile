@@ -22,3 +22,10 @@ help: ## list the targets
 $(MAILCHAOS):
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -o $@ ./scenarios/cmd/mailchaos
+
+.PHONY: test
+test: tools images ## the tests: unit, in-process protocol tests, and the Docker suites (smoke)
+	$(GO) vet ./...
+	@# -p 1: the Docker suites each bring a whole stack up; two at once on a
+	@# 2-core machine only makes both slower and flakier.
+	$(GO) test -p 1 -count=1 -timeout 45m ./...
