@@ -1,0 +1,202 @@
+package flow
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+)
+
+// DefaultLabel is the label filter used when none is given: only the short
+// smoke scenario runs, so `go test ./...` stays within CI's limit.
+const DefaultLabel = "smoke"
+
+// Params are the knobs of one mailchaos run, shared by every scenario of
+// the run. Parse them with Bind and a flag.FlagSet, then Validate.
+type Params struct {
+	// Stack is the path of the stack descriptor (stack.yaml).
+	Stack string
+	// Duration is how long each scenario's load-with-faults phase lasts; the
+	// fault timelines are laid out as fractions of it.
+	Duration time.Duration
+	// Steady is how long the clean steady-state load before the faults lasts.
+	Steady time.Duration
+	// Converge bounds the convergence window after heal: the final read
+	// starts when the stack reports nothing in flight, or at this deadline.
+	Converge time.Duration
+	// Rate is the SMTP arrival rate in messages per second (open model).
+	Rate float64
+	// Users is how many test users are provisioned and addressed.
+	Users int
+	// Seed drives the corpus, the schedule and the nemesis; 0 picks one.
+	Seed int64
+	// Out is the folder under which the run folder out/<run id>/ is made.
+	Out string
+	// RunID names the run; empty means a fresh YYYYMMDD-HHMMSS-<hex> id.
+	RunID string
+	// From and To are the image sets of an upgrade rehearsal (see ParseImageSet).
+	From, To string
+	// Label is the Ginkgo label filter selecting the scenarios to run.
+	Label string
+	// Timeout bounds the whole run; past it the run is a harness failure.
+	Timeout time.Duration
+	// Progress is how progress is shown: auto (a live line on a terminal,
+	// periodic log lines otherwise), line, log or off.
+	Progress string
+}
+
+// Defaults returns the parameters of a run when no flag is given.
+func Defaults() Params {
+	return Params{
+		Stack:    "fixtures/stacks/reference/stack.yaml",
+		Duration: 60 * time.Second,
+		Steady:   10 * time.Second,
+		Converge: 90 * time.Second,
+		Rate:     10,
+		Users:    50,
+		Out:      "out",
+		Label:    DefaultLabel,
+		Timeout:  90 * time.Minute,
+		Progress: "auto",
+	}
+}
+
+// Bind registers every parameter as a flag on fs, with p's current values
+// as defaults. The names are the documented ones (--stack, --duration, ...).
+func (p *Params) Bind(fs *flag.FlagSet) {
+	fs.StringVar(&p.Stack, "stack", p.Stack, "stack descriptor (stack.yaml)")
+	fs.DurationVar(&p.Duration, "duration", p.Duration, "load-with-faults phase per scenario")
+	fs.DurationVar(&p.Steady, "steady", p.Steady, "clean steady-state load before the faults")
+	fs.DurationVar(&p.Converge, "converge", p.Converge, "bound of the convergence window after heal")
+	fs.Float64Var(&p.Rate, "rate", p.Rate, "SMTP arrival rate, messages/s")
+	fs.IntVar(&p.Users, "users", p.Users, "test users provisioned and addressed")
+	fs.Int64Var(&p.Seed, "seed", p.Seed, "seed of corpus, schedule and nemesis (0: pick one, printed)")
+	fs.StringVar(&p.Out, "out", p.Out, "folder of run folders")
+	fs.StringVar(&p.RunID, "run-id", p.RunID, "run id (default: YYYYMMDD-HHMMSS-<hex>)")
+	fs.StringVar(&p.From, "from", p.From, "rehearsal: images to start from (tag, or service=image,...)")
+	fs.StringVar(&p.To, "to", p.To, "rehearsal: images to upgrade to (tag, or service=image,...)")
+	fs.StringVar(&p.Label, "label", p.Label, "label filter selecting scenarios (smoke, nightly, upgrade, dr; e.g. 'nightly && !dr')")
+	fs.DurationVar(&p.Timeout, "timeout", p.Timeout, "bound of the whole run (past it: exit 2)")
+	fs.StringVar(&p.Progress, "progress", p.Progress, "progress display: auto, line, log or off")
+}
+
+var runIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,40}$`)
+
+// Validate reports every problem with p at once, each naming its flag.
+func (p Params) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if p.Stack == "" {
+		bad("--stack: empty; give the path of a stack descriptor")
+	} else if st, err := os.Stat(p.Stack); err != nil {
+		bad("--stack %s: %v", p.Stack, errors.Unwrap(err))
+	} else if st.IsDir() {
+		bad("--stack %s: is a folder; give the stack.yaml inside it", p.Stack)
+	}
+	if p.Duration < 10*time.Second || p.Duration > 24*time.Hour {
+		bad("--duration %s: must be between 10s and 24h", p.Duration)
+	}
+	if p.Steady < 2*time.Second || p.Steady > time.Hour {
+		bad("--steady %s: must be between 2s and 1h", p.Steady)
+	}
+	if p.Converge < 5*time.Second || p.Converge > time.Hour {
+		bad("--converge %s: must be between 5s and 1h", p.Converge)
+	}
+	if !(p.Rate > 0 && p.Rate <= 5000) { // also rejects NaN
+		bad("--rate %v: must be more than 0 and at most 5000 messages/s", p.Rate)
+	}
+	if p.Users < 1 || p.Users > 100000 {
+		bad("--users %d: must be between 1 and 100000", p.Users)
+	}
+	if p.Seed < 0 {
+		bad("--seed %d: must not be negative (0 picks one)", p.Seed)
+	}
+	if p.Out == "" {
+		bad("--out: empty; give a folder for the run folders")
+	}
+	if p.RunID != "" && !runIDRe.MatchString(p.RunID) {
+		bad("--run-id %q: use lower-case letters, digits and '-', at most 41 characters", p.RunID)
+	}
+	if (p.From == "") != (p.To == "") {
+		bad("--from %q --to %q: a rehearsal needs both or neither", p.From, p.To)
+	}
+	for _, f := range []struct{ name, v string }{{"--from", p.From}, {"--to", p.To}} {
+		if _, err := ParseImageSet(f.v); err != nil {
+			bad("%s: %v", f.name, err)
+		}
+	}
+	if _, err := types.ParseLabelFilter(p.Label); err != nil {
+		bad("--label %q: %v", p.Label, err)
+	}
+	if p.Timeout < time.Minute {
+		bad("--timeout %s: must be at least 1m", p.Timeout)
+	}
+	switch p.Progress {
+	case "auto", "line", "log", "off":
+	default:
+		bad("--progress %q: must be auto, line, log or off", p.Progress)
+	}
+	return errors.Join(errs...)
+}
+
+// RunDir is the run's folder: <Out>/<RunID>.
+func (p Params) RunDir() string { return filepath.Join(p.Out, p.RunID) }
+
+// ImageSet is the parsed form of --from / --to.
+type ImageSet struct {
+	// Tag, when set, replaces the tag of every image of the stack that has
+	// an upgrade image (the tiers a rehearsal rolls).
+	Tag string
+	// Images maps a service name to the exact image it runs.
+	Images map[string]string
+}
+
+// Empty says whether the set changes nothing.
+func (s ImageSet) Empty() bool { return s.Tag == "" && len(s.Images) == 0 }
+
+var (
+	tagRe   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	imageRe = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
+)
+
+// ParseImageSet parses an image set: either a bare tag ("v2"), applied to
+// every service that has an upgrade image, or a comma-separated list of
+// service=image pairs ("mta-a=mailchaos/mta:v2,mta-b=mailchaos/mta:v2").
+func ParseImageSet(s string) (ImageSet, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ImageSet{}, nil
+	}
+	if !strings.Contains(s, "=") {
+		if !tagRe.MatchString(s) {
+			return ImageSet{}, fmt.Errorf("%q is neither a tag nor service=image pairs", s)
+		}
+		return ImageSet{Tag: s}, nil
+	}
+	set := ImageSet{Images: map[string]string{}}
+	for _, part := range strings.Split(s, ",") {
+		svc, img, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || svc == "" || !imageRe.MatchString(img) {
+			return ImageSet{}, fmt.Errorf("%q: want service=image", part)
+		}
+		if _, dup := set.Images[svc]; dup {
+			return ImageSet{}, fmt.Errorf("service %q given twice", svc)
+		}
+		set.Images[svc] = img
+	}
+	return set, nil
+}
+
+// WithTag returns image with its tag replaced by tag.
+func WithTag(image, tag string) string {
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		image = image[:i]
+	}
+	return image + ":" + tag
+}
