@@ -1,0 +1,339 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Descriptor is a parsed and validated stack descriptor (stack.yaml). It
+// describes a mail stack as services, the networks they join (one per
+// region), and the links that pass through Toxiproxy. Nothing in it is
+// specific to any mail software.
+type Descriptor struct {
+	// Version is the descriptor format version; only 1 exists.
+	Version int `yaml:"version" json:"version"`
+	// Name names the stack (e.g. "reference"); defaults to the file's directory name.
+	Name string `yaml:"name" json:"name"`
+	// Users describes the generated test users.
+	Users UsersSpec `yaml:"users" json:"users"`
+	// TLS lists the extra names of the per-run server certificate.
+	TLS TLSSpec `yaml:"tls" json:"tls"`
+	// Proxy configures the Toxiproxy container the harness runs on every network.
+	Proxy ProxySpec `yaml:"proxy" json:"proxy"`
+	// Endpoints maps a client-facing endpoint name (smtp, submission, imap) to a link name.
+	Endpoints map[string]string `yaml:"endpoints" json:"endpoints"`
+	// Links are the Toxiproxy proxies; every path a fault may target is one.
+	Links []LinkSpec `yaml:"links" json:"links"`
+	// Services maps a service name to its definition.
+	Services map[string]*ServiceSpec `yaml:"services" json:"services"`
+
+	// Path is the file the descriptor was read from ("" when parsed from memory).
+	Path string `yaml:"-" json:"-"`
+	// Dir is the directory that relative file sources are resolved against.
+	Dir string `yaml:"-" json:"-"`
+
+	order []string // service names in start order (depends_on topological order)
+}
+
+// UsersSpec describes how the test users are generated.
+type UsersSpec struct {
+	// Count is the number of users; Options.Users overrides it.
+	Count int `yaml:"count" json:"count"`
+	// Domain is the mail domain of every user.
+	Domain string `yaml:"domain" json:"domain"`
+	// NameFormat is a fmt format applied to the 1-based index, e.g. "user%04d".
+	NameFormat string `yaml:"name_format" json:"name_format"`
+	// PasswordFormat is a fmt format applied to the 1-based index, e.g. "pass-%04d".
+	PasswordFormat string `yaml:"password_format" json:"password_format"`
+}
+
+// TLSSpec configures the per-run certificate.
+type TLSSpec struct {
+	// Names are DNS SANs of the server certificate; the service names,
+	// localhost and 127.0.0.1 are always added.
+	Names []string `yaml:"names" json:"names"`
+}
+
+// ProxySpec configures the Toxiproxy container.
+type ProxySpec struct {
+	// Image is the Toxiproxy image, e.g. mailchaos/toxiproxy:2.12.0.
+	Image string `yaml:"image" json:"image"`
+	// Command optionally overrides the image command; the API must listen on 0.0.0.0:8474.
+	Command []string `yaml:"command" json:"command"`
+}
+
+// LinkSpec is one Toxiproxy proxy: it listens inside the toxiproxy container
+// and forwards to a service port.
+type LinkSpec struct {
+	// Name identifies the link (and the Toxiproxy proxy).
+	Name string `yaml:"name" json:"name"`
+	// Listen is the port the proxy listens on inside the toxiproxy container.
+	Listen int `yaml:"listen" json:"listen"`
+	// Upstream is "service:port" where port is a port name or number of that service.
+	Upstream string `yaml:"upstream" json:"upstream"`
+	// From is a free-form label of the link's client side (used to select links).
+	From string `yaml:"from" json:"from"`
+	// To is a free-form label of the link's server side (used to select links).
+	To string `yaml:"to" json:"to"`
+}
+
+// ServiceSpec is one container of the stack.
+type ServiceSpec struct {
+	// Name is the service name (the key in the services map).
+	Name string `yaml:"-" json:"-"`
+	// Image is the image the service starts with; it must exist locally.
+	Image string `yaml:"image" json:"image"`
+	// UpgradeImage is the image an upgrade rehearsal replaces Image with.
+	UpgradeImage string `yaml:"upgrade_image" json:"upgrade_image"`
+	// Region is the region ("" = global, on the core network).
+	Region string `yaml:"region" json:"region"`
+	// Role is edge, mta, store, standby, or x-<anything> for custom roles.
+	Role string `yaml:"role" json:"role"`
+	// Networks are extra networks besides the region's (or core).
+	Networks []string `yaml:"networks" json:"networks"`
+	// Ports maps a port name to a container port; each is published on 127.0.0.1.
+	Ports map[string]int `yaml:"ports" json:"ports"`
+	// Ready is the readiness probe.
+	Ready ReadySpec `yaml:"ready" json:"ready"`
+	// DependsOn lists services that must be ready before this one starts.
+	DependsOn []string `yaml:"depends_on" json:"depends_on"`
+	// Volumes maps a volume name to a mount path; volumes are named per run.
+	Volumes map[string]string `yaml:"volumes" json:"volumes"`
+	// Env is extra environment.
+	Env map[string]string `yaml:"env" json:"env"`
+	// StopTimeout bounds a graceful stop before the container is killed (default 10s).
+	StopTimeout Duration `yaml:"stop_timeout" json:"stop_timeout"`
+	// Command overrides the image's CMD when not empty.
+	Command []string `yaml:"command" json:"command"`
+	// Files are written into the container before it starts.
+	Files []FileSpec `yaml:"files" json:"files"`
+	// Control holds the edge's control commands (role edge only).
+	Control *ControlSpec `yaml:"control" json:"control"`
+}
+
+// ReadySpec is a readiness probe: either a banner check (Port + Expect) over
+// TCP from the host, or a command (Exec) that exits 0 when ready.
+type ReadySpec struct {
+	// Port names the service port whose first line is read.
+	Port string `yaml:"port" json:"port"`
+	// Expect is a regular expression the first line must match.
+	Expect string `yaml:"expect" json:"expect"`
+	// Exec is a command run inside the container; exit code 0 means ready.
+	Exec []string `yaml:"exec" json:"exec"`
+	// Timeout bounds the wait (default 60s; Options.ReadyTimeout overrides).
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+}
+
+// FileSpec is a file written into a container before it starts.
+type FileSpec struct {
+	// Path is the absolute path inside the container.
+	Path string `yaml:"path" json:"path"`
+	// Mode is the file mode (default 0644).
+	Mode uint32 `yaml:"mode" json:"mode"`
+	// Owner is an optional numeric "uid:gid" (default 0:0).
+	Owner string `yaml:"owner" json:"owner"`
+	// Template is inline text/template content.
+	Template string `yaml:"template" json:"template"`
+	// Source is a file relative to the descriptor, copied verbatim unless Render.
+	Source string `yaml:"source" json:"source"`
+	// Render renders Source as a text/template.
+	Render bool `yaml:"render" json:"render"`
+}
+
+// ControlSpec holds the edge's control commands. Each is run inside the edge
+// container with {{.Node}} replaced by a service name.
+type ControlSpec struct {
+	// Drain stops new sessions to a node.
+	Drain []string `yaml:"drain" json:"drain"`
+	// Enable re-enables a drained node.
+	Enable []string `yaml:"enable" json:"enable"`
+	// Sessions prints one integer: open sessions to a node.
+	Sessions []string `yaml:"sessions" json:"sessions"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("10s", "1m30s").
+type Duration time.Duration
+
+// UnmarshalYAML decodes a duration string. Invalid values decode as zero:
+// Parse reports them (with their line) during validation.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err == nil {
+		*d = Duration(v)
+	}
+	return nil
+}
+
+// MarshalYAML encodes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Std returns the duration as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// KnownRoles are the roles the harness gives a meaning to; custom roles start with "x-".
+var KnownRoles = []string{"edge", "mta", "store", "standby"}
+
+// Load reads and validates a descriptor file. Every problem found is
+// reported at once in a *DescriptorError.
+func Load(path string) (*Descriptor, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read descriptor: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates a descriptor. name is the file path used in
+// messages and to resolve relative file sources.
+func Parse(name string, data []byte) (*Descriptor, error) {
+	p := &parser{file: name, lines: map[string]int{}}
+	d := &Descriptor{Path: name, Dir: filepath.Dir(name)}
+
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		p.addYAMLError(err)
+		return nil, p.err()
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		p.add(1, "the descriptor is empty: start with 'version: 1' and a 'services:' map")
+		return nil, p.err()
+	}
+	doc := root.Content[0]
+	p.walk(doc, descriptorType, nil)
+	if err := doc.Decode(d); err != nil {
+		p.addYAMLError(err)
+	}
+	for name, s := range d.Services {
+		if s == nil {
+			s = &ServiceSpec{}
+			d.Services[name] = s
+		}
+		s.Name = name
+	}
+	if d.Name == "" {
+		d.Name = filepath.Base(d.Dir)
+	}
+	p.validate(d)
+	if len(p.problems) > 0 {
+		return nil, p.err()
+	}
+	return d, nil
+}
+
+// ServiceNames returns the service names in start order (dependencies first).
+func (d *Descriptor) ServiceNames() []string {
+	if d.order == nil {
+		d.order, _ = topoOrder(d.Services)
+	}
+	return append([]string(nil), d.order...)
+}
+
+// Regions returns the sorted names of the regions used by services.
+func (d *Descriptor) Regions() []string {
+	seen := map[string]bool{}
+	for _, s := range d.Services {
+		if s.Region != "" {
+			seen[s.Region] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
+// NetworksOf returns the networks (short names, e.g. "core", "region-a") a
+// service joins, its primary network first.
+func (d *Descriptor) NetworksOf(s *ServiceSpec) []string {
+	primary := "core"
+	if s.Region != "" {
+		primary = "region-" + s.Region
+	}
+	out := []string{primary}
+	for _, n := range s.Networks {
+		if n != primary && !contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Networks returns every network of the stack (short names), sorted.
+func (d *Descriptor) Networks() []string {
+	seen := map[string]bool{}
+	for _, s := range d.Services {
+		for _, n := range d.NetworksOf(s) {
+			seen[n] = true
+		}
+	}
+	if len(seen) == 0 {
+		seen["core"] = true
+	}
+	return sortedKeys(seen)
+}
+
+// Link returns the named link spec.
+func (d *Descriptor) Link(name string) (LinkSpec, bool) {
+	for _, l := range d.Links {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return LinkSpec{}, false
+}
+
+// DescriptorError lists every problem found in a descriptor.
+type DescriptorError struct {
+	// File is the descriptor path.
+	File string
+	// Problems are sorted by line.
+	Problems []Problem
+}
+
+// Problem is one mistake in a descriptor.
+type Problem struct {
+	// Line is the 1-based line (0 when unknown).
+	Line int
+	// Message says what is wrong and how to fix it.
+	Message string
+}
+
+// Error lists every problem on its own line as "file:line: message".
+func (e *DescriptorError) Error() string {
+	var b strings.Builder
+	if len(e.Problems) > 1 {
+		fmt.Fprintf(&b, "%s: %d problems in the stack descriptor:\n", e.File, len(e.Problems))
+	}
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if p.Line > 0 {
+			fmt.Fprintf(&b, "%s:%d: %s", e.File, p.Line, p.Message)
+		} else {
+			fmt.Fprintf(&b, "%s: %s", e.File, p.Message)
+		}
+	}
+	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

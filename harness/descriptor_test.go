@@ -1,0 +1,153 @@
+package harness
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBrokenDescriptorListsEveryProblem is acceptance 3: one descriptor with
+// several mistakes yields ONE error listing all of them with line numbers.
+func TestBrokenDescriptorListsEveryProblem(t *testing.T) {
+	_, err := Load("testdata/broken.yaml")
+	if err == nil {
+		t.Fatal("Load(broken.yaml) succeeded")
+	}
+	var de *DescriptorError
+	if !errors.As(err, &de) {
+		t.Fatalf("error is %T, want *DescriptorError: %v", err, err)
+	}
+	t.Logf("the error as a user sees it:\n%v", err)
+	want := []string{
+		`testdata/broken.yaml:3: users.password_format "pass" must contain exactly one integer verb`,
+		`testdata/broken.yaml:7: endpoint "smtp": unknown link "client-smtpp" (did you mean "client-smtp"?)`,
+		`testdata/broken.yaml:13: link "edge-mta": duplicate listen port 10025 (also link "client-smtp")`,
+		`testdata/broken.yaml:14: link "edge-mta": upstream names unknown service "mta-x" (did you mean "mta-a"?)`,
+		`testdata/broken.yaml:17: link "wan": upstream "store-b:doveadm": service "store-b" has no port "doveadm"`,
+		`testdata/broken.yaml:22: service "edge": duplicate listen port 25 (ports smtp and submission)`,
+		`testdata/broken.yaml:23: service "edge": depends_on names unknown service "mta-c" (did you mean "mta-a"?)`,
+		`testdata/broken.yaml:24: service "edge": stop_timeout: "10 seconds" is not a duration`,
+		`testdata/broken.yaml:31: service "mta-a": unknown key "imgae" (did you mean "image"?)`,
+		`testdata/broken.yaml:32: service "mta-a": control commands are only for the edge`,
+		`testdata/broken.yaml:36: service "store-b": image is missing`,
+		`testdata/broken.yaml:38: service "store-b": unknown role "stor" (did you mean "store"?); known roles: edge, mta, store, standby`,
+		`testdata/broken.yaml:40: service "store-b": ready.port "imapp" is not one of its ports (imap) (did you mean "imap"?)`,
+		`testdata/broken.yaml:40: service "store-b": ready.timeout: "soon" is not a duration`,
+		`testdata/broken.yaml:30: service "mta-a": dependency cycle mta-a -> store-b -> mta-a`,
+		`testdata/broken.yaml:43: service "store-b": file /etc/a has both template and source: keep one`,
+		`testdata/broken.yaml:46: service "store-b": file /etc/b has neither template nor source: add one`,
+		`testdata/broken.yaml:48: service "store-b": file /etc/c: source testdata/missing.conf is missing`,
+	}
+	msg := err.Error()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error lacks %q", w)
+		}
+	}
+	if !strings.HasPrefix(msg, "testdata/broken.yaml: ") || !strings.Contains(strings.SplitN(msg, "\n", 2)[0], "problems") {
+		t.Errorf("first line should count the problems: %q", strings.SplitN(msg, "\n", 2)[0])
+	}
+	for i := 1; i < len(de.Problems); i++ {
+		if de.Problems[i].Line < de.Problems[i-1].Line {
+			t.Errorf("problems not sorted by line: %d after %d", de.Problems[i].Line, de.Problems[i-1].Line)
+		}
+	}
+}
+
+func TestParseProblems(t *testing.T) {
+	const base = "version: 1\nservices:\n"
+	tests := []struct {
+		name, yaml string
+		want       []string // substrings of the single error
+	}{
+		{"empty", "", []string{"the descriptor is empty"}},
+		{"not yaml", "version: [1\n", []string{"x.yaml:"}},
+		{"top-level unknown key", "version: 1\nservice: {}\n", []string{`x.yaml:2: unknown key "service" (did you mean "services"?)`, "no services"}},
+		{"bad version", "version: 2\nservices: {a: {image: i, role: mta}}\n", []string{"x.yaml:1: version is 2"}},
+		{"missing image and role", base + "  a: {}\n", []string{`x.yaml:3: service "a": image is missing`, `x.yaml:3: service "a": role is missing`}},
+		{"custom role ok", base + "  a: {image: i, role: x-ldap}\n", nil},
+		{"bare x- role", base + "  a: {image: i, role: x-}\n", []string{`unknown role "x-"`}},
+		{"self dependency", base + "  a: {image: i, role: mta, depends_on: [a]}\n", []string{`x.yaml:3: service "a": depends on itself`}},
+		{"long cycle", base + "  a: {image: i, role: mta, depends_on: [b]}\n  b: {image: i, role: mta, depends_on: [c]}\n  c: {image: i, role: mta, depends_on: [a]}\n",
+			[]string{"dependency cycle a -> b -> c -> a"}},
+		{"two edges", base + "  a: {image: i, role: edge}\n  b: {image: i, role: edge}\n", []string{`service "b": a second service with role edge`}},
+		{"control needs all commands", base + "  a: {image: i, role: edge, control: {drain: [x]}}\n", []string{"control.enable is missing", "control.sessions is missing"}},
+		{"ready both probes", base + "  a: {image: i, role: mta, ports: {p: 1}, ready: {port: p, expect: x, exec: [true]}}\n", []string{"both port/expect and exec"}},
+		{"ready bad regexp", base + "  a: {image: i, role: mta, ports: {p: 1}, ready: {port: p, expect: '('}}\n", []string{"ready.expect is not a regexp"}},
+		{"port range", base + "  a: {image: i, role: mta, ports: {p: 70000}}\n", []string{"port p is 70000"}},
+		{"volume path relative", base + "  a: {image: i, role: mta, volumes: {data: srv}}\n", []string{`volume data mount path "srv" must be absolute`}},
+		{"wrong type", base + "  a: {image: i, role: mta, ports: {p: high}}\n", []string{"x.yaml:3: cannot unmarshal"}},
+		{"bad template", base + "  a: {image: i, role: mta, files: [{path: /x, template: '{{.Users'}]}\n", []string{"file /x: template:"}},
+		{"render on template", base + "  a: {image: i, role: mta, files: [{path: /x, template: y, render: true}]}\n", []string{"render is only for source files"}},
+		{"relative file path", base + "  a: {image: i, role: mta, files: [{path: x, template: y}]}\n", []string{`file "x": path must be absolute`}},
+		{"bad owner", base + "  a: {image: i, role: mta, files: [{path: /x, template: y, owner: dovecot}]}\n", []string{`owner "dovecot" must be numeric uid:gid`}},
+		{"links need proxy image", base + "  a: {image: i, role: mta, ports: {p: 1}}\nlinks: [{name: l, listen: 1000, upstream: 'a:p'}]\n", []string{"proxy.image is missing"}},
+		{"link on api port", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 8474, upstream: 'a:p'}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n", []string{"listen 8474 is Toxiproxy's API port"}},
+		{"link upstream number not declared", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 1000, upstream: 'a:2'}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n", []string{`service "a" does not declare port 2`}},
+		{"link upstream malformed", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 1000, upstream: a}]\nservices:\n  a: {image: i, role: mta}\n", []string{`upstream "a" must be service:port`}},
+		{"duplicate link names", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 1000, upstream: 'a:p'}, {name: l, listen: 1001, upstream: 'a:p'}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n", []string{`link "l": defined twice`}},
+		{"users without domain", base + "  a: {image: i, role: mta}\nusers: {count: 2, name_format: 'u%d', password_format: 'p%d'}\n", []string{"users.domain is missing"}},
+		{"duplicate service key", base + "  a: {image: i, role: mta}\n  a: {image: i, role: mta}\n", []string{`"a" is defined twice`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := Parse("x.yaml", []byte(tt.yaml))
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if d == nil {
+					t.Fatal("nil descriptor")
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadToyStack(t *testing.T) {
+	d, err := Load("testdata/toy/stack.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(d.ServiceNames(), ","); got != "back-a,back-b,front" {
+		t.Errorf("start order %s", got)
+	}
+	if got := strings.Join(d.Regions(), ","); got != "a,b" {
+		t.Errorf("regions %s", got)
+	}
+	if got := strings.Join(d.Networks(), ","); got != "core,region-a,region-b" {
+		t.Errorf("networks %s", got)
+	}
+	f := d.Services["front"]
+	if f.StopTimeout.Std() != 2*time.Second || f.Ready.Timeout.Std() != 20*time.Second {
+		t.Errorf("durations: stop %v ready %v", f.StopTimeout.Std(), f.Ready.Timeout.Std())
+	}
+	if f.Files[0].Mode != 0o640 {
+		t.Errorf("mode %o, want 640", f.Files[0].Mode)
+	}
+	if d.Name != "toy" {
+		t.Errorf("name %q", d.Name)
+	}
+}
+
+func TestLevenshteinAndSuggestions(t *testing.T) {
+	if got := didYouMean("stor", KnownRoles); got != ` (did you mean "store"?)` {
+		t.Errorf("got %q", got)
+	}
+	if got := didYouMean("zzzzzz", KnownRoles); got != "" {
+		t.Errorf("far-off suggestion %q", got)
+	}
+	if levenshtein("kitten", "sitting") != 3 {
+		t.Error("levenshtein")
+	}
+}

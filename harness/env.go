@@ -1,0 +1,634 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+)
+
+// Options tune Up.
+type Options struct {
+	// RunID names the run's resources; default NewRunID().
+	RunID string
+	// OutDir receives logs/<service>.log at Teardown; default out/<run id>.
+	OutDir string
+	// Users overrides the descriptor's user count when > 0.
+	Users int
+	// Logger receives progress; default slog.Default().
+	Logger *slog.Logger
+	// ReadyTimeout overrides every service's ready.timeout when > 0.
+	ReadyTimeout time.Duration
+}
+
+// Env is a running stack: its nodes, regions, links and endpoints. All
+// methods are safe for concurrent use.
+type Env struct {
+	d      *Descriptor
+	opts   Options
+	runID  string
+	log    *slog.Logger
+	cli    *client.Client
+	users  []User
+	tls    TLSMaterial
+	nodes  map[string]*Node
+	links  map[string]*Link
+	tp     *toxiproxy.Client
+	proxy  *Node // the toxiproxy container (not a service of the descriptor)
+	netIDs map[string]string
+
+	tdOnce sync.Once
+	tdErr  error
+}
+
+// Defaults used when the descriptor leaves them out.
+const (
+	DefaultReadyTimeout = 60 * time.Second
+	DefaultStopTimeout  = 10 * time.Second
+	toxiproxyAPIPort    = 8474
+	logTailLines        = 30
+)
+
+// Up brings the stack up: networks, volumes, the Toxiproxy container and its
+// links, then every service in depends_on order (independent services in
+// parallel), each waited on until ready. It returns the Env even on error so
+// that the caller's Teardown removes whatever was created:
+//
+//	env, err := harness.Up(ctx, d, harness.Options{})
+//	defer env.Teardown(context.Background()) // nil-safe, idempotent, runs on panic too
+//	if err != nil { return err }
+//
+// A missing image or an unreachable Docker engine fail before anything is
+// created, with a one-line cause and fix.
+func Up(ctx context.Context, d *Descriptor, opts Options) (*Env, error) {
+	if d == nil {
+		return nil, errors.New("up: nil descriptor")
+	}
+	if opts.RunID == "" {
+		opts.RunID = NewRunID()
+	}
+	if opts.OutDir == "" {
+		opts.OutDir = filepath.Join("out", opts.RunID)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	e := &Env{d: d, opts: opts, runID: opts.RunID, log: opts.Logger.With("run", opts.RunID),
+		nodes: map[string]*Node{}, links: map[string]*Link{}, netIDs: map[string]string{}}
+
+	cli, err := connectDocker(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.cli = cli
+	images := []string{d.Proxy.Image}
+	for _, n := range d.ServiceNames() {
+		images = append(images, d.Services[n].Image)
+	}
+	if len(d.Links) == 0 {
+		images = images[1:]
+	}
+	if err := checkImages(ctx, cli, images); err != nil {
+		_ = cli.Close()
+		return nil, err
+	}
+	// From here on resources exist: register for signal-driven teardown.
+	register(e)
+	if err := e.up(ctx); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+func (e *Env) up(ctx context.Context) error {
+	start := time.Now()
+	d := e.d
+	count := -1
+	if e.opts.Users > 0 {
+		count = e.opts.Users
+	}
+	e.users = GenerateUsers(d.Users, count)
+	tlsm, err := GenerateTLS(e.runID, certNames(d))
+	if err != nil {
+		return err
+	}
+	e.tls = tlsm
+	data := TemplateData{RunID: e.runID, Domain: d.Users.Domain, Users: e.users, TLS: tlsm, Links: linkInfos(d)}
+
+	// Nodes with their host ports and files, before touching Docker.
+	names := d.ServiceNames()
+	nports := 0
+	for _, n := range names {
+		nports += len(d.Services[n].Ports)
+	}
+	var endpointListens []int
+	for _, ep := range sortedKeys(d.Endpoints) {
+		if l, ok := d.Link(d.Endpoints[ep]); ok && !containsInt(endpointListens, l.Listen) {
+			endpointListens = append(endpointListens, l.Listen)
+		}
+	}
+	hostPorts, err := freePorts(nports + 1 + len(endpointListens))
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		s := d.Services[n]
+		data.Service = n
+		files, err := renderFiles(d, s, data)
+		if err != nil {
+			return err
+		}
+		node := &Node{env: e, spec: s, image: s.Image, files: files, ports: map[string]int{}, hostPorts: map[string]int{}}
+		for _, pn := range sortedKeys(s.Ports) {
+			node.ports[pn] = s.Ports[pn]
+			node.hostPorts[pn] = hostPorts[0]
+			hostPorts = hostPorts[1:]
+		}
+		e.nodes[n] = node
+	}
+	for _, l := range d.Links {
+		e.links[l.Name] = &Link{env: e, spec: l}
+	}
+
+	// Networks and volumes.
+	for _, nw := range d.Networks() {
+		name := e.resName(nw)
+		res, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{LabelRun: e.runID}})
+		if err != nil {
+			return fmt.Errorf("create network %s: %w", name, err)
+		}
+		e.netIDs[nw] = res.ID
+	}
+	for _, n := range names {
+		for _, vn := range sortedKeys(d.Services[n].Volumes) {
+			name := e.resName(n + "-" + vn)
+			if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: map[string]string{LabelRun: e.runID, LabelService: n}}); err != nil {
+				return fmt.Errorf("create volume %s: %w", name, err)
+			}
+		}
+	}
+
+	// Toxiproxy, then its proxies.
+	if len(d.Links) > 0 {
+		px := &Node{env: e, image: d.Proxy.Image, proxy: true, ports: map[string]int{"api": toxiproxyAPIPort}, hostPorts: map[string]int{"api": hostPorts[0]},
+			spec: &ServiceSpec{Name: "toxiproxy", Role: "x-toxiproxy", Command: d.Proxy.Command, Networks: d.Networks()}}
+		for i, l := range endpointListens {
+			pn := "link-" + strconv.Itoa(l)
+			px.ports[pn] = l
+			px.hostPorts[pn] = hostPorts[1+i]
+		}
+		e.proxy = px
+		if err := px.create(ctx, px.image); err != nil {
+			return err
+		}
+		if err := px.start(ctx); err != nil {
+			return err
+		}
+		e.tp = toxiproxy.NewClient("127.0.0.1:" + strconv.Itoa(px.hostPorts["api"]))
+		if err := e.waitProxyAPI(ctx); err != nil {
+			return err
+		}
+		var proxies []toxiproxy.Proxy
+		for _, l := range d.Links {
+			proxies = append(proxies, toxiproxy.Proxy{Name: l.Name, Listen: "0.0.0.0:" + strconv.Itoa(l.Listen), Upstream: e.upstreamAddr(l), Enabled: true})
+		}
+		if err := callCtx(ctx, func() error { _, err := e.tp.Populate(proxies); return err }); err != nil {
+			return fmt.Errorf("create toxiproxy links: %w", err)
+		}
+	}
+
+	// Create every service container (cheap), then start them as their
+	// dependencies become ready.
+	if err := parallel(ctx, names, func(ctx context.Context, n string) error {
+		return e.nodes[n].create(ctx, e.nodes[n].image)
+	}); err != nil {
+		return err
+	}
+	if err := e.startInOrder(ctx, names); err != nil {
+		return err
+	}
+	e.log.Info("stack up", "stack", d.Name, "services", len(names), "links", len(d.Links), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// startInOrder starts the named nodes, each once its dependencies among
+// them are ready, in parallel otherwise, and waits for readiness.
+func (e *Env) startInOrder(ctx context.Context, names []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := map[string]chan struct{}{}
+	for _, n := range names {
+		ready[n] = make(chan struct{})
+	}
+	errs := make(chan error, len(names))
+	var wg sync.WaitGroup
+	for _, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, dep := range e.d.Services[n].DependsOn {
+				ch, ok := ready[dep]
+				if !ok {
+					continue // not part of this start (e.g. another region), assumed up
+				}
+				select {
+				case <-ch:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err := e.nodes[n].Start(ctx); err != nil {
+				errs <- err
+				cancel()
+				return
+			}
+			close(ready[n])
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var first error
+	for err := range errs {
+		if first == nil || errors.Is(first, context.Canceled) {
+			first = err
+		}
+	}
+	if first == nil {
+		return ctx.Err()
+	}
+	return first
+}
+
+func (e *Env) waitProxyAPI(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	url := "http://127.0.0.1:" + strconv.Itoa(e.proxy.hostPorts["api"]) + "/version"
+	hc := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := hc.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("HTTP %s", resp.Status)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("start toxiproxy: API not answering on %s within 30s (%v)\n%s", url, last, logTail(ctx, e.cli, e.proxy.id, logTailLines))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// upstreamAddr is the link's upstream as host:port with the port resolved to a number.
+func (e *Env) upstreamAddr(l LinkSpec) string {
+	svc, port, _ := splitUpstream(l.Upstream)
+	n, err := upstreamPort(e.d.Services[svc], port)
+	if err != nil {
+		return l.Upstream
+	}
+	return svc + ":" + strconv.Itoa(n)
+}
+
+// resName is the Docker name of a run resource: mc-<run>-<suffix>.
+func (e *Env) resName(suffix string) string { return "mc-" + e.runID + "-" + suffix }
+
+// RunID returns the run id.
+func (e *Env) RunID() string { return e.runID }
+
+// Descriptor returns the descriptor the stack was brought up from.
+func (e *Env) Descriptor() *Descriptor { return e.d }
+
+// OutDir returns the folder logs are saved into.
+func (e *Env) OutDir() string { return e.opts.OutDir }
+
+// Users returns the generated test users.
+func (e *Env) Users() []User { return append([]User(nil), e.users...) }
+
+// CACertPEM returns the run's CA certificate (PEM); clients trust it for STARTTLS.
+func (e *Env) CACertPEM() []byte { return []byte(e.tls.CACertPEM) }
+
+// TLS returns the run's certificate material.
+func (e *Env) TLS() TLSMaterial { return e.tls }
+
+// Endpoint returns "127.0.0.1:port" of a client-facing endpoint (smtp, submission, imap).
+func (e *Env) Endpoint(name string) (string, error) {
+	ln, ok := e.d.Endpoints[name]
+	if !ok {
+		return "", fmt.Errorf("endpoint %q: not in the descriptor (endpoints: %v)", name, sortedKeys(e.d.Endpoints))
+	}
+	l, _ := e.d.Link(ln)
+	if e.proxy == nil {
+		return "", fmt.Errorf("endpoint %q: the stack is not up", name)
+	}
+	return e.proxy.Addr("link-" + strconv.Itoa(l.Listen))
+}
+
+// ProxyAPI returns the host address of Toxiproxy's HTTP API.
+func (e *Env) ProxyAPI() (string, error) {
+	if e.proxy == nil {
+		return "", errors.New("toxiproxy: the stack has no links")
+	}
+	return e.proxy.Addr("api")
+}
+
+// Node returns the named service's handle.
+func (e *Env) Node(name string) (*Node, error) {
+	if n, ok := e.nodes[name]; ok {
+		return n, nil
+	}
+	return nil, fmt.Errorf("node %q: no such service%s", name, didYouMean(name, sortedKeys(e.nodes)))
+}
+
+// Nodes returns every service's handle in start order.
+func (e *Env) Nodes() []*Node {
+	var out []*Node
+	for _, n := range e.d.ServiceNames() {
+		if node, ok := e.nodes[n]; ok {
+			out = append(out, node)
+		}
+	}
+	return out
+}
+
+// Region returns the named region's handle.
+func (e *Env) Region(name string) (*Region, error) {
+	for _, r := range e.d.Regions() {
+		if r == name {
+			return &Region{env: e, name: name}, nil
+		}
+	}
+	return nil, fmt.Errorf("region %q: no service is in it (regions: %v)", name, e.d.Regions())
+}
+
+// Regions returns every region's handle, sorted by name.
+func (e *Env) Regions() []*Region {
+	var out []*Region
+	for _, r := range e.d.Regions() {
+		out = append(out, &Region{env: e, name: r})
+	}
+	return out
+}
+
+// Link returns the named link's handle.
+func (e *Env) Link(name string) (*Link, error) {
+	if l, ok := e.links[name]; ok {
+		return l, nil
+	}
+	return nil, fmt.Errorf("link %q: not in the descriptor%s", name, didYouMean(name, sortedKeys(e.links)))
+}
+
+// Links returns every link's handle in descriptor order.
+func (e *Env) Links() []*Link {
+	var out []*Link
+	for _, l := range e.d.Links {
+		out = append(out, e.links[l.Name])
+	}
+	return out
+}
+
+// HealLinks removes every toxic and re-enables every link.
+func (e *Env) HealLinks(ctx context.Context) error {
+	if e.tp == nil {
+		return nil
+	}
+	return callCtx(ctx, e.tp.ResetState)
+}
+
+// Edge returns the handle of the service with role edge.
+func (e *Env) Edge() (*Edge, error) {
+	for _, n := range e.Nodes() {
+		if n.spec.Role == "edge" {
+			return &Edge{node: n}, nil
+		}
+	}
+	return nil, errors.New("edge: no service has role edge in this descriptor")
+}
+
+// Teardown saves every container's log to <OutDir>/logs/<service>.log, then
+// removes every container, network and volume labelled with this run. It is
+// idempotent, nil-safe, and works with an already cancelled ctx (it uses
+// its own 2-minute bound). It also runs on SIGINT/SIGTERM.
+func (e *Env) Teardown(ctx context.Context) error {
+	if e == nil {
+		return nil
+	}
+	e.tdOnce.Do(func() {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		cli := e.cli
+		if cli == nil {
+			var err error
+			if cli, err = connectDocker(ctx); err != nil {
+				e.tdErr = err
+				return
+			}
+		}
+		logErr := saveLogs(ctx, cli, e.runID, filepath.Join(e.opts.OutDir, "logs"))
+		removed, err := removeRun(ctx, cli, e.runID)
+		e.tdErr = errors.Join(err, logErr)
+		unregister(e)
+		_ = cli.Close()
+		e.log.Info("stack down", "removed", removed.String(), "logs", filepath.Join(e.opts.OutDir, "logs"), "took", time.Since(start).Round(time.Millisecond))
+	})
+	return e.tdErr
+}
+
+// saveLogs writes each of the run's containers' logs to dir/<service>.log.
+func saveLogs(ctx context.Context, cli *client.Client, runID, dir string) error {
+	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", LabelRun+"="+runID)})
+	if err != nil {
+		return fmt.Errorf("save logs: %w", err)
+	}
+	if len(list.Items) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save logs: %w", err)
+	}
+	var errs []error
+	for _, c := range list.Items {
+		svc := c.Labels[LabelService]
+		if svc == "" {
+			svc = c.ID[:12]
+		}
+		f, err := os.Create(filepath.Join(dir, svc+".log"))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := copyLogs(ctx, cli, c.ID, f); err != nil {
+			errs = append(errs, fmt.Errorf("save log of %s: %w", svc, err))
+		}
+		_ = f.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// Removed counts what a teardown or clean removed.
+type Removed struct {
+	// Containers, Networks and Volumes are the counts removed.
+	Containers, Networks, Volumes int
+}
+
+// String formats the counts for logs.
+func (r Removed) String() string {
+	return fmt.Sprintf("%d containers, %d networks, %d volumes", r.Containers, r.Networks, r.Volumes)
+}
+
+// removeRun removes the containers, then networks, then volumes labelled
+// with runID ("" = every mailchaos run).
+func removeRun(ctx context.Context, cli *client.Client, runID string) (Removed, error) {
+	var r Removed
+	label := LabelRun
+	if runID != "" {
+		label += "=" + runID
+	}
+	f := make(client.Filters).Add("label", label)
+	var errs []error
+	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return r, fmt.Errorf("list containers: %w", err)
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range list.Items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove container %s: %w", containerName(c), err))
+				return
+			}
+			r.Containers++
+		}()
+	}
+	wg.Wait()
+	nets, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list networks: %w", err))
+	}
+	for _, n := range nets.Items {
+		if _, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+			continue
+		}
+		r.Networks++
+	}
+	vols, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list volumes: %w", err))
+	}
+	for _, v := range vols.Items {
+		if _, err := cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
+			continue
+		}
+		r.Volumes++
+	}
+	return r, errors.Join(errs...)
+}
+
+func containerName(c container.Summary) string {
+	if len(c.Names) > 0 {
+		return c.Names[0]
+	}
+	return c.ID[:12]
+}
+
+// endpointConfig returns the endpoint settings that give a container its aliases.
+func endpointConfig(aliases []string) *network.EndpointSettings {
+	return &network.EndpointSettings{Aliases: aliases}
+}
+
+// parallel runs fn for each name concurrently and returns the first error (by name order).
+func parallel(ctx context.Context, names []string, fn func(context.Context, string) error) error {
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(ctx, n)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// callCtx runs a context-free call (the Toxiproxy client) bounded by ctx.
+func callCtx(ctx context.Context, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func containsInt(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// live envs, torn down on SIGINT/SIGTERM.
+var (
+	liveMu sync.Mutex
+	live   = map[*Env]bool{}
+)
+
+func register(e *Env) {
+	installSignalHandler()
+	liveMu.Lock()
+	live[e] = true
+	liveMu.Unlock()
+}
+
+func unregister(e *Env) {
+	liveMu.Lock()
+	delete(live, e)
+	liveMu.Unlock()
+}
+
+// liveEnvs returns the envs not yet torn down.
+func liveEnvs() []*Env {
+	liveMu.Lock()
+	defer liveMu.Unlock()
+	out := make([]*Env, 0, len(live))
+	for e := range live {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].runID < out[j].runID })
+	return out
+}
