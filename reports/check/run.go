@@ -3,27 +3,159 @@ package check
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 
 	"github.com/mailchaos/mailchaos/loadgen/history"
 )
 
+// maxOpsPerEvidence bounds the operations cited per evidence item.
+const maxOpsPerEvidence = 20
+
+// ctxEvery is how many records pass between context checks.
+const ctxEvery = 1 << 16
+
 // Run reads the history file at path, streaming it, and judges it under p.
-// An error means the history could not be read (it names the line) or the
-// policy is invalid; a history that proves a failure is a Verdict with
-// Status Failure and a nil error.
+// An error means the history could not be read (a *history.LineError names
+// the line) or the policy is invalid; a history that proves a failure is a
+// Verdict with Status Failure and a nil error. The file is read a second
+// time only when there is evidence to cite.
 func Run(ctx context.Context, path string, p Policy) (Verdict, error) {
-	return Verdict{}, errors.New("check: not implemented yet")
+	src := readerSource(path, func() (io.ReadCloser, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("open history: %w", err)
+		}
+		return f, nil
+	})
+	v, err := run(ctx, src, p)
+	v.History = path
+	return v, err
 }
 
-// RunReader is Run over an open history; name is used in errors.
+// RunReader is Run over an open history; name is used in errors. It reads r
+// once, so the evidence carries no operations unless r is also an
+// io.Seeker (then it rewinds for the evidence pass).
 func RunReader(ctx context.Context, name string, r io.Reader, p Policy) (Verdict, error) {
-	return Verdict{}, errors.New("check: not implemented yet")
+	passes := 0
+	src := readerSource(name, func() (io.ReadCloser, error) {
+		passes++
+		if passes > 1 {
+			s, ok := r.(io.Seeker)
+			if !ok {
+				return nil, errNoRewind
+			}
+			if _, err := s.Seek(0, io.SeekStart); err != nil {
+				return nil, err
+			}
+		}
+		return io.NopCloser(r), nil
+	})
+	return run(ctx, src, p)
 }
+
+var errNoRewind = errors.New("history reader cannot rewind")
 
 // RunRecords judges an in-memory history. recs[0] must be the header
 // record, as in a file; errors name the record as "record N" (1-based, like
 // a line number).
 func RunRecords(ctx context.Context, recs []history.Record, p Policy) (Verdict, error) {
-	return Verdict{}, errors.New("check: not implemented yet")
+	src := func(fn func(int64, *history.Record) error) (history.Record, error) {
+		if len(recs) == 0 {
+			return history.Record{}, &history.LineError{Name: "record", Line: 1, Err: errors.New("empty history: no header record")}
+		}
+		for i := range recs {
+			r := recs[i]
+			if err := r.Validate(); err != nil {
+				return recs[0], &history.LineError{Name: "record", Line: i + 1, Err: err}
+			}
+			if (i == 0) != (r.Type == history.TypeHeader) {
+				if i == 0 {
+					return r, &history.LineError{Name: "record", Line: 1, Err: fmt.Errorf("first record is %q, want a header", r.Type)}
+				}
+				return recs[0], &history.LineError{Name: "record", Line: i + 1, Err: errors.New("second header record")}
+			}
+			if err := fn(int64(i+1), &r); err != nil {
+				return recs[0], fmt.Errorf("record %d: %w", i+1, err)
+			}
+		}
+		return recs[0], nil
+	}
+	return run(ctx, src, p)
+}
+
+func run(ctx context.Context, src lineSource, p Policy) (Verdict, error) {
+	ths, err := ParseThresholds(p.Thresholds)
+	if err != nil {
+		return Verdict{Status: Unknown, Reason: err.Error()}, err
+	}
+	c := newChecker(p)
+	n := 0
+	header, err := src(func(line int64, r *history.Record) error {
+		if n++; n%ctxEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if r.Type == history.TypeHeader {
+			return nil
+		}
+		c.add(line, r)
+		return nil
+	})
+	c.header = header
+	if err != nil {
+		return Verdict{Version: VerdictVersion, RunID: header.RunID, Scenario: header.Scenario, Seed: header.Seed, Status: Unknown, Reason: "history unreadable: " + err.Error()}, err
+	}
+	v, offs := c.finish(ths)
+	if len(offs) > 0 {
+		if err := cite(ctx, src, offs); err != nil && !errors.Is(err, errNoRewind) {
+			return v, fmt.Errorf("collect evidence: %w", err)
+		}
+		for _, o := range offs {
+			v.Checks[o.check].Evidence = append(v.Checks[o.check].Evidence, o.ev)
+		}
+	}
+	return v, nil
+}
+
+// cite reads the history again and attaches to each offender the records
+// of its message, bounded per offender.
+func cite(ctx context.Context, src lineSource, offs []offender) error {
+	want := map[string][]int{}
+	for i := range offs {
+		if id := offs[i].ev.MsgID; id != "" {
+			want[id] = append(want[id], i)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	n := 0
+	_, err := src(func(line int64, r *history.Record) error {
+		if n++; n%ctxEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if r.MsgID == "" {
+			return nil
+		}
+		idx, ok := want[r.MsgID]
+		if !ok {
+			return nil
+		}
+		ref := OpRef{Line: line, Type: r.Type, Kind: clone(r.Kind), Client: clone(r.Client), Scope: r.Scope, Attempt: r.Attempt, Outcome: history.Outcome(clone(string(r.Outcome))),
+			Class: clone(r.Class), Stage: clone(r.Stage), Mailbox: clone(r.Mailbox), UID: r.UID, Start: r.Start, End: r.End}
+		ref.Type = history.Type(clone(string(r.Type)))
+		ref.Scope = history.Scope(clone(string(r.Scope)))
+		for _, i := range idx {
+			if len(offs[i].ev.Ops) < maxOpsPerEvidence {
+				offs[i].ev.Ops = append(offs[i].ev.Ops, ref)
+			}
+		}
+		return nil
+	})
+	return err
 }

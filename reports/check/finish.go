@@ -1,0 +1,889 @@
+package check
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/mailchaos/mailchaos/loadgen/history"
+)
+
+// offender is an item of evidence still waiting for its message's ops.
+type offender struct {
+	check int // index into Verdict.Checks
+	ev    Evidence
+}
+
+// finish computes the verdict from the accumulated state. It returns the
+// verdict and the evidence items that want their message's operations.
+func (c *checker) finish(thresholds []Threshold) (Verdict, []offender) {
+	v := Verdict{
+		Version:  VerdictVersion,
+		RunID:    c.header.RunID,
+		Scenario: c.header.Scenario,
+		Seed:     c.header.Seed,
+		BaseTime: c.header.BaseTime,
+		Records:  c.records,
+		Policy:   c.p,
+		Metrics:  map[string]float64{},
+		Faults:   []Fault{},
+	}
+	if c.haveSpan {
+		v.Span = Span{Start: history.Offset(c.first), End: history.Offset(c.last)}
+	}
+	for i := range c.faults {
+		f := c.faults[i]
+		if !f.Healed {
+			f.End = v.Span.End
+		}
+		v.Faults = append(v.Faults, f)
+	}
+	v.Metrics["faults"] = float64(len(v.Faults))
+
+	var offenders []offender
+	ledger, lo := c.ledger(&v)
+	offenders = append(offenders, lo...)
+	imapRes, io := c.imapInvariants(&v)
+	offenders = append(offenders, io...)
+	avail := c.availability(&v)
+	v.Checks = []Result{ledger, imapRes, avail}
+	c.latencies(&v)
+	c.delivery(&v)
+	c.drain(&v)
+
+	v.Thresholds = []ThresholdResult{}
+	for _, t := range thresholds {
+		v.Thresholds = append(v.Thresholds, t.Eval(v.Metrics))
+	}
+	v.Status, v.Reason = overall(v.Checks, v.Thresholds)
+	return v, offenders
+}
+
+func overall(checks []Result, ths []ThresholdResult) (Status, string) {
+	var fails, unknowns []string
+	for _, r := range checks {
+		switch r.Status {
+		case Failure:
+			fails = append(fails, r.Name+": "+r.Reason)
+		case Unknown:
+			unknowns = append(unknowns, r.Name+": "+r.Reason)
+		}
+	}
+	for _, t := range ths {
+		switch t.Status {
+		case Failure:
+			fails = append(fails, fmt.Sprintf("threshold %s failed (measured %s)", t.Expr, fmtFloat(*t.Measured)))
+		case Unknown:
+			unknowns = append(unknowns, fmt.Sprintf("threshold %s: %s not measured", t.Expr, t.Metric))
+		}
+	}
+	switch {
+	case len(fails) > 0:
+		return Failure, strings.Join(fails, "; ")
+	case len(unknowns) > 0:
+		return Unknown, strings.Join(unknowns, "; ")
+	}
+	return Success, fmt.Sprintf("%d checks and %d thresholds passed", len(checks), len(ths))
+}
+
+func fmtFloat(f float64) string { return fmt.Sprintf("%g", f) }
+
+func (c *checker) maxEvidence() int {
+	if c.p.MaxEvidence > 0 {
+		return c.p.MaxEvidence
+	}
+	return 20
+}
+
+func (c *checker) maxWindows() int {
+	if c.p.MaxWindows > 0 {
+		return c.p.MaxWindows
+	}
+	return 50
+}
+
+// classify returns the ledger class of delivery d of message m; "" means
+// the pair is not judged (never sent to this user and absent).
+func classify(m *msgState, d *delivState, multiRound bool) Class {
+	n := int(d.copiesLast)
+	if m.bits&mSent == 0 || !d.sent {
+		if n > 0 {
+			return ClassUnexpected
+		}
+		return ""
+	}
+	accepted := m.accepted()
+	indet := m.indetCopies()
+	if n == 0 {
+		switch {
+		case d.expunged:
+			return ClassExpunged
+		case accepted:
+			return ClassLost
+		}
+		return ClassNotDelivered
+	}
+	if !accepted && indet == 0 {
+		return ClassUnexpected // delivered although every attempt failed
+	}
+	if d.corruptLast > 0 {
+		return ClassCorrupted
+	}
+	if n > 1 {
+		if indet > 0 && n <= m.okCopies()+indet {
+			return ClassRecoveredDuplicate
+		}
+		return ClassDuplicated
+	}
+	if multiRound && d.copiesFirst == 0 {
+		return ClassLate
+	}
+	if accepted {
+		return ClassOK
+	}
+	return ClassRecovered
+}
+
+func (c *checker) failingClass(cl Class) bool {
+	switch cl {
+	case ClassLost, ClassDuplicated, ClassCorrupted, ClassUnexpected:
+		return true
+	case ClassLate:
+		return !c.p.AllowLate
+	case ClassRecoveredDuplicate:
+		return c.p.RejectRecoveredDuplicates
+	}
+	return false
+}
+
+func (c *checker) sendFacts(m *msgState) string {
+	state := "failed"
+	switch {
+	case m.bits&mSent == 0:
+		return "never sent"
+	case m.accepted():
+		state = "accepted"
+	case m.indeterminate():
+		state = "indeterminate"
+	}
+	return fmt.Sprintf("%s (%d accepted, %d indeterminate, %d failed attempts; %d ok, %d indeterminate, %d failed ops)",
+		state, m.okAtt, m.indetAtt, m.failAtt, m.okOps, m.indetOps, m.failOps)
+}
+
+func (c *checker) ledger(v *Verdict) (Result, []offender) {
+	L := &v.Ledger
+	L.Counts = map[Class]int64{}
+	for _, cl := range Classes {
+		L.Counts[cl] = 0
+	}
+	first, last := 0, 0
+	for r := range c.rounds {
+		if first == 0 || r < first {
+			first = r
+		}
+		last = max(last, r)
+	}
+	L.FinalRead = last > 0
+	L.FirstRound, L.LastRound = first, last
+
+	// Copies in the first and last complete rounds.
+	var foreign []finalRec
+	if L.FinalRead {
+		for i := range c.finals {
+			f := &c.finals[i]
+			if int(f.round) != first && int(f.round) != last {
+				continue
+			}
+			if f.msg == none {
+				if int(f.round) == last {
+					foreign = append(foreign, *f)
+					L.FinalCopies++
+				}
+				continue
+			}
+			d := c.deliv(f.msg, c.mboxUser[f.mbox])
+			if int(f.round) == first {
+				d.copiesFirst = sat16(d.copiesFirst)
+			}
+			if int(f.round) == last {
+				L.FinalCopies++
+				d.copiesLast = sat16(d.copiesLast)
+				m := &c.msgs[f.msg]
+				if f.hasHash && m.bits&mHash != 0 && f.hash != m.hash {
+					d.corruptLast = sat16(d.corruptLast)
+				}
+			}
+		}
+	}
+	// Expunges make absence legitimate.
+	for _, a := range c.actions {
+		if !a.expunge {
+			continue
+		}
+		if msg := c.resolve(a); msg != none {
+			c.deliv(msg, c.mboxUser[a.mbox]).expunged = true
+		}
+	}
+
+	for i := range c.msgs {
+		m := &c.msgs[i]
+		if m.bits&mSent == 0 {
+			continue
+		}
+		L.Messages++
+		switch {
+		case m.accepted():
+			L.Accepted++
+		case m.indeterminate():
+			L.Indeterminate++
+		default:
+			L.Failed++
+		}
+	}
+
+	res := Result{Name: CheckLedger}
+	var offs []offender
+	limit := c.maxEvidence()
+	failing := map[Class]int64{}
+	if L.FinalRead {
+		multi := first != last
+		for i := range c.msgs {
+			m := &c.msgs[i]
+			for di := m.firstDeliv; di >= 0; di = c.delivs[di].next {
+				d := &c.delivs[di]
+				cl := classify(m, d, multi)
+				if cl == "" {
+					continue
+				}
+				L.Deliveries++
+				L.Counts[cl]++
+				if !c.failingClass(cl) {
+					continue
+				}
+				failing[cl]++
+				if len(offs) >= limit {
+					res.EvidenceOmitted++
+					continue
+				}
+				offs = append(offs, offender{check: 0, ev: Evidence{
+					Problem: string(cl),
+					MsgID:   c.msgIDs.names[i],
+					Mailbox: c.users.names[d.user],
+					Detail: fmt.Sprintf("%s; %d copies in final round %d (%d in round %d, %d with a different body hash), first seen %s",
+						c.sendFacts(m), d.copiesLast, last, d.copiesFirst, first, d.corruptLast, fmtOffset(d.firstSeen)),
+				}})
+			}
+		}
+		for _, f := range foreign {
+			L.Deliveries++
+			L.Counts[ClassUnexpected]++
+			failing[ClassUnexpected]++
+			if len(offs) >= limit {
+				res.EvidenceOmitted++
+				continue
+			}
+			offs = append(offs, offender{check: 0, ev: Evidence{
+				Problem: string(ClassUnexpected),
+				Mailbox: c.mboxes.names[f.mbox],
+				UID:     f.uid,
+				Detail:  fmt.Sprintf("message without an X-Mailchaos-Id in final round %d (line %d)", last, f.line),
+				Ops:     []OpRef{{Line: f.line, Type: history.TypeFinal, Mailbox: c.mboxes.names[f.mbox], UID: f.uid}},
+			}})
+		}
+	}
+	for _, cl := range Classes {
+		v.Metrics[metricName(cl)] = float64(L.Counts[cl])
+	}
+	v.Metrics["messages"] = float64(L.Messages)
+	v.Metrics["accepted"] = float64(L.Accepted)
+	v.Metrics["indeterminate"] = float64(L.Indeterminate)
+	v.Metrics["failed"] = float64(L.Failed)
+	v.Metrics["deliveries"] = float64(L.Deliveries)
+	v.Metrics["final_copies"] = float64(L.FinalCopies)
+	v.Metrics["final_read"] = b2f(L.FinalRead)
+
+	switch {
+	case !L.FinalRead:
+		// Loss cannot be judged without a complete final read; the class
+		// counts stay unmeasured so that "lost == 0" cannot pass.
+		for _, cl := range Classes {
+			delete(v.Metrics, metricName(cl))
+		}
+		delete(v.Metrics, "deliveries")
+		delete(v.Metrics, "final_copies")
+		res.Status = Unknown
+		res.Reason = fmt.Sprintf("no complete final read (no %s event): loss cannot be judged; %d messages sent, %d accepted", history.PhaseFinalReadDone, L.Messages, L.Accepted)
+	case len(failing) > 0:
+		res.Status = Failure
+		var parts []string
+		for _, cl := range Classes {
+			if n := failing[cl]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, cl))
+			}
+		}
+		res.Reason = fmt.Sprintf("%s of %d deliveries (%d messages accepted, final read round %d)", strings.Join(parts, ", "), L.Deliveries, L.Accepted, last)
+	default:
+		res.Status = Success
+		res.Reason = fmt.Sprintf("%d deliveries of %d accepted messages accounted for in final read round %d: %d ok, %d recovered, %d recovered-duplicate, %d late, %d not-delivered, %d expunged",
+			L.Deliveries, L.Accepted, last, L.Counts[ClassOK], L.Counts[ClassRecovered], L.Counts[ClassRecoveredDuplicate], L.Counts[ClassLate], L.Counts[ClassNotDelivered], L.Counts[ClassExpunged])
+	}
+	return res, offs
+}
+
+func metricName(cl Class) string { return strings.ReplaceAll(string(cl), "-", "_") }
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sat16(n uint16) uint16 {
+	if n == 0xffff {
+		return n
+	}
+	return n + 1
+}
+
+func fmtOffset(ns int64) string {
+	if ns < 0 {
+		return "never"
+	}
+	return "at " + time.Duration(ns).String()
+}
+
+// resolve finds the message an IMAP action targets: its MsgID, or the
+// message observed at its UID (under its UIDVALIDITY, or any one).
+func (c *checker) resolve(a imapAction) uint32 {
+	if a.msg != none {
+		return a.msg
+	}
+	if i, ok := c.uids[uidKey{a.mbox, a.uidv, a.uid}]; ok {
+		return c.uidList[i].msg
+	}
+	if a.uidv == 0 {
+		for k, i := range c.uidvObs {
+			if k.mbox != a.mbox {
+				continue
+			}
+			if j, ok := c.uids[uidKey{a.mbox, k.uidv, a.uid}]; ok {
+				_ = i
+				return c.uidList[j].msg
+			}
+		}
+	}
+	return none
+}
+
+func (c *checker) imapInvariants(v *Verdict) (Result, []offender) {
+	S := &v.IMAP
+	S.Mailboxes = int64(len(c.mboxes.names))
+	S.Observations = c.obsCount
+	S.UIDValidityChanges = []UIDValidityChange{}
+	res := Result{Name: CheckIMAP}
+	limit := c.maxEvidence()
+	var offs []offender
+	addEv := func(e Evidence) {
+		if len(offs) >= limit {
+			res.EvidenceOmitted++
+			return
+		}
+		offs = append(offs, offender{check: 1, ev: e})
+	}
+	msgName := func(m uint32) string {
+		if m == none {
+			return ""
+		}
+		return c.msgIDs.names[m]
+	}
+
+	// UIDVALIDITY per mailbox, ordered by first observation.
+	byMbox := map[uint32][]uidvKey{}
+	for k := range c.uidvObs {
+		byMbox[k.mbox] = append(byMbox[k.mbox], k)
+	}
+	var changes int64
+	mbs := make([]uint32, 0, len(byMbox))
+	for mb := range byMbox {
+		mbs = append(mbs, mb)
+	}
+	slices.Sort(mbs)
+	for _, mb := range mbs {
+		ks := byMbox[mb]
+		if len(ks) < 2 {
+			continue
+		}
+		slices.SortFunc(ks, func(a, b uidvKey) int {
+			return cmp.Or(cmp.Compare(c.uidvObs[a].first, c.uidvObs[b].first), cmp.Compare(a.uidv, b.uidv))
+		})
+		for i := 1; i < len(ks); i++ {
+			changes++
+			ch := UIDValidityChange{Mailbox: c.mboxes.names[mb], From: ks[i-1].uidv, To: ks[i].uidv, At: history.Offset(c.uidvObs[ks[i]].first)}
+			if len(S.UIDValidityChanges) < limit {
+				S.UIDValidityChanges = append(S.UIDValidityChanges, ch)
+			}
+			addEv(Evidence{Problem: "uidvalidity-changed", Mailbox: ch.Mailbox, At: ch.At,
+				Detail: fmt.Sprintf("UIDVALIDITY %d -> %d, first observed at %s (old value last observed at %s)", ch.From, ch.To, ch.At, history.Offset(c.uidvObs[ks[i-1]].last))})
+		}
+	}
+
+	// UIDs reused for another message.
+	S.UIDReused = int64(len(c.reusedList))
+	for _, i := range c.reusedList {
+		e := c.uidList[i]
+		addEv(Evidence{Problem: "uid-reused", MsgID: msgName(e.msg), Mailbox: c.mboxes.names[e.mbox], UID: e.uid, At: history.Offset(e.last),
+			Detail: fmt.Sprintf("UID %d under UIDVALIDITY %d held %q and then another message", e.uid, e.uidv, msgName(e.msg))})
+	}
+
+	// Expunged messages observed after the expunge, and flags a client set.
+	type mk struct{ mbox, msg uint32 }
+	expungedAt := map[mk]imapAction{}
+	type want struct {
+		flags   map[string]bool
+		present bool
+		ok      bool
+		line    int64
+	}
+	wants := map[mk]*want{}
+	for _, a := range c.actions {
+		msg := c.resolve(a)
+		if msg == none || !a.ok {
+			continue
+		}
+		k := mk{a.mbox, msg}
+		if a.expunge {
+			if prev, ok := expungedAt[k]; !ok || a.end < prev.end {
+				expungedAt[k] = a
+			}
+			continue
+		}
+		w := wants[k]
+		if w == nil {
+			w = &want{flags: map[string]bool{}, line: a.line}
+			wants[k] = w
+		}
+		for _, f := range c.flagList[a.flags] {
+			w.flags[f] = true
+		}
+	}
+	if len(expungedAt) > 0 {
+		for _, e := range c.uidList {
+			if e.msg == none {
+				continue
+			}
+			a, ok := expungedAt[mk{e.mbox, e.msg}]
+			if !ok || e.last <= a.end {
+				continue
+			}
+			S.Reappeared++
+			addEv(Evidence{Problem: "expunged-reappeared", MsgID: msgName(e.msg), Mailbox: c.mboxes.names[e.mbox], UID: e.uid, At: history.Offset(e.last),
+				Detail: fmt.Sprintf("expunged (line %d, done at %s), observed again at UID %d at %s", a.line, history.Offset(a.end), e.uid, history.Offset(e.last))})
+		}
+	}
+	if len(wants) > 0 && v.Ledger.FinalRead {
+		for _, f := range c.finals {
+			if int(f.round) != v.Ledger.LastRound || f.msg == none {
+				continue
+			}
+			w := wants[mk{f.mbox, f.msg}]
+			if w == nil {
+				continue
+			}
+			w.present = true
+			have := c.flagList[f.flags]
+			all := true
+			for fl := range w.flags {
+				if !slices.Contains(have, fl) {
+					all = false
+				}
+			}
+			w.ok = w.ok || all
+		}
+		keys := make([]mk, 0, len(wants))
+		for k := range wants {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b mk) int { return cmp.Or(cmp.Compare(a.msg, b.msg), cmp.Compare(a.mbox, b.mbox)) })
+		for _, k := range keys {
+			w := wants[k]
+			if !w.present || w.ok {
+				continue
+			}
+			if _, gone := expungedAt[k]; gone {
+				continue
+			}
+			S.FlagsLost++
+			var fl []string
+			for f := range w.flags {
+				fl = append(fl, f)
+			}
+			sort.Strings(fl)
+			addEv(Evidence{Problem: "flags-lost", MsgID: msgName(k.msg), Mailbox: c.mboxes.names[k.mbox],
+				Detail: fmt.Sprintf("client set %s (first at line %d); the final read shows no copy with all of them", strings.Join(fl, " "), w.line)})
+		}
+	}
+
+	// UID order against arrival: if message A was observed in a mailbox
+	// before message B was first submitted, B arrived later and must have a
+	// higher UID under the same UIDVALIDITY.
+	order := make([]uint32, len(c.uidList))
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	slices.SortFunc(order, func(a, b uint32) int {
+		x, y := &c.uidList[a], &c.uidList[b]
+		return cmp.Or(cmp.Compare(x.mbox, y.mbox), cmp.Compare(x.uidv, y.uidv), cmp.Compare(y.uid, x.uid))
+	})
+	for i := 0; i < len(order); {
+		j := i
+		x := &c.uidList[order[i]]
+		minFirst, minIdx := int64(-1), uint32(0)
+		for ; j < len(order); j++ {
+			e := &c.uidList[order[j]]
+			if e.mbox != x.mbox || e.uidv != x.uidv {
+				break
+			}
+			// Entries come in descending UID order: minFirst is the
+			// earliest observation of a higher UID.
+			if e.msg != none && minFirst >= 0 {
+				if s := c.msgs[e.msg].sendStart; s >= 0 && minFirst < s && c.uidList[minIdx].msg != e.msg {
+					S.UIDOrder++
+					h := &c.uidList[minIdx]
+					addEv(Evidence{Problem: "uid-order", MsgID: msgName(e.msg), Mailbox: c.mboxes.names[e.mbox], UID: e.uid, At: history.Offset(s),
+						Detail: fmt.Sprintf("sent at %s but got UID %d, lower than UID %d of %q observed at %s", history.Offset(s), e.uid, h.uid, msgName(h.msg), history.Offset(h.first))})
+				}
+			}
+			if minFirst < 0 || e.first < minFirst {
+				minFirst, minIdx = e.first, order[j]
+			}
+		}
+		i = j
+	}
+
+	v.Metrics["uidvalidity_changes"] = float64(changes)
+	v.Metrics["uid_reused"] = float64(S.UIDReused)
+	v.Metrics["uid_order"] = float64(S.UIDOrder)
+	v.Metrics["reappeared"] = float64(S.Reappeared)
+	v.Metrics["flags_lost"] = float64(S.FlagsLost)
+	total := changes + S.UIDReused + S.UIDOrder + S.Reappeared + S.FlagsLost
+	v.Metrics["imap_violations"] = float64(total)
+	switch {
+	case total > 0:
+		res.Status = Failure
+		var parts []string
+		for _, p := range []struct {
+			n    int64
+			what string
+		}{{changes, "UIDVALIDITY changes"}, {S.UIDReused, "reused UIDs"}, {S.UIDOrder, "UIDs out of arrival order"}, {S.Reappeared, "expunged messages reappeared"}, {S.FlagsLost, "messages lost their flags"}} {
+			if p.n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
+			}
+		}
+		res.Reason = strings.Join(parts, ", ")
+	case c.obsCount == 0:
+		res.Status = Unknown
+		res.Reason = "no IMAP observations (seen or final records) in the history"
+	default:
+		res.Status = Success
+		res.Reason = fmt.Sprintf("%d observations of %d UIDs in %d mailboxes: UIDVALIDITY stable, UIDs unique and in arrival order, no expunged message reappeared, flags kept", c.obsCount, len(c.uidList), S.Mailboxes)
+		if !v.Ledger.FinalRead && len(wants) > 0 {
+			res.Status = Unknown
+			res.Reason = "flags set by clients cannot be checked without a complete final read"
+		}
+	}
+	return res, offs
+}
+
+type window struct {
+	start, end   int64
+	lastFailFrom int64
+	failures     int
+	stages       []uint16
+	classes      []uint16
+	open         bool
+}
+
+// sweep computes the windows of ops sorted by (end, start), taking the ops
+// that want(op) selects; see Window for the definition.
+func sweep(ops []opRec, want func(*opRec) bool, last int64) []window {
+	var out []window
+	var cur *window
+	for i := range ops {
+		o := &ops[i]
+		if !want(o) {
+			continue
+		}
+		if !o.ok {
+			if cur == nil {
+				out = append(out, window{start: o.start, end: o.end, lastFailFrom: o.start})
+				cur = &out[len(out)-1]
+			}
+			cur.failures++
+			cur.end = max(cur.end, o.end)
+			cur.lastFailFrom = max(cur.lastFailFrom, o.start)
+			if !slices.Contains(cur.stages, o.stage) {
+				cur.stages = append(cur.stages, o.stage)
+			}
+			if !slices.Contains(cur.classes, o.class) {
+				cur.classes = append(cur.classes, o.class)
+			}
+			continue
+		}
+		if cur != nil && o.start >= cur.lastFailFrom {
+			cur.end = max(cur.end, o.end)
+			cur = nil
+		}
+	}
+	if cur != nil {
+		cur.end = max(cur.end, last)
+		cur.open = true
+	}
+	return out
+}
+
+func (c *checker) windows(ws []window, faults []Fault) Windows {
+	out := Windows{Windows: []Window{}, ByFault: []FaultOverlap{}}
+	for i := range faults {
+		out.ByFault = append(out.ByFault, FaultOverlap{Fault: i})
+	}
+	all := make([]Window, 0, len(ws))
+	for _, w := range ws {
+		W := Window{Start: history.Offset(w.start), End: history.Offset(w.end), Duration: time.Duration(w.end - w.start), Failures: w.failures, Open: w.open, Stages: []string{}, Classes: []string{}}
+		for _, s := range w.stages {
+			W.Stages = append(W.Stages, c.strs.names[s])
+		}
+		for _, s := range w.classes {
+			W.Classes = append(W.Classes, c.strs.names[s])
+		}
+		sort.Strings(W.Stages)
+		sort.Strings(W.Classes)
+		for i, f := range faults {
+			if w.start <= int64(f.End) && w.end >= int64(f.Start) {
+				W.Faults = append(W.Faults, i)
+				o := &out.ByFault[i]
+				o.Windows++
+				o.Longest = max(o.Longest, W.Duration)
+				o.Downtime += W.Duration
+			}
+		}
+		if len(W.Faults) == 0 {
+			out.Unattributed++
+		}
+		out.Count++
+		out.Total += W.Duration
+		out.Longest = max(out.Longest, W.Duration)
+		all = append(all, W)
+	}
+	if len(all) > c.maxWindows() {
+		slices.SortStableFunc(all, func(a, b Window) int { return cmp.Compare(b.Duration, a.Duration) })
+		all = all[:c.maxWindows()]
+		slices.SortFunc(all, func(a, b Window) int { return cmp.Compare(a.Start, b.Start) })
+	}
+	out.Windows = all
+	return out
+}
+
+func (c *checker) availability(v *Verdict) Result {
+	names := make([]string, 0, len(c.protos))
+	for n := range c.protos {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var nOps, fOps, nAtt, fAtt int64
+	var cvMax, cvTot, rawMax, rawTot time.Duration
+	var cvN, rawN int
+	v.Availability = []ProtocolAvailability{}
+	var worst []string
+	for _, n := range names {
+		ps := c.protos[n]
+		slices.SortFunc(ps.ops, func(a, b opRec) int { return cmp.Or(cmp.Compare(a.end, b.end), cmp.Compare(a.start, b.start)) })
+		pa := ProtocolAvailability{Protocol: n, Ops: ps.nOps, FailedOps: ps.failedOps, Attempts: ps.nAtt, FailedAttempts: ps.failedAttempt, Stages: []StageErrors{}}
+		pa.Raw = c.windows(sweep(ps.ops, func(*opRec) bool { return true }, c.last), v.Faults)
+		pa.ClientVisible = c.windows(sweep(ps.ops, func(o *opRec) bool { return !o.attempt }, c.last), v.Faults)
+		for _, st := range ps.stages {
+			pa.Stages = append(pa.Stages, *st)
+		}
+		slices.SortFunc(pa.Stages, func(a, b StageErrors) int { return cmp.Compare(a.Stage, b.Stage) })
+		v.Availability = append(v.Availability, pa)
+		nOps, fOps, nAtt, fAtt = nOps+ps.nOps, fOps+ps.failedOps, nAtt+ps.nAtt, fAtt+ps.failedAttempt
+		cvMax, cvTot, cvN = max(cvMax, pa.ClientVisible.Longest), cvTot+pa.ClientVisible.Total, cvN+pa.ClientVisible.Count
+		rawMax, rawTot, rawN = max(rawMax, pa.Raw.Longest), rawTot+pa.Raw.Total, rawN+pa.Raw.Count
+		m := v.Metrics
+		m[n+"_ops"], m[n+"_failed_ops"], m[n+"_attempts"], m[n+"_failed_attempts"] = float64(ps.nOps), float64(ps.failedOps), float64(ps.nAtt), float64(ps.failedAttempt)
+		m[n+"_client_visible_windows"] = float64(pa.ClientVisible.Count)
+		m[n+"_client_visible_downtime_max_s"] = pa.ClientVisible.Longest.Seconds()
+		m[n+"_client_visible_downtime_total_s"] = pa.ClientVisible.Total.Seconds()
+		m[n+"_raw_error_windows"] = float64(pa.Raw.Count)
+		m[n+"_raw_error_downtime_max_s"] = pa.Raw.Longest.Seconds()
+		m[n+"_raw_error_downtime_total_s"] = pa.Raw.Total.Seconds()
+		if pa.ClientVisible.Count > 0 {
+			worst = append(worst, fmt.Sprintf("%s: %d windows, longest %s, total %s, %d failed ops", n, pa.ClientVisible.Count, pa.ClientVisible.Longest, pa.ClientVisible.Total, ps.failedOps))
+		}
+	}
+	m := v.Metrics
+	m["ops"], m["failed_ops"], m["attempts"], m["failed_attempts"] = float64(nOps), float64(fOps), float64(nAtt), float64(fAtt)
+	m["client_visible_windows"] = float64(cvN)
+	m["client_visible_downtime_max_s"] = cvMax.Seconds()
+	m["client_visible_downtime_total_s"] = cvTot.Seconds()
+	m["raw_error_windows"] = float64(rawN)
+	m["raw_error_downtime_max_s"] = rawMax.Seconds()
+	m["raw_error_downtime_total_s"] = rawTot.Seconds()
+
+	res := Result{Name: CheckAvailability}
+	limit := c.maxEvidence()
+	for _, pa := range v.Availability {
+		for _, w := range pa.ClientVisible.Windows {
+			if len(res.Evidence) >= limit {
+				res.EvidenceOmitted++
+				continue
+			}
+			var fs []string
+			for _, i := range w.Faults {
+				fs = append(fs, fmt.Sprintf("%s(%s)", v.Faults[i].Name, v.Faults[i].Target))
+			}
+			res.Evidence = append(res.Evidence, Evidence{Problem: "client-visible-downtime", At: w.Start,
+				Detail: fmt.Sprintf("%s down %s from %s to %s: %d failed ops at %s (%s); faults: %s", pa.Protocol, w.Duration, w.Start, w.End, w.Failures,
+					strings.Join(w.Stages, ","), strings.Join(w.Classes, ","), orNone(fs))})
+		}
+	}
+	switch {
+	case nOps == 0 && nAtt == 0:
+		res.Status = Unknown
+		res.Reason = "no client operations in the history"
+	case cvN > 0 && !c.p.AllowClientDowntime:
+		res.Status = Failure
+		res.Reason = "client-visible downtime: " + strings.Join(worst, "; ")
+	default:
+		res.Status = Success
+		res.Reason = fmt.Sprintf("%d ops, %d failed after retries (%d client-visible windows, longest %s); %d raw error windows from %d failed attempts", nOps, fOps, cvN, cvMax, rawN, fAtt)
+	}
+	return res
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+func percentiles(h *hdrhistogram.Histogram) Percentiles {
+	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+	return Percentiles{
+		Count: h.TotalCount(),
+		P50:   us(h.ValueAtQuantile(50)),
+		P90:   us(h.ValueAtQuantile(90)),
+		P99:   us(h.ValueAtQuantile(99)),
+		P999:  us(h.ValueAtQuantile(99.9)),
+		Max:   us(h.Max()),
+	}
+}
+
+func setPercentileMetrics(m map[string]float64, prefix string, p Percentiles) {
+	m[prefix+"_p50_s"] = p.P50.Seconds()
+	m[prefix+"_p90_s"] = p.P90.Seconds()
+	m[prefix+"_p99_s"] = p.P99.Seconds()
+	m[prefix+"_p999_s"] = p.P999.Seconds()
+	m[prefix+"_max_s"] = p.Max.Seconds()
+}
+
+func (c *checker) latencies(v *Verdict) {
+	v.Latency = []OpLatency{}
+	for k, h := range c.latency {
+		p := percentiles(h)
+		v.Latency = append(v.Latency, OpLatency{Kind: k, Percentiles: p})
+		setPercentileMetrics(v.Metrics, "latency_"+k, p)
+		v.Metrics["latency_"+k+"_count"] = float64(p.Count)
+	}
+	slices.SortFunc(v.Latency, func(a, b OpLatency) int { return cmp.Compare(a.Kind, b.Kind) })
+}
+
+func (c *checker) delivery(v *Verdict) {
+	h := hdrhistogram.New(1, maxMicros, 3)
+	var unseen int64
+	for i := range c.delivs {
+		d := &c.delivs[i]
+		m := &c.msgs[d.msg]
+		if !d.sent || m.acceptEnd < 0 {
+			continue
+		}
+		if d.firstSeen < 0 {
+			unseen++
+			continue
+		}
+		_ = h.RecordValue(clampMicros(d.firstSeen - m.acceptEnd))
+	}
+	v.DeliveryLatency = DeliveryLatency{Unseen: unseen}
+	v.Metrics["delivery_unseen"] = float64(unseen)
+	if h.TotalCount() > 0 {
+		v.DeliveryLatency.Percentiles = percentiles(h)
+		setPercentileMetrics(v.Metrics, "delivery_latency", v.DeliveryLatency.Percentiles)
+	}
+}
+
+// drain: for each heal at time H, the deliveries accepted at or before H
+// are owed; the drain time is the last first-observation among them minus
+// H (zero if all were observed before H).
+func (c *checker) drain(v *Verdict) {
+	v.QueueDrain = []Drain{}
+	if len(c.heals) == 0 {
+		return
+	}
+	hs := slices.Clone(c.heals)
+	slices.SortStableFunc(hs, func(a, b heal) int { return cmp.Compare(a.at, b.at) })
+	n := len(hs)
+	maxObs := make([]int64, n)
+	for i := range maxObs {
+		maxObs[i] = -1
+	}
+	pending := make([]int64, n+1)
+	unseen := make([]int64, n+1)
+	firstHealAtOrAfter := func(t int64) int {
+		return sort.Search(n, func(i int) bool { return hs[i].at >= t })
+	}
+	for i := range c.delivs {
+		d := &c.delivs[i]
+		m := &c.msgs[d.msg]
+		if !d.sent || m.acceptEnd < 0 {
+			continue
+		}
+		k := firstHealAtOrAfter(m.acceptEnd)
+		if k == n {
+			continue
+		}
+		if d.firstObs < 0 {
+			unseen[k]++
+			continue
+		}
+		maxObs[k] = max(maxObs[k], d.firstObs)
+		// Pending for heals k..p-1: those before its first observation.
+		p := firstHealAtOrAfter(d.firstObs)
+		if p > k {
+			pending[k]++
+			pending[p]--
+		}
+	}
+	var run, pend, uns int64 = -1, 0, 0
+	var maxDrain float64
+	var totalUnseen int64
+	for i, h := range hs {
+		run = max(run, maxObs[i])
+		pend += pending[i]
+		uns += unseen[i]
+		d := Drain{Fault: h.fault, Name: h.name, At: history.Offset(h.at), Pending: pend, Unseen: uns, Complete: uns == 0}
+		if run > h.at {
+			d.Duration = time.Duration(run - h.at)
+		}
+		maxDrain = max(maxDrain, d.Duration.Seconds())
+		totalUnseen = max(totalUnseen, uns)
+		v.QueueDrain = append(v.QueueDrain, d)
+	}
+	v.Metrics["queue_drain_max_s"] = maxDrain
+	v.Metrics["queue_drain_unseen"] = float64(totalUnseen)
+}

@@ -1,0 +1,574 @@
+package check
+
+import (
+	"crypto/sha256"
+	"slices"
+	"strings"
+	"unsafe"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/mailchaos/mailchaos/loadgen/history"
+)
+
+// The checker keeps compact per-message state: message IDs, mailboxes and
+// users are interned to uint32 indexes, strings live in a few large arenas,
+// and per-message facts are small fixed-size structs in slices. A
+// million-message history fits in a few hundred MiB.
+
+const none = ^uint32(0) // no message: a final or seen record without X-Mailchaos-Id
+
+// arena copies strings into large shared blocks so that interned strings
+// cost no allocation of their own.
+type arena struct{ buf []byte }
+
+func (a *arena) str(s string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	if cap(a.buf)-len(a.buf) < len(s) {
+		n := 1 << 20
+		if len(s) > n {
+			n = len(s)
+		}
+		a.buf = make([]byte, 0, n)
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, s...)
+	b := a.buf[start:len(a.buf):len(a.buf)]
+	return unsafe.String(&b[0], len(b))
+}
+
+// interner maps strings to dense indexes.
+type interner struct {
+	m     map[string]uint32
+	names []string
+	a     *arena
+}
+
+func newInterner(a *arena) interner { return interner{m: map[string]uint32{}, a: a} }
+
+func (in *interner) id(s string) (uint32, bool) {
+	if v, ok := in.m[s]; ok {
+		return v, false
+	}
+	c := in.a.str(s)
+	v := uint32(len(in.names))
+	in.m[c] = v
+	in.names = append(in.names, c)
+	return v, true
+}
+
+// Message state bits.
+const (
+	mSent = 1 << iota // named by an smtp.send record
+	mHash             // the sent body hash is known
+)
+
+type msgState struct {
+	sendStart  int64 // earliest start of its smtp.send records, -1 if none
+	acceptEnd  int64 // earliest end of an accepted smtp.send record, -1 if never accepted
+	hash       [32]byte
+	okOps      uint16
+	indetOps   uint16
+	failOps    uint16
+	okAtt      uint16
+	indetAtt   uint16
+	failAtt    uint16
+	bits       uint8
+	firstDeliv int32 // head of its deliveries chain, -1 if none
+}
+
+func (m *msgState) accepted() bool { return m.okOps > 0 || m.okAtt > 0 }
+func (m *msgState) indeterminate() bool {
+	return !m.accepted() && (m.indetOps > 0 || m.indetAtt > 0)
+}
+
+// okCopies and indetCopies bound how many copies the sends may have made:
+// each accepted attempt made one, each indeterminate attempt may have made
+// one. Producers record every failed or indeterminate attempt but not always
+// a successful single attempt, so the op records stand in for missing
+// attempt records.
+func (m *msgState) okCopies() int    { return max(int(m.okOps), int(m.okAtt)) }
+func (m *msgState) indetCopies() int { return max(int(m.indetOps), int(m.indetAtt)) }
+
+// delivState is one (message, recipient user) pair.
+type delivState struct {
+	msg         uint32
+	user        uint32
+	next        int32
+	firstSeen   int64 // first seen record, -1 if none
+	firstObs    int64 // first seen or final record, -1 if none
+	copiesLast  uint16
+	copiesFirst uint16
+	corruptLast uint16
+	sent        bool // the user is a recipient of a send record of the message
+	expunged    bool // a client expunged it (ok or indeterminate expunge)
+}
+
+type uidKey struct{ mbox, uidv, uid uint32 }
+
+type uidEntry struct {
+	mbox, uidv, uid, msg uint32
+	first, last          int64
+	reused               bool
+}
+
+type finalRec struct {
+	msg, mbox, uid, uidv, flags uint32
+	round                       uint16
+	hasHash                     bool
+	hash                        [32]byte
+	line                        int64
+}
+
+type uidvKey struct{ mbox, uidv uint32 }
+type span2 struct{ first, last int64 }
+
+// opRec is one op record kept for the availability windows.
+type opRec struct {
+	start, end   int64
+	stage, class uint16
+	ok, attempt  bool
+}
+
+type protoState struct {
+	name                                 string
+	ops                                  []opRec
+	nOps, failedOps, nAtt, failedAttempt int64
+	stages                               map[uint16]*StageErrors
+}
+
+type imapAction struct {
+	expunge   bool
+	ok        bool // outcome ok (else indeterminate)
+	mbox, uid uint32
+	uidv, msg uint32
+	flags     uint32
+	end       int64
+	line      int64
+}
+
+type heal struct {
+	fault int
+	name  string
+	at    int64
+}
+
+type faultKey struct{ name, target string }
+
+// checker accumulates one pass over a history.
+type checker struct {
+	p      Policy
+	header history.Record
+	arena  arena
+
+	records     int64
+	first, last int64
+	haveSpan    bool
+
+	msgIDs   interner
+	msgs     []msgState
+	delivs   []delivState
+	users    interner
+	mboxes   interner
+	mboxUser []uint32
+	flagSets interner
+	flagList [][]string
+
+	uids     map[uidKey]uint32
+	uidList  []uidEntry
+	uidvObs  map[uidvKey]span2
+	finals   []finalRec
+	actions  []imapAction
+	obsCount int64
+
+	protos  map[string]*protoState
+	strs    interner // stages and classes
+	latency map[string]*hdrhistogram.Histogram
+
+	faults     []Fault
+	pending    map[faultKey][]int
+	heals      []heal
+	rounds     map[int]bool
+	reusedList []uint32 // uid entries reused, in order found
+}
+
+func newChecker(p Policy) *checker {
+	c := &checker{
+		p:        p,
+		uids:     map[uidKey]uint32{},
+		uidvObs:  map[uidvKey]span2{},
+		protos:   map[string]*protoState{},
+		latency:  map[string]*hdrhistogram.Histogram{},
+		pending:  map[faultKey][]int{},
+		rounds:   map[int]bool{},
+		flagList: [][]string{nil},
+	}
+	c.msgIDs = newInterner(&c.arena)
+	c.users = newInterner(&c.arena)
+	c.mboxes = newInterner(&c.arena)
+	c.flagSets = newInterner(&c.arena)
+	c.flagSets.id("") // index 0: no flags
+	c.strs = newInterner(&c.arena)
+	c.strs.id("")
+	return c
+}
+
+func (c *checker) msg(id string) uint32 {
+	i, isNew := c.msgIDs.id(id)
+	if isNew {
+		c.msgs = append(c.msgs, msgState{sendStart: -1, acceptEnd: -1, firstDeliv: -1})
+	}
+	return i
+}
+
+func (c *checker) user(addr string) uint32 {
+	if v, ok := c.users.m[addr]; ok {
+		return v
+	}
+	low := strings.ToLower(addr)
+	i, _ := c.users.id(low)
+	if low != addr {
+		c.users.m[c.arena.str(addr)] = i
+	}
+	return i
+}
+
+func (c *checker) mbox(name string) uint32 {
+	i, isNew := c.mboxes.id(name)
+	if isNew {
+		u, _, _ := strings.Cut(name, "/")
+		c.mboxUser = append(c.mboxUser, c.user(u))
+	}
+	return i
+}
+
+// deliv finds or creates the delivery of msg to user.
+func (c *checker) deliv(msg, user uint32) *delivState {
+	m := &c.msgs[msg]
+	for i := m.firstDeliv; i >= 0; i = c.delivs[i].next {
+		if c.delivs[i].user == user {
+			return &c.delivs[i]
+		}
+	}
+	c.delivs = append(c.delivs, delivState{msg: msg, user: user, next: m.firstDeliv, firstSeen: -1, firstObs: -1})
+	m.firstDeliv = int32(len(c.delivs) - 1)
+	return &c.delivs[len(c.delivs)-1]
+}
+
+func (c *checker) flagSet(flags []string) uint32 {
+	if len(flags) == 0 {
+		return 0
+	}
+	var canon []string
+	for _, f := range flags {
+		if strings.EqualFold(f, `\Recent`) {
+			continue
+		}
+		canon = append(canon, strings.ToLower(f))
+	}
+	slices.Sort(canon)
+	canon = slices.Compact(canon)
+	key := strings.Join(canon, " ")
+	i, isNew := c.flagSets.id(key)
+	if isNew {
+		for k := range canon {
+			canon[k] = c.arena.str(canon[k])
+		}
+		c.flagList = append(c.flagList, canon)
+	}
+	return i
+}
+
+func (c *checker) str(s string) uint16 {
+	i, _ := c.strs.id(s)
+	if i > 0xffff {
+		return 0xffff
+	}
+	return uint16(i)
+}
+
+// fingerprint turns a body hash into 32 bytes: the decoded hex of a SHA-256,
+// or the SHA-256 of any other string, so that any two hash strings compare
+// equal exactly when they denote the same hash (hex case ignored).
+func fingerprint(s string) (h [32]byte) {
+	if len(s) == 64 {
+		ok := true
+		for i := 0; i < 32 && ok; i++ {
+			hi, ok1 := unhex(s[2*i])
+			lo, ok2 := unhex(s[2*i+1])
+			ok = ok1 && ok2
+			h[i] = hi<<4 | lo
+		}
+		if ok {
+			return h
+		}
+	}
+	return sha256.Sum256([]byte("non-hex:" + s))
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// add takes one non-header record. Strings in r may alias a reused buffer:
+// anything kept is copied (interners and arena).
+func (c *checker) add(line int64, r *history.Record) {
+	c.records++
+	end := max(int64(r.End), int64(r.Start))
+	if !c.haveSpan {
+		c.first, c.last, c.haveSpan = int64(r.Start), end, true
+	} else {
+		c.first = min(c.first, int64(r.Start))
+		c.last = max(c.last, end)
+	}
+	switch r.Type {
+	case history.TypeOp:
+		c.op(line, r)
+	case history.TypeEvent:
+		c.event(r)
+	case history.TypeSeen:
+		c.observe(line, r, false)
+	case history.TypeFinal:
+		c.observe(line, r, true)
+	}
+}
+
+func (c *checker) proto(kind string) *protoState {
+	name, _, _ := strings.Cut(kind, ".")
+	ps, ok := c.protos[name]
+	if !ok {
+		name = c.arena.str(name)
+		ps = &protoState{name: name, stages: map[uint16]*StageErrors{}}
+		c.protos[name] = ps
+	}
+	return ps
+}
+
+func (c *checker) op(line int64, r *history.Record) {
+	ok := r.Outcome == history.OK
+	att := r.Scope == history.ScopeAttempt
+	ps := c.proto(r.Kind)
+	o := opRec{start: int64(r.Start), end: int64(r.End), ok: ok, attempt: att}
+	if att {
+		ps.nAtt++
+	} else {
+		ps.nOps++
+	}
+	if !ok {
+		o.stage = c.str(r.Stage)
+		o.class = c.str(r.Class)
+		st := ps.stages[o.stage]
+		if st == nil {
+			st = &StageErrors{Stage: c.strs.names[o.stage], Classes: map[string]int64{}}
+			ps.stages[o.stage] = st
+		}
+		cl := c.strs.names[o.class]
+		if cl == "" {
+			cl = "unknown"
+		}
+		st.Classes[cl]++
+		if att {
+			ps.failedAttempt++
+			st.FailedAttempts++
+		} else {
+			ps.failedOps++
+			st.FailedOps++
+		}
+	}
+	ps.ops = append(ps.ops, o)
+	if ok && !att {
+		h := c.latency[r.Kind]
+		if h == nil {
+			h = hdrhistogram.New(1, maxMicros, 3)
+			c.latency[c.arena.str(r.Kind)] = h
+		}
+		_ = h.RecordValue(clampMicros(int64(r.End - r.Start)))
+	}
+
+	switch r.Kind {
+	case history.KindSMTPSend:
+		c.send(r)
+	case history.KindIMAPSelect:
+		if ok && r.Mailbox != "" && r.UIDValidity != 0 {
+			c.uidvSeen(c.mbox(r.Mailbox), r.UIDValidity, int64(r.Start))
+		}
+	case history.KindIMAPFetch:
+		if ok && r.Mailbox != "" && r.UID != 0 && r.MsgID != "" {
+			mb := c.mbox(r.Mailbox)
+			if r.UIDValidity != 0 {
+				c.uidvSeen(mb, r.UIDValidity, int64(r.Start))
+			}
+			c.uidSeen(mb, r.UIDValidity, r.UID, c.msg(r.MsgID), int64(r.Start))
+		}
+	case history.KindIMAPStore, history.KindIMAPExpunge:
+		if r.Outcome == history.Fail || r.Mailbox == "" || (r.UID == 0 && r.MsgID == "") {
+			return
+		}
+		a := imapAction{expunge: r.Kind == history.KindIMAPExpunge, ok: ok, mbox: c.mbox(r.Mailbox), uid: r.UID, uidv: r.UIDValidity, msg: none, end: int64(r.End), line: line}
+		if r.MsgID != "" {
+			a.msg = c.msg(r.MsgID)
+		}
+		if !a.expunge {
+			a.flags = c.flagSet(r.Flags)
+		}
+		c.actions = append(c.actions, a)
+	}
+}
+
+const maxMicros = int64(24 * 3600 * 1e6) // one day
+
+func clampMicros(ns int64) int64 {
+	us := ns / 1000
+	if us < 1 {
+		return 1
+	}
+	return min(us, maxMicros)
+}
+
+func (c *checker) send(r *history.Record) {
+	mi := c.msg(r.MsgID)
+	m := &c.msgs[mi]
+	m.bits |= mSent
+	if m.sendStart < 0 || int64(r.Start) < m.sendStart {
+		m.sendStart = int64(r.Start)
+	}
+	if r.BodySHA256 != "" && m.bits&mHash == 0 {
+		m.hash = fingerprint(r.BodySHA256)
+		m.bits |= mHash
+	}
+	inc := func(p *uint16) {
+		if *p < 0xffff {
+			*p++
+		}
+	}
+	att := r.Scope == history.ScopeAttempt
+	switch r.Outcome {
+	case history.OK:
+		if att {
+			inc(&m.okAtt)
+		} else {
+			inc(&m.okOps)
+		}
+		if m.acceptEnd < 0 || int64(r.End) < m.acceptEnd {
+			m.acceptEnd = int64(r.End)
+		}
+	case history.Indeterminate:
+		if att {
+			inc(&m.indetAtt)
+		} else {
+			inc(&m.indetOps)
+		}
+	default:
+		if att {
+			inc(&m.failAtt)
+		} else {
+			inc(&m.failOps)
+		}
+	}
+	for _, rc := range r.Rcpt {
+		c.deliv(mi, c.user(rc)).sent = true
+	}
+}
+
+func (c *checker) uidvSeen(mb, uidv uint32, at int64) {
+	k := uidvKey{mb, uidv}
+	s, ok := c.uidvObs[k]
+	if !ok {
+		c.uidvObs[k] = span2{at, at}
+		return
+	}
+	s.first, s.last = min(s.first, at), max(s.last, at)
+	c.uidvObs[k] = s
+}
+
+func (c *checker) uidSeen(mb, uidv, uid, msg uint32, at int64) {
+	k := uidKey{mb, uidv, uid}
+	i, ok := c.uids[k]
+	if !ok {
+		c.uids[k] = uint32(len(c.uidList))
+		c.uidList = append(c.uidList, uidEntry{mbox: mb, uidv: uidv, uid: uid, msg: msg, first: at, last: at})
+		return
+	}
+	e := &c.uidList[i]
+	e.first, e.last = min(e.first, at), max(e.last, at)
+	if e.msg != msg && !e.reused {
+		e.reused = true
+		c.reusedList = append(c.reusedList, i)
+	}
+}
+
+func (c *checker) observe(line int64, r *history.Record, final bool) {
+	c.obsCount++
+	mb := c.mbox(r.Mailbox)
+	msg := none
+	if r.MsgID != "" {
+		msg = c.msg(r.MsgID)
+	}
+	at := int64(r.Start)
+	if r.UIDValidity != 0 {
+		c.uidvSeen(mb, r.UIDValidity, at)
+	}
+	c.uidSeen(mb, r.UIDValidity, r.UID, msg, at)
+	if msg != none {
+		d := c.deliv(msg, c.mboxUser[mb])
+		if !final && (d.firstSeen < 0 || at < d.firstSeen) {
+			d.firstSeen = at
+		}
+		if d.firstObs < 0 || at < d.firstObs {
+			d.firstObs = at
+		}
+	}
+	if final {
+		round := r.Attempt
+		if round <= 0 {
+			round = 1
+		}
+		f := finalRec{msg: msg, mbox: mb, uid: r.UID, uidv: r.UIDValidity, flags: c.flagSet(r.Flags), round: uint16(min(round, 0xffff)), line: line}
+		if r.BodySHA256 != "" {
+			f.hasHash, f.hash = true, fingerprint(r.BodySHA256)
+		}
+		c.finals = append(c.finals, f)
+	}
+}
+
+func (c *checker) event(r *history.Record) {
+	switch r.Kind {
+	case history.KindFaultInject:
+		f := Fault{Index: len(c.faults), Name: c.arena.str(r.Name), Target: c.arena.str(r.Target), Start: r.Start, End: -1, Failed: r.Outcome == history.Fail}
+		c.faults = append(c.faults, f)
+		k := faultKey{f.Name, f.Target}
+		c.pending[k] = append(c.pending[k], f.Index)
+	case history.KindFaultHeal:
+		k := faultKey{r.Name, r.Target}
+		idx := -1
+		if q := c.pending[k]; len(q) > 0 {
+			idx = q[0]
+			c.pending[k] = q[1:]
+			f := &c.faults[idx]
+			f.End, f.Healed = max(r.End, r.Start), true
+			f.Failed = f.Failed || r.Outcome == history.Fail
+		}
+		c.heals = append(c.heals, heal{fault: idx, name: c.arena.str(r.Name), at: max(int64(r.End), int64(r.Start))})
+	case history.KindPhase:
+		switch r.Name {
+		case history.PhaseFinalReadDone:
+			round := r.Attempt
+			if round <= 0 {
+				round = 1
+			}
+			c.rounds[round] = true
+		case history.PhaseHeal:
+			c.heals = append(c.heals, heal{fault: -1, name: "phase:heal", at: int64(r.Start)})
+		}
+	}
+}
