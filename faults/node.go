@@ -1,0 +1,179 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// SMTPCutToxic is the Toxiproxy toxic type of the end-of-DATA cut, served by
+// the toxiproxy built from faults/cmd/toxiproxy.
+const SMTPCutToxic = "smtp_data_cut"
+
+// nodeOp is one way of breaking a node.
+type nodeOp struct {
+	name, summary string
+	params        []Param
+	inject        func(ctx context.Context, n Node, p Values) error
+	// heal restores the node; every heal ends with the node ready.
+	heal func(ctx context.Context, n Node, p Values) error
+}
+
+func init() {
+	for _, op := range []nodeOp{
+		{name: "kill", summary: "SIGKILL a node; heal starts it again",
+			inject: func(ctx context.Context, n Node, _ Values) error { return n.Kill(ctx) },
+			heal:   startIfDown},
+		{name: "stop", summary: "stop a node gracefully; heal starts it again",
+			inject: func(ctx context.Context, n Node, _ Values) error { return n.Stop(ctx) },
+			heal:   startIfDown},
+		{name: "restart", summary: "restart a node (graceful stop, start); heal waits until it is ready",
+			inject: func(ctx context.Context, n Node, _ Values) error { return n.Restart(ctx) },
+			heal:   startIfDown},
+		{name: "pause", summary: "freeze a node's processes (SIGSTOP via cgroup freezer); heal unpauses",
+			inject: func(ctx context.Context, n Node, _ Values) error { return n.Pause(ctx) },
+			heal: func(ctx context.Context, n Node, p Values) error {
+				if err := n.Unpause(ctx); err != nil && !isNotPaused(err) {
+					return fmt.Errorf("unpause %s: %w", n.Name(), err)
+				}
+				return startIfDown(ctx, n, p)
+			}},
+		{name: "kill-process", summary: "SIGKILL one process inside a node (pkill -KILL -x <process>); heal restarts the node if it is not ready",
+			params: []Param{{Name: "process", Type: String, Help: "exact process name, e.g. imap or master"}},
+			inject: func(ctx context.Context, n Node, p Values) error {
+				code, out, err := n.Exec(ctx, []string{"pkill", "-KILL", "-x", p.String("process")})
+				if err != nil {
+					return fmt.Errorf("exec pkill in %s: %w", n.Name(), err)
+				}
+				if code != 0 {
+					// pkill exits 1 when nothing matched: the fault did nothing.
+					return fmt.Errorf("pkill -x %s in %s: exit %d (no such process?) %s", p.String("process"), n.Name(), code, strings.TrimSpace(out))
+				}
+				return nil
+			},
+			heal: func(ctx context.Context, n Node, p Values) error {
+				// A supervisor inside the node may restart the process by
+				// itself; only restart the node if it is not ready soon.
+				rctx, cancel := context.WithTimeout(ctx, p.Duration("grace"))
+				err := n.WaitReady(rctx)
+				cancel()
+				if err == nil {
+					return nil
+				}
+				if err := n.Restart(ctx); err != nil {
+					return fmt.Errorf("restart %s: %w", n.Name(), err)
+				}
+				return nil
+			}},
+	} {
+		op := op
+		params := op.params
+		if op.name == "kill-process" {
+			params = append(params, Param{Name: "grace", Type: Duration, Default: "3s",
+				Help: "how long heal waits for the node to recover by itself before restarting it"})
+		}
+		Register(&Kind{Name: op.name, Class: "node", Summary: op.summary, Target: TargetNode, Params: params,
+			New: func(env Env, target string, p Values) (Fault, error) {
+				n, err := env.Node(target)
+				if err != nil {
+					return nil, nodeNotFound(env, target, err)
+				}
+				return &NodeFault{op: op, node: n, p: p}, nil
+			}})
+	}
+	Register(&Kind{Name: "disconnect", Class: "partition", Target: TargetNode,
+		Summary: "hard partition: disconnect a node from its Docker networks; heal reconnects it",
+		New: func(env Env, target string, p Values) (Fault, error) {
+			n, err := env.Node(target)
+			if err != nil {
+				return nil, nodeNotFound(env, target, err)
+			}
+			return &NodeFault{node: n, p: p, op: nodeOp{name: "disconnect",
+				inject: func(ctx context.Context, n Node, _ Values) error { return n.Disconnect(ctx) },
+				heal: func(ctx context.Context, n Node, _ Values) error {
+					if err := n.Connect(ctx); err != nil && !isAlready(err) {
+						return err
+					}
+					return n.WaitReady(ctx)
+				}}}, nil
+		}})
+}
+
+func nodeNotFound(env Env, name string, err error) error {
+	var names []string
+	for _, n := range env.Nodes() {
+		names = append(names, n.Name())
+	}
+	sort.Strings(names)
+	return fmt.Errorf("node %q: %w; nodes: %s", name, err, strings.Join(names, ", "))
+}
+
+// startIfDown makes a node ready: if it already answers its readiness
+// probe nothing is done, else it is started (Start waits until ready).
+func startIfDown(ctx context.Context, n Node, _ Values) error {
+	rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err := n.WaitReady(rctx)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	if err := n.Start(ctx); err != nil {
+		return fmt.Errorf("start %s: %w", n.Name(), err)
+	}
+	return nil
+}
+
+func isNotPaused(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "not paused")
+}
+
+func isAlready(err error) bool {
+	s := strings.ToLower(err.Error())
+	return strings.Contains(s, "already")
+}
+
+// NodeFault breaks one node in one way (kill, stop, restart, pause,
+// kill-process, disconnect); its heal leaves the node ready.
+type NodeFault struct {
+	op   nodeOp
+	node Node
+	p    Values
+}
+
+var _ HealObserver = (*NodeFault)(nil)
+
+// Name returns the fault kind.
+func (f *NodeFault) Name() string { return f.op.name }
+
+// Target returns the node name.
+func (f *NodeFault) Target() string { return f.node.Name() }
+
+// Inject breaks the node.
+func (f *NodeFault) Inject(ctx context.Context) error {
+	if err := f.op.inject(ctx, f.node, f.p); err != nil {
+		return fmt.Errorf("%s %s: %w", f.op.name, f.node.Name(), err)
+	}
+	return nil
+}
+
+// Heal restores the node.
+func (f *NodeFault) Heal(ctx context.Context) error {
+	if err := f.op.heal(ctx, f.node, f.p); err != nil {
+		return fmt.Errorf("heal %s %s: %w", f.op.name, f.node.Name(), err)
+	}
+	return nil
+}
+
+// AwaitHealed verifies the node answers its readiness probe.
+func (f *NodeFault) AwaitHealed(ctx context.Context) error {
+	if err := f.node.WaitReady(ctx); err != nil {
+		return fmt.Errorf("node %s ready: %w", f.node.Name(), err)
+	}
+	return nil
+}
+
+// errNoCapability says a handle lacks an optional capability a fault needs.
+var errNoCapability = errors.New("not supported by this environment")

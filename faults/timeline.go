@@ -1,0 +1,326 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Default bounds of a timeline's inject and heal steps.
+const (
+	DefaultInjectTimeout = 2 * time.Minute
+	DefaultHealTimeout   = 3 * time.Minute
+)
+
+// Step is one fault on a timeline.
+type Step struct {
+	// At is the offset from the start of Run at which the fault is injected.
+	At time.Duration
+	// For is how long the fault stays injected before it is healed; 0 holds
+	// it until the timeline ends.
+	For time.Duration
+	// Fault is the fault.
+	Fault Fault
+	// Spec is the spec the fault was built from, for logs (may be empty).
+	Spec string
+}
+
+// String formats the step as "+1.5s for 10s latency:wan-a-b:...".
+func (s Step) String() string {
+	spec := s.Spec
+	if spec == "" {
+		spec = s.Fault.Name() + ":" + s.Fault.Target()
+	}
+	hold := "until end"
+	if s.For > 0 {
+		hold = s.For.String()
+	}
+	return fmt.Sprintf("+%v for %s %s", s.At, hold, spec)
+}
+
+// Schedule formats steps one per line, in order of injection: two equal
+// schedules print the same text.
+func Schedule(steps []Step) string {
+	var b strings.Builder
+	for i, s := range steps {
+		fmt.Fprintf(&b, "%d %s\n", i, s)
+	}
+	return b.String()
+}
+
+// Timeline runs faults at offsets, in series or overlapping, and records
+// each inject and heal. Every fault it injected is healed before Run
+// returns: when its time is up, when the timeline ends, when ctx is
+// cancelled (abort) and when a fault panics.
+type Timeline struct {
+	// Steps are the faults; they may overlap.
+	Steps []Step
+	// Events receives one inject and one heal event per step (may be nil).
+	Events EventSink
+	// Logger logs every inject and heal (may be nil).
+	Logger *slog.Logger
+	// End, when > 0, is the offset at which the timeline ends and every
+	// fault still injected is healed. By default the timeline ends when the
+	// last step with a duration has healed.
+	End time.Duration
+	// InjectTimeout bounds Inject plus the wait for its observed effect.
+	InjectTimeout time.Duration
+	// HealTimeout bounds Heal plus its verification.
+	HealTimeout time.Duration
+
+	mu     sync.Mutex
+	active map[int]*runStep
+}
+
+// runStep is a step's run state; mu serialises its heal between the
+// step's goroutine and HealAll.
+type runStep struct {
+	Step
+	mu       sync.Mutex
+	injected bool // inject was called (its effect may be partial)
+	healed   bool
+}
+
+func (t *Timeline) log() *slog.Logger {
+	if t.Logger != nil {
+		return t.Logger
+	}
+	return discard
+}
+
+// end returns the offset at which held steps are healed.
+func (t *Timeline) end() time.Duration {
+	if t.End > 0 {
+		return t.End
+	}
+	var end time.Duration
+	for _, s := range t.Steps {
+		if e := s.At + s.For; e > end {
+			end = e
+		}
+	}
+	return end
+}
+
+// Run executes the timeline and returns when every fault is healed. The
+// error joins every failed inject, failed or unverified heal, and panic.
+// Cancelling ctx aborts the timeline: faults not yet injected are skipped
+// and injected ones are healed at once (heals do not inherit the
+// cancellation, only HealTimeout bounds them).
+func (t *Timeline) Run(ctx context.Context) error {
+	log := t.log()
+	ctx = WithLogger(ctx, log)
+	t.mu.Lock()
+	t.active = map[int]*runStep{}
+	t.mu.Unlock()
+	start := time.Now()
+	endAt := start.Add(t.end())
+	log.Info("timeline start", "steps", len(t.Steps), "end", t.end())
+
+	var (
+		wg   sync.WaitGroup
+		emu  sync.Mutex
+		errs []error
+	)
+	fail := func(err error) {
+		emu.Lock()
+		errs = append(errs, err)
+		emu.Unlock()
+	}
+	for i, s := range t.Steps {
+		rs := &runStep{Step: s}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.runStep(ctx, i, rs, start, endAt); err != nil {
+				fail(err)
+			}
+		}()
+	}
+	wg.Wait()
+	log.Info("timeline done", "took", time.Since(start).Round(time.Millisecond), "errors", len(errs))
+	return errors.Join(errs...)
+}
+
+func (t *Timeline) runStep(ctx context.Context, i int, rs *runStep, start, endAt time.Time) (err error) {
+	log := t.log().With("step", i, "fault", rs.Fault.Name(), "target", rs.Fault.Target())
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("step %d %s:%s panicked: %v\n%s", i, rs.Fault.Name(), rs.Fault.Target(), p, debug.Stack())
+			log.Error("fault panicked; healing", "panic", p)
+			if herr := t.heal(ctx, i, rs); herr != nil {
+				err = errors.Join(err, herr)
+			}
+		}
+	}()
+	if !sleepUntil(ctx, start.Add(rs.At)) {
+		log.Info("skipped: timeline aborted before its time")
+		return nil
+	}
+	var errs []error
+	if ierr := t.inject(ctx, i, rs); ierr != nil {
+		errs = append(errs, ierr)
+	} else {
+		until := endAt
+		if rs.For > 0 {
+			until = start.Add(rs.At + rs.For)
+		}
+		sleepUntil(ctx, until)
+	}
+	// A failed inject may have had part of its effect: heal it anyway.
+	if herr := t.heal(ctx, i, rs); herr != nil {
+		errs = append(errs, herr)
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Timeline) inject(ctx context.Context, i int, rs *runStep) error {
+	log := t.log().With("step", i, "fault", rs.Fault.Name(), "target", rs.Fault.Target())
+	rs.mu.Lock()
+	rs.injected = true
+	rs.mu.Unlock()
+	t.mu.Lock()
+	t.active[i] = rs
+	t.mu.Unlock()
+
+	ictx, cancel := boundedCtx(ctx, orDefault(t.InjectTimeout, DefaultInjectTimeout))
+	defer cancel()
+	callStart := time.Now()
+	log.Info("inject", "spec", rs.Spec)
+	err := rs.Fault.Inject(ictx)
+	if err == nil {
+		if o, ok := rs.Fault.(InjectObserver); ok {
+			err = o.AwaitInjected(ictx)
+		}
+	}
+	callEnd := time.Now()
+	t.event(KindInject, rs.Fault, callStart, callEnd, err)
+	if err != nil {
+		log.Error("inject failed", "err", err, "took", callEnd.Sub(callStart))
+		return fmt.Errorf("inject %s:%s: %w", rs.Fault.Name(), rs.Fault.Target(), err)
+	}
+	log.Info("injected", "took", callEnd.Sub(callStart))
+	return nil
+}
+
+// heal heals a step once; later calls are no-ops.
+func (t *Timeline) heal(ctx context.Context, i int, rs *runStep) error {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if !rs.injected || rs.healed {
+		return nil
+	}
+	rs.healed = true
+	defer func() {
+		t.mu.Lock()
+		delete(t.active, i)
+		t.mu.Unlock()
+	}()
+	log := t.log().With("step", i, "fault", rs.Fault.Name(), "target", rs.Fault.Target())
+	// Heals outlive an abort: the stack must be whole again.
+	hctx, cancel := boundedCtx(WithLogger(context.WithoutCancel(ctx), t.log()), orDefault(t.HealTimeout, DefaultHealTimeout))
+	defer cancel()
+	callStart := time.Now()
+	log.Info("heal")
+	err := safeCall(func() error { return rs.Fault.Heal(hctx) })
+	if err == nil {
+		if o, ok := rs.Fault.(HealObserver); ok {
+			err = safeCall(func() error { return o.AwaitHealed(hctx) })
+		}
+	}
+	callEnd := time.Now()
+	t.event(KindHeal, rs.Fault, callStart, callEnd, err)
+	if err != nil {
+		log.Error("heal failed", "err", err, "took", callEnd.Sub(callStart))
+		return fmt.Errorf("heal %s:%s: %w", rs.Fault.Name(), rs.Fault.Target(), err)
+	}
+	log.Info("healed", "took", callEnd.Sub(callStart))
+	return nil
+}
+
+// HealAll heals every fault the running timeline has injected and not yet
+// healed. Scenarios defer it (with recover) so a panic outside Run still
+// leaves the stack whole; Run itself never needs it.
+func (t *Timeline) HealAll(ctx context.Context) error {
+	t.mu.Lock()
+	var idx []int
+	steps := map[int]*runStep{}
+	for i, rs := range t.active {
+		idx = append(idx, i)
+		steps[i] = rs
+	}
+	t.mu.Unlock()
+	sort.Ints(idx)
+	var errs []error
+	for _, i := range idx {
+		if err := t.heal(ctx, i, steps[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Active returns the steps currently injected, in order.
+func (t *Timeline) Active() []Step {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var idx []int
+	for i := range t.active {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	var out []Step
+	for _, i := range idx {
+		out = append(out, t.active[i].Step)
+	}
+	return out
+}
+
+func (t *Timeline) event(kind string, f Fault, start, end time.Time, err error) {
+	if t.Events == nil {
+		return
+	}
+	if eerr := t.Events.Event(kind, f.Name(), f.Target(), start, end, err); eerr != nil {
+		t.log().Error("record fault event", "kind", kind, "fault", f.Name(), "err", eerr)
+	}
+}
+
+// safeCall turns a panic in a heal into an error, so one broken heal does
+// not stop the others.
+func safeCall(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return fn()
+}
+
+// sleepUntil waits until t; it returns false if ctx ended first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
