@@ -1,0 +1,504 @@
+// Package smtpload sends the corpus over SMTP the way a real MTA or mail
+// client does, and records every attempt and every logical send in the
+// history.
+//
+// A Sender is one SMTP client: one connection at a time, several messages per
+// session, reconnecting when the session breaks. Port 25 is plain SMTP;
+// submission (587) is STARTTLS (trusting the run's CA) then AUTH PLAIN.
+//
+// # Client policy
+//
+// Each message is one logical operation (history scope "op") made of one or
+// more attempts (scope "attempt"), all under one X-Mailchaos-Id:
+//
+//   - 2xx to the final "." of DATA: accepted (ok). Only then is the message owed.
+//   - 4xx at any stage, or a connection lost, reset, refused or timed out
+//     before the final "." was written: fail, retried with backoff within
+//     the retry budget (see package retry).
+//   - 5xx at any stage: permanent failure, not retried.
+//   - Connection lost or timed out after the final "." and before its reply:
+//     indeterminate. The message may exist. It is retried within the budget
+//     with the same message ID, so a duplicate is recognisably a recovery.
+//
+// The op's outcome is ok if any attempt was accepted, else indeterminate if
+// any attempt was, else fail.
+//
+// # Deadlines
+//
+// go-smtp takes no context and clears its deadlines after each command, so
+// the Sender dials the connection itself (package netx): every command, the
+// body write and the wait for the final reply have a hard deadline that the
+// library cannot lift, and a watchdog closes a connection that outlives it or
+// whose context ends.
+//
+// # Models
+//
+// RunOpen is the open model (arrival rate, constant or ramping): a tick that
+// finds no idle sender is counted as dropped, never queued. RunClosed is the
+// closed model: N senders each sending back to back. Both stop by count and by
+// time on their own.
+package smtpload
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailchaos/mailchaos/loadgen/corpus"
+	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/loadgen/netx"
+	"github.com/mailchaos/mailchaos/loadgen/retry"
+)
+
+// Stages of an SMTP attempt, as recorded in history.Record.Stage.
+const (
+	StageConnect  = "connect"
+	StageGreeting = "greeting"
+	StageTLS      = "tls"
+	StageAuth     = "auth"
+	StageMail     = "mail"
+	StageRcpt     = "rcpt"
+	StageData     = "data"
+	StageDataEnd  = "data-end"
+)
+
+// Recorder receives the operation records. *history.Writer implements it.
+type Recorder interface {
+	Op(r history.Record) error
+	Clock() history.Clock
+}
+
+var _ Recorder = (*history.Writer)(nil)
+
+// Endpoint is where and how a Sender connects.
+type Endpoint struct {
+	Addr string // host:port
+	// Submission selects STARTTLS and AUTH PLAIN (port 587 style).
+	Submission bool
+	// TLS is the configuration for STARTTLS (RootCAs holding the run's CA).
+	// Required when Submission is set.
+	TLS *tls.Config
+}
+
+// User is a test user: the envelope sender and, on submission, the login.
+type User struct {
+	Address, Password string
+}
+
+// Timeouts bound every wait of a session.
+type Timeouts struct {
+	Dial    time.Duration // TCP connect (default 5s)
+	Command time.Duration // each command's reply, greeting and TLS handshake included (default 30s)
+	// Data bounds writing the body and waiting for the reply to the final
+	// "." (default 60s); bodies get one more second per MiB.
+	Data time.Duration
+}
+
+// WithDefaults returns t with zero fields set to their defaults.
+func (t Timeouts) WithDefaults() Timeouts {
+	if t.Dial == 0 {
+		t.Dial = 5 * time.Second
+	}
+	if t.Command == 0 {
+		t.Command = 30 * time.Second
+	}
+	if t.Data == 0 {
+		t.Data = 60 * time.Second
+	}
+	return t
+}
+
+// SenderConfig configures one Sender.
+type SenderConfig struct {
+	Name      string // history client name, e.g. "smtp-3"
+	Endpoint  Endpoint
+	User      User
+	Corpus    *corpus.Generator
+	Policy    retry.Policy
+	Timeouts  Timeouts
+	LocalName string // EHLO name (default "loadgen.mailchaos.test")
+	// MsgsPerSession is how many messages a session carries before QUIT
+	// (default 10).
+	MsgsPerSession int
+	Recorder       Recorder
+	Stats          *Stats // may be shared by many senders; nil: private
+	Seed           int64  // jitter source
+}
+
+// Sender is one SMTP client. It is not safe for concurrent use: run one
+// goroutine per Sender.
+type Sender struct {
+	cfg  SenderConfig
+	rng  *rand.Rand
+	sess *session
+}
+
+type session struct {
+	conn     *netx.Conn
+	c        *smtp.Client
+	eightBit bool
+	sent     int
+}
+
+// NewSender returns a Sender; it connects lazily.
+func NewSender(cfg SenderConfig) *Sender {
+	cfg.Timeouts = cfg.Timeouts.WithDefaults()
+	cfg.Policy = cfg.Policy.WithDefaults()
+	if cfg.LocalName == "" {
+		cfg.LocalName = "loadgen.mailchaos.test"
+	}
+	if cfg.MsgsPerSession <= 0 {
+		cfg.MsgsPerSession = 10
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = &Stats{}
+	}
+	return &Sender{cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), hashName(cfg.Name)))}
+}
+
+func hashName(s string) uint64 {
+	var h uint64 = 14695981039346656037
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// Name returns the sender's client name.
+func (s *Sender) Name() string { return s.cfg.Name }
+
+// Result is the outcome of one logical send.
+type Result struct {
+	MsgID    string
+	Outcome  history.Outcome
+	Class    string
+	Stage    string
+	Attempts int
+	Err      error // the last attempt's error, nil when accepted
+}
+
+// attempt is the result of one try.
+type attempt struct {
+	outcome history.Outcome
+	class   string
+	stage   string
+	err     error
+	retry   bool
+}
+
+// Send sends message seq of stream under the client policy and records
+// every attempt and the op. The message is built at the first attempt (its
+// transfer encoding follows the first session's 8BITMIME) and every retry
+// sends the same bytes under the same ID.
+func (s *Sender) Send(ctx context.Context, stream string, seq int) Result {
+	clock := s.cfg.Recorder.Clock()
+	first := time.Now()
+	var (
+		msg      *corpus.Message
+		last     attempt
+		n        int
+		accepted bool
+		indet    bool
+	)
+	msgID := corpus.MessageID(s.cfg.Corpus.Options().RunID, stream, seq)
+	for {
+		n++
+		start := time.Now()
+		last = s.try(ctx, stream, seq, &msg)
+		end := time.Now()
+		rec := history.Record{
+			Client: s.cfg.Name, Kind: history.KindSMTPSend, Scope: history.ScopeAttempt, Attempt: n,
+			Start: clock.At(start), End: clock.At(end),
+			Outcome: last.outcome, Class: last.class, Stage: last.stage, MsgID: msgID,
+		}
+		if msg != nil {
+			rec.Rcpt, rec.BodySHA256, rec.Size = msg.Rcpt, msg.BodySHA256, msg.Size()
+		}
+		if last.err != nil {
+			rec.Detail = detail(last.err)
+		}
+		s.cfg.Stats.attempt(last.outcome)
+		_ = s.cfg.Recorder.Op(rec)
+		switch last.outcome {
+		case history.OK:
+			accepted = true
+		case history.Indeterminate:
+			indet = true
+		}
+		if accepted || !last.retry || ctx.Err() != nil {
+			break
+		}
+		wait, ok := s.cfg.Policy.Next(n, first, time.Now(), s.rng)
+		if !ok || netx.Sleep(ctx, wait) != nil {
+			break
+		}
+	}
+	out := history.Fail
+	switch {
+	case accepted:
+		out = history.OK
+	case indet:
+		out = history.Indeterminate
+	}
+	rec := history.Record{
+		Client: s.cfg.Name, Kind: history.KindSMTPSend, Scope: history.ScopeOp, Attempt: n,
+		Start: clock.At(first), End: clock.Now(),
+		Outcome: out, Class: last.class, Stage: last.stage, MsgID: msgID,
+	}
+	if msg != nil {
+		rec.Rcpt, rec.BodySHA256, rec.Size = msg.Rcpt, msg.BodySHA256, msg.Size()
+		s.cfg.Stats.Bytes.Add(int64(msg.Size()))
+	}
+	if out != history.OK && last.err != nil {
+		rec.Detail = detail(last.err)
+	}
+	s.cfg.Stats.op(out)
+	_ = s.cfg.Recorder.Op(rec)
+	return Result{MsgID: msgID, Outcome: out, Class: last.class, Stage: last.stage, Attempts: n, Err: last.err}
+}
+
+func detail(err error) string {
+	d := err.Error()
+	if len(d) > 300 {
+		d = d[:300]
+	}
+	return d
+}
+
+// try makes one attempt: connect if needed, then MAIL, RCPT, DATA.
+func (s *Sender) try(ctx context.Context, stream string, seq int, msg **corpus.Message) attempt {
+	if err := ctx.Err(); err != nil {
+		return attempt{outcome: history.Fail, class: netx.ClassCanceled, stage: StageConnect, err: err}
+	}
+	if s.sess == nil {
+		sess, a := s.connect(ctx)
+		if sess == nil {
+			return a
+		}
+		s.sess = sess
+	}
+	ss := s.sess
+	if *msg == nil {
+		m, err := s.cfg.Corpus.Message(stream, seq, s.cfg.User.Address, ss.eightBit)
+		if err != nil {
+			return attempt{outcome: history.Fail, class: netx.ClassError, stage: StageMail, err: err}
+		}
+		*msg = m
+	}
+	m := *msg
+	to := s.cfg.Timeouts
+
+	ss.conn.ArmFor(to.Command)
+	if err := ss.c.Mail(s.cfg.User.Address, &smtp.MailOptions{Size: int64(m.Size())}); err != nil {
+		return s.failed(StageMail, err)
+	}
+	for _, r := range m.Rcpt {
+		ss.conn.ArmFor(to.Command)
+		if err := ss.c.Rcpt(r, nil); err != nil {
+			return s.failed(StageRcpt, err)
+		}
+	}
+	ss.conn.ArmFor(to.Command)
+	wc, err := ss.c.Data()
+	if err != nil {
+		return s.failed(StageData, err)
+	}
+	ss.conn.ArmFor(to.Data + time.Duration(m.Size()>>20)*time.Second)
+	if _, err := wc.Write(m.Bytes); err != nil {
+		// The final "." was not written: the server cannot have the message.
+		return s.failed(StageData, err)
+	}
+	_, err = wc.CloseWithResponse()
+	if err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			return s.failed(StageDataEnd, err)
+		}
+		// Lost between writing the final "." and reading its reply: the
+		// server may have queued the message.
+		s.drop()
+		return attempt{outcome: history.Indeterminate, class: ss.conn.Class(err), stage: StageDataEnd, err: err, retry: true}
+	}
+	ss.sent++
+	if ss.sent >= s.cfg.MsgsPerSession {
+		s.Close()
+	}
+	return attempt{outcome: history.OK, class: "smtp:250", stage: StageDataEnd}
+}
+
+// connect opens a session: dial, greeting and EHLO, STARTTLS and AUTH on
+// submission. On failure it returns a nil session and the failed attempt.
+func (s *Sender) connect(ctx context.Context) (*session, attempt) {
+	to := s.cfg.Timeouts
+	ep := s.cfg.Endpoint
+	conn, err := netx.Dial(ctx, ep.Addr, to.Dial, to.Command)
+	if err != nil {
+		return nil, attempt{outcome: history.Fail, class: netx.Classify(err), stage: StageConnect, err: err, retry: true}
+	}
+	fail := func(stage string, c *smtp.Client, err error) (*session, attempt) {
+		a := classify(stage, conn, err)
+		if c != nil {
+			c.Close()
+		}
+		conn.Close()
+		return nil, a
+	}
+	var c *smtp.Client
+	if ep.Submission {
+		conn.ArmFor(2 * to.Command)
+		host, _, _ := net.SplitHostPort(ep.Addr)
+		cfg := ep.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName = host
+		}
+		c, err = smtp.NewClientStartTLS(conn, cfg)
+		if err != nil {
+			stage := StageTLS
+			if conn.BytesWritten() == 0 {
+				stage = StageGreeting // the greeting failed before EHLO was sent
+			}
+			return fail(stage, nil, err)
+		}
+		c.CommandTimeout, c.SubmissionTimeout = to.Command, to.Data
+		conn.ArmFor(2 * to.Command)
+		if err := c.Hello(s.cfg.LocalName); err != nil { // TLS handshake + EHLO
+			return fail(StageTLS, c, err)
+		}
+		conn.ArmFor(to.Command)
+		if err := c.Auth(sasl.NewPlainClient("", s.cfg.User.Address, s.cfg.User.Password)); err != nil {
+			return fail(StageAuth, c, err)
+		}
+	} else {
+		c = smtp.NewClient(conn)
+		c.CommandTimeout, c.SubmissionTimeout = to.Command, to.Data
+		conn.ArmFor(2 * to.Command)
+		if err := c.Hello(s.cfg.LocalName); err != nil {
+			return fail(StageGreeting, c, err)
+		}
+	}
+	ok, _ := c.Extension("8BITMIME")
+	s.cfg.Stats.Sessions.Add(1)
+	return &session{conn: conn, c: c, eightBit: ok}, attempt{}
+}
+
+// failed classifies a failed step of a live session, and keeps the session
+// if the server answered (RSET) or drops it if the connection is gone.
+func (s *Sender) failed(stage string, err error) attempt {
+	a := classify(stage, s.sess.conn, err)
+	var se *smtp.SMTPError
+	if errors.As(err, &se) && se.Code != 421 {
+		s.sess.conn.ArmFor(s.cfg.Timeouts.Command)
+		if s.sess.c.Reset() == nil {
+			return a
+		}
+	}
+	s.drop()
+	return a
+}
+
+// classify turns an error at a stage into an attempt: SMTP replies by code,
+// everything else by its network class. Only 5xx replies are final.
+func classify(stage string, conn *netx.Conn, err error) attempt {
+	a := attempt{outcome: history.Fail, stage: stage, err: err, retry: true}
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		a.class = SMTPClass(se)
+		a.retry = se.Code/100 != 5
+		return a
+	}
+	a.class = conn.Class(err)
+	return a
+}
+
+// SMTPClass returns the history class of an SMTP reply: "smtp:<code>" plus
+// the enhanced code when the server sent one, e.g. "smtp:451 4.3.0".
+func SMTPClass(se *smtp.SMTPError) string {
+	ec := se.EnhancedCode
+	if ec == smtp.NoEnhancedCode || ec == smtp.EnhancedCodeNotSet {
+		return "smtp:" + strconv.Itoa(se.Code)
+	}
+	return fmt.Sprintf("smtp:%d %d.%d.%d", se.Code, ec[0], ec[1], ec[2])
+}
+
+// drop closes the session without QUIT.
+func (s *Sender) drop() {
+	if s.sess == nil {
+		return
+	}
+	s.sess.c.Close()
+	s.sess.conn.Close()
+	s.sess = nil
+}
+
+// Close ends the session politely (QUIT, bounded by the command timeout).
+func (s *Sender) Close() {
+	if s.sess == nil {
+		return
+	}
+	s.sess.conn.ArmFor(s.cfg.Timeouts.Command)
+	_ = s.sess.c.Quit()
+	s.drop()
+}
+
+// Stats are counters shared by the senders of a run, safe for concurrent
+// use; read them with Snapshot.
+type Stats struct {
+	Ticks, Dropped                       atomic.Int64 // open model
+	Accepted, Failed, Indeterminate      atomic.Int64 // logical sends
+	Attempts, AttemptErrors, AttemptsInd atomic.Int64
+	Sessions, Bytes                      atomic.Int64
+}
+
+func (s *Stats) attempt(o history.Outcome) {
+	s.Attempts.Add(1)
+	switch o {
+	case history.Fail:
+		s.AttemptErrors.Add(1)
+	case history.Indeterminate:
+		s.AttemptsInd.Add(1)
+	}
+}
+
+func (s *Stats) op(o history.Outcome) {
+	switch o {
+	case history.OK:
+		s.Accepted.Add(1)
+	case history.Fail:
+		s.Failed.Add(1)
+	default:
+		s.Indeterminate.Add(1)
+	}
+}
+
+// Snapshot is a copy of the counters at one instant.
+type Snapshot struct {
+	Ticks, Dropped                  int64 // open model: arrivals scheduled, arrivals that found no idle sender
+	Accepted, Failed, Indeterminate int64 // logical sends by outcome
+	Attempts, AttemptErrors         int64 // raw attempts, failed ones
+	AttemptsIndeterminate           int64
+	Sessions                        int64 // SMTP sessions opened
+	Bytes                           int64 // bytes of the messages sent
+}
+
+// Sent returns the logical sends completed.
+func (s Snapshot) Sent() int64 { return s.Accepted + s.Failed + s.Indeterminate }
+
+// Snapshot returns the current counters.
+func (s *Stats) Snapshot() Snapshot {
+	return Snapshot{
+		Ticks: s.Ticks.Load(), Dropped: s.Dropped.Load(),
+		Accepted: s.Accepted.Load(), Failed: s.Failed.Load(), Indeterminate: s.Indeterminate.Load(),
+		Attempts: s.Attempts.Load(), AttemptErrors: s.AttemptErrors.Load(), AttemptsIndeterminate: s.AttemptsInd.Load(),
+		Sessions: s.Sessions.Load(), Bytes: s.Bytes.Load(),
+	}
+}
