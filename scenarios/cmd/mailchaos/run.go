@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/mailchaos/mailchaos/scenarios"
+	"github.com/mailchaos/mailchaos/scenarios/flow"
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
+)
+
+func init() {
+	register("run", "run scenarios against a stack; exit 0 pass, 1 a gate failed, 2 the harness failed", runCmd)
+}
+
+// ginkgoT receives Ginkgo's pass/fail outside `go test`; the exit code comes
+// from the status the suite classifies, not from it.
+type ginkgoT struct{ failed bool }
+
+func (t *ginkgoT) Fail() { t.failed = true }
+
+func runCmd(ctx context.Context, args []string) error {
+	p := flow.Defaults()
+	p.Label = flow.LabelNightly
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	p.Bind(fs)
+	verbose := fs.Bool("v", false, "verbose Ginkgo output (every spec and its log as it runs)")
+	list := fs.Bool("list", false, "list the scenarios with their labels and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: mailchaos run [flags]\n\nRuns the scenarios the label filter selects (default: nightly) and leaves\nout/<run id>/ with the reports; out/latest points at it.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *list {
+		for _, s := range scenarios.Catalog() {
+			fmt.Printf("%-20s %-24v %s\n", s.Name, s.Labels, s.Proves)
+		}
+		return nil
+	}
+	p, err := scenarios.Prepare(p)
+	if err != nil {
+		return fmt.Errorf("parameters:\n%w", err)
+	}
+	gomega.RegisterFailHandler(ginkgo.Fail)
+	suiteCfg, reporterCfg := ginkgo.GinkgoConfiguration()
+	reporterCfg.Verbose = *verbose
+	reporterCfg.NoColor = !isTerminal(os.Stdout)
+	st := scenarios.RunSuite(&ginkgoT{}, p, suiteCfg, reporterCfg)
+	fmt.Printf("mailchaos run %s: %s (exit %d)%s\nreports: %s\n", st.RunID, st.Outcome, st.ExitCode, reasonSuffix(st.Reason), p.RunDir())
+	return ExitFor(st)
+}
+
+// ExitFor maps a run's status to the error main turns into the exit code:
+// nil for 0, withExitCode(1, ...) for a failed gate, a plain error (2) for
+// a failed harness.
+func ExitFor(st flow.Status) error {
+	switch st.ExitCode {
+	case flow.ExitPass:
+		return nil
+	case flow.ExitGate:
+		return withExitCode(flow.ExitGate, errors.New("gate failed: "+st.Reason))
+	default:
+		return errors.New("harness failed: " + st.Reason)
+	}
+}
+
+func reasonSuffix(r string) string {
+	if r == "" {
+		return ""
+	}
+	return ": " + r
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

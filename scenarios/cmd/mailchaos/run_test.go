@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/mailchaos/mailchaos/scenarios/flow"
+)
+
+// The exit code CI sees for each outcome of a run, through main's error
+// mapping.
+func TestRunExitCodes(t *testing.T) {
+	for _, c := range []struct {
+		st   flow.Status
+		code int
+	}{
+		{flow.Status{ExitCode: flow.ExitPass}, 0},
+		{flow.Status{ExitCode: flow.ExitGate, Reason: "gate failed in region-loss"}, 1},
+		{flow.Status{ExitCode: flow.ExitHarness, Reason: "harness failed in region-loss"}, 2},
+	} {
+		name := "test-exit-" + c.st.Outcome + strings.Repeat("x", c.code)
+		register(name, "", func(context.Context, []string) error { return ExitFor(c.st) })
+		var out, errOut bytes.Buffer
+		if got := run(context.Background(), []string{name}, &out, &errOut); got != c.code {
+			t.Errorf("status exit %d: process exit %d, want %d (%s)", c.st.ExitCode, got, c.code, errOut.String())
+		}
+		if c.code != 0 && !strings.Contains(errOut.String(), c.st.Reason) {
+			t.Errorf("stderr %q lacks the reason %q", errOut.String(), c.st.Reason)
+		}
+	}
+}
+
+// Bad parameters are a harness failure (2), reported all at once.
+func TestRunRejectsBadParameters(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"run", "--stack", "/nonexistent.yaml", "--rate", "0", "--users", "0"}, &out, &errOut)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	for _, w := range []string{"--stack", "--rate", "--users"} {
+		if !strings.Contains(errOut.String(), w) {
+			t.Errorf("stderr lacks %s: %s", w, errOut.String())
+		}
+	}
+}

@@ -1,0 +1,159 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mailchaos/mailchaos/reports/check"
+	"github.com/mailchaos/mailchaos/scenarios/flow"
+	"github.com/mailchaos/mailchaos/scenarios/matchers"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	gtypes "github.com/onsi/gomega/types"
+)
+
+// Gate is one assertion on a scenario's verdict: a spec labelled "gate",
+// whose failure is a verdict on the system under test (exit code 1).
+type Gate struct {
+	// Text is the spec's text, e.g. "loses no accepted message".
+	Text string
+	// Matcher judges the verdict.
+	Matcher func() gtypes.GomegaMatcher
+}
+
+// The gates the zero-loss scenarios share.
+var (
+	NoLoss       = Gate{"loses no accepted message", matchers.HaveNoLostMessages}
+	IMAPKept     = Gate{"keeps the IMAP invariants", matchers.KeepIMAPInvariants}
+	NoDowntime   = Gate{"shows clients no downtime", matchers.HaveNoClientVisibleDowntime}
+	Thresholds   = Gate{"meets its thresholds", matchers.MeetThresholds}
+	StrictGates  = []Gate{NoLoss, IMAPKept, NoDowntime, Thresholds}
+	phaseTimeout = func(d time.Duration) NodeTimeout { return NodeTimeout(d + time.Minute) }
+)
+
+// define adds a scenario to the suite: an Ordered container whose specs are
+// the phases (harness work: a failure is exit code 2) and then the gates
+// (labelled "gate": a failure is exit code 1). ContinueOnFailure lets every
+// gate be judged even when an earlier one failed; a phase whose
+// prerequisite failed is skipped, not failed again.
+func define(s flow.Scenario, gates ...Gate) bool {
+	if err := s.Validate(); err != nil {
+		panic(err) // a broken scenario definition is a programming error
+	}
+	suite.mu.Lock()
+	suite.catalog = append(suite.catalog, s)
+	suite.mu.Unlock()
+
+	return Describe(s.Name, Ordered, ContinueOnFailure, Label(s.Labels...), func() {
+		var r *flow.Run
+		p := suite.params // set by RunSuite before the tree is built
+
+		BeforeAll(func() {
+			var err error
+			r, err = flow.Start(p, s, suite.progress, GinkgoWriter)
+			// Cleanups run last-in first-out: heal, then tear down.
+			DeferCleanup(func(ctx SpecContext) {
+				Expect(r.Teardown(ctx)).To(Succeed())
+			}, NodeTimeout(flow.TeardownTimeout+time.Minute))
+			DeferCleanup(func(ctx SpecContext) {
+				Expect(r.HealForCleanup(ctx)).To(Succeed())
+			}, NodeTimeout(flow.HealTimeout+time.Minute))
+			Expect(err).NotTo(HaveOccurred(), "prepare scenario %s", s.Name)
+			AddReportEntry("parameters", fmt.Sprintf("run %s seed %d stack %s duration %s rate %g/s users %d",
+				p.RunID, p.Seed, p.Stack, p.Duration, p.Rate, p.Users))
+		})
+
+		It("brings the stack up", func(ctx SpecContext) {
+			Expect(r.Up(ctx)).To(Succeed())
+		}, phaseTimeout(flow.UpTimeout))
+
+		It("runs a clean steady load", func(ctx SpecContext) {
+			phase(r, r.SteadyState, ctx, "up")
+		}, phaseTimeout(p.Steady+flow.CheckTimeout+3*time.Minute))
+
+		It("serves the steady load within its thresholds", Label(flow.GateLabel), func() {
+			skipUnless(r, "steady")
+			Expect(r.Steady).To(matchers.MeetThresholds(), "steady state before any fault")
+		})
+
+		It("runs load under the fault timeline", func(ctx SpecContext) {
+			phase(r, r.Load, ctx, "up", "steady")
+		}, phaseTimeout(p.Duration+6*time.Minute))
+
+		It("heals every fault", func(ctx SpecContext) {
+			phase(r, r.Heal, ctx, "up")
+		}, phaseTimeout(flow.HealTimeout))
+
+		It("converges", func(ctx SpecContext) {
+			phase(r, r.Converge, ctx, "up", "heal")
+		}, phaseTimeout(p.Converge+flow.ReadTimeout))
+
+		It("reads every mailbox", func(ctx SpecContext) {
+			phase(r, r.FinalRead, ctx, "up")
+		}, phaseTimeout(2*flow.ReadTimeout+flow.RoundGap))
+
+		It("judges the history", func(ctx SpecContext) {
+			skipUnless(r, "up")
+			Expect(r.Check(ctx)).To(Succeed())
+			AddReportEntry("figures", Figures(r.Verdict))
+			fmt.Fprintf(GinkgoWriter, "%s: %s\n", s.Name, Figures(r.Verdict))
+			Expect(renderScenario(ctx, r)).To(Succeed(), "render the scenario's report")
+		}, phaseTimeout(flow.CheckTimeout+time.Minute))
+
+		for _, g := range gates {
+			It(g.Text, Label(flow.GateLabel), func() {
+				skipUnless(r, "check")
+				Expect(r.Verdict).To(g.Matcher())
+			})
+		}
+	})
+}
+
+// phase runs one phase unless a phase it needs failed (then it is skipped:
+// the failure is already reported once).
+func phase(r *flow.Run, fn func(context.Context) error, ctx context.Context, needs ...string) {
+	skipUnless(r, needs...)
+	Expect(fn(ctx)).To(Succeed())
+}
+
+func skipUnless(r *flow.Run, phases ...string) {
+	if r == nil {
+		Skip("scenario was not prepared")
+	}
+	if err := r.Need(phases...); err != nil {
+		Skip(err.Error())
+	}
+}
+
+// Figures is the one-line summary of a verdict quoted in reports and logs:
+// accepted, lost, duplicated, longest client-visible downtime, delivery p99.
+func Figures(v check.Verdict) string {
+	m := func(name string) string {
+		x, ok := v.Metrics[name]
+		if !ok {
+			return "n/a"
+		}
+		if len(name) > 2 && name[len(name)-2:] == "_s" {
+			return (time.Duration(x * float64(time.Second))).Round(time.Millisecond).String()
+		}
+		return fmt.Sprintf("%g", x)
+	}
+	return fmt.Sprintf("status=%s accepted=%s lost=%s duplicated=%s corrupted=%s max_downtime=%s delivery_p99=%s faults=%s",
+		v.Status, m("accepted"), m("lost"), m("duplicated"), m("corrupted"),
+		m("client_visible_downtime_max_s"), m("delivery_latency_p99_s"), m("faults"))
+}
+
+// RecoveryPointMeasured succeeds when the verdict could measure the
+// recovery point: a complete final read judged the ledger. The number of
+// lost messages is the recovery point; it is reported, not gated.
+func RecoveryPointMeasured() gtypes.GomegaMatcher {
+	return WithTransform(func(v check.Verdict) string {
+		if !v.Ledger.FinalRead {
+			return "unknown: no complete final read"
+		}
+		AddReportEntry("recovery point", fmt.Sprintf("%d accepted deliveries lost with the region's disks (of %d accepted messages)",
+			v.Ledger.Counts[check.ClassLost], v.Ledger.Accepted))
+		return "measured"
+	}, Equal("measured"))
+}

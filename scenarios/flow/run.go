@@ -1,0 +1,564 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailchaos/mailchaos/faults"
+	"github.com/mailchaos/mailchaos/harness"
+	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/reports/check"
+)
+
+// Bounds of the phases that do not scale with the parameters. Every wait of
+// a run is bounded by one of these or by a parameter.
+const (
+	UpTimeout       = 5 * time.Minute  // harness.Up, images present
+	TeardownTimeout = 3 * time.Minute  // harness Teardown, logs included
+	HealTimeout     = 4 * time.Minute  // heal every fault and see every node ready
+	ReadTimeout     = 5 * time.Minute  // one final-read round of every mailbox
+	CheckTimeout    = 2 * time.Minute  // the checkers over the history
+	RoundGap        = 5 * time.Second  // pause between the final-read rounds
+	ProbeEvery      = 3 * time.Second  // convergence probe interval
+	phaseSlack      = 3 * time.Minute  // beyond a phase's planned length
+	steadySettle    = 10 * time.Second // delivery allowance after the steady load
+)
+
+// Traffic is what a run needs from the load generator: load for a while,
+// with every operation recorded in the history, and complete reads of every
+// test mailbox.
+type Traffic interface {
+	// Load sends mail at the run's rate and watches the mailboxes for d,
+	// recording every operation; it returns when the last operation ended.
+	Load(ctx context.Context, phase string, d time.Duration) error
+	// FinalRead lists every message of every test mailbox into w as final
+	// records, read round round. Errors talking to the stack are recorded
+	// in w; an error is returned only when the read could not complete.
+	FinalRead(ctx context.Context, w *history.Writer, round int) error
+}
+
+// Run is one scenario being run: the stack, the history, the timeline and,
+// at the end, the verdict. Its methods are the phases, called in order by
+// the suite; each is bounded and safe to call after an earlier one failed
+// (it then reports that it cannot run).
+type Run struct {
+	P        Params
+	S        Scenario
+	Dir      string // out/<run>/<scenario>
+	Log      *slog.Logger
+	Progress *Progress
+
+	Env      *harness.Env
+	History  *history.Writer
+	Traffic  Traffic
+	Timeline *faults.Timeline
+	Steady   check.Verdict
+	Verdict  check.Verdict
+
+	logFile  *os.File
+	failed   map[string]error
+	ok       map[string]bool
+	mu       sync.Mutex
+	healOnce sync.Once
+}
+
+// HistoryPath is the path of the run's history.
+func (r *Run) HistoryPath() string { return filepath.Join(r.Dir, "history.jsonl") }
+
+// Start prepares the run of s: its folder, its log, its history. Nothing is
+// started in Docker yet.
+func Start(p Params, s Scenario, progress *Progress, console io.Writer) (*Run, error) {
+	r := &Run{P: p, S: s, Dir: filepath.Join(p.RunDir(), s.Name), Progress: progress, failed: map[string]error{}, ok: map[string]bool{}}
+	if err := s.Validate(); err != nil {
+		return r, err
+	}
+	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
+		return r, fmt.Errorf("create scenario folder: %w", err)
+	}
+	f, err := os.Create(filepath.Join(r.Dir, "run.log"))
+	if err != nil {
+		return r, fmt.Errorf("create run log: %w", err)
+	}
+	r.logFile = f
+	out := io.Writer(f)
+	if console != nil {
+		out = io.MultiWriter(f, console)
+	}
+	r.Log = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo})).With("scenario", s.Name)
+	h, err := history.Create(r.HistoryPath(), history.NewClock(), history.Header{RunID: p.RunID, Seed: p.Seed, Scenario: s.Name})
+	if err != nil {
+		return r, err
+	}
+	r.History = h
+	r.Log.Info("scenario start", "run", p.RunID, "seed", p.Seed, "proves", s.Proves, "history", r.HistoryPath())
+	r.Progress.Begin(s.Name, r.HistoryPath(), r.Planned())
+	return r, nil
+}
+
+// Planned is the planned wall time of the scenario (stack start excluded).
+func (r *Run) Planned() time.Duration {
+	return r.P.Steady + steadySettle + r.P.Duration + r.P.Converge/2 + RoundGap
+}
+
+// phase records the start of a phase in the history and the progress line.
+func (r *Run) phase(name string, attempt int, detail string) {
+	r.Progress.SetPhase(name)
+	if r.History != nil {
+		if err := r.History.Phase(name, attempt, detail); err != nil {
+			r.Log.Error("record phase", "phase", name, "err", err)
+		}
+	}
+	r.Log.Info("phase", "name", name, "attempt", attempt)
+}
+
+// Need fails when a phase of phases failed or never ran successfully.
+func (r *Run) Need(phases ...string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range phases {
+		if err, ok := r.failed[p]; ok {
+			return fmt.Errorf("cannot run: phase %s failed: %v", p, err)
+		}
+		if !r.ok[p] {
+			return fmt.Errorf("cannot run: phase %s did not run", p)
+		}
+	}
+	return nil
+}
+
+func (r *Run) done(phase string, err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.failed[phase] = err
+		r.Log.Error("phase failed", "phase", phase, "err", err)
+		return err
+	}
+	r.ok[phase] = true
+	return nil
+}
+
+// Up loads the descriptor, applies the rehearsal's image sets and brings
+// the stack up; then it connects the load generator and the fault kinds.
+func (r *Run) Up(ctx context.Context) error {
+	return r.done("up", r.up(ctx))
+}
+
+func (r *Run) up(ctx context.Context) error {
+	if r.History == nil {
+		return errors.New("run not started")
+	}
+	r.Progress.SetPhase("up")
+	d, err := harness.Load(r.P.Stack)
+	if err != nil {
+		return err
+	}
+	for _, role := range r.S.Roles {
+		if !hasRole(d, role) {
+			return fmt.Errorf("stack %s has no service with role %q, which scenario %s needs", r.P.Stack, role, r.S.Name)
+		}
+	}
+	if err := ApplyImageSets(d, r.P.From, r.P.To); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, UpTimeout)
+	defer cancel()
+	start := time.Now()
+	env, err := harness.Up(ctx, d, harness.Options{
+		RunID:  StackRunID(r.P.RunID, r.S.Name),
+		OutDir: r.Dir,
+		Users:  r.P.Users,
+		Logger: r.Log,
+	})
+	r.Env = env // even on error: Teardown removes what was made
+	if err != nil {
+		return fmt.Errorf("bring the stack up: %w", err)
+	}
+	r.Log.Info("stack up", "took", time.Since(start).Round(time.Millisecond))
+	if r.Traffic, err = NewTraffic(env, r.History, r.P, r.Log); err != nil {
+		return err
+	}
+	return nil
+}
+
+// StackRunID is the Docker run id of a scenario's stack: the run id plus
+// the scenario, so that every resource of the scenario carries it and two
+// scenarios of a run never share a container name.
+func StackRunID(runID, scenario string) string { return runID + "-" + scenario }
+
+func hasRole(d *harness.Descriptor, role string) bool {
+	for _, s := range d.Services {
+		if s.Role == role {
+			return true
+		}
+	}
+	return false
+}
+
+// ApplyImageSets makes a rehearsal out of a descriptor: the --from set
+// replaces the images the stack starts with, the --to set the images it
+// upgrades to. A tag applies to every service with an upgrade image.
+func ApplyImageSets(d *harness.Descriptor, from, to string) error {
+	fs, err := ParseImageSet(from)
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	ts, err := ParseImageSet(to)
+	if err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	for _, set := range []ImageSet{fs, ts} {
+		for svc := range set.Images {
+			if _, ok := d.Services[svc]; !ok {
+				return fmt.Errorf("image set names service %q, which stack %s does not have", svc, d.Name)
+			}
+		}
+	}
+	for name, s := range d.Services {
+		if s.UpgradeImage != "" {
+			if fs.Tag != "" {
+				s.Image = WithTag(s.Image, fs.Tag)
+			}
+			if ts.Tag != "" {
+				s.UpgradeImage = WithTag(s.UpgradeImage, ts.Tag)
+			}
+		}
+		if img, ok := fs.Images[name]; ok {
+			s.Image = img
+		}
+		if img, ok := ts.Images[name]; ok {
+			s.UpgradeImage = img
+		}
+	}
+	return nil
+}
+
+// SteadyState runs a short clean load and judges it against
+// SteadyThresholds. The returned error is a harness failure; a steady state
+// that misses its thresholds is a verdict (r.Steady) for the gate to judge.
+func (r *Run) SteadyState(ctx context.Context) error {
+	if err := r.Need("up"); err != nil {
+		return err
+	}
+	return r.done("steady", r.steady(ctx))
+}
+
+func (r *Run) steady(ctx context.Context) error {
+	r.phase(history.PhaseSteady, 0, "")
+	lctx, cancel := context.WithTimeout(ctx, r.P.Steady+phaseSlack)
+	defer cancel()
+	if err := r.Traffic.Load(lctx, history.PhaseSteady, r.P.Steady); err != nil {
+		return fmt.Errorf("steady load: %w", err)
+	}
+	if err := r.History.Flush(); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	v, err := check.Run(cctx, r.HistoryPath(), check.Policy{AllowLate: true, Thresholds: SteadyThresholds})
+	if err != nil {
+		return fmt.Errorf("check the steady state: %w", err)
+	}
+	r.Steady = v
+	return nil
+}
+
+// Load runs the load phase with the fault timeline: traffic and faults in
+// parallel for --duration. The timeline heals each fault when its time is
+// up and every fault at its end.
+func (r *Run) Load(ctx context.Context) error {
+	if err := r.Need("up", "steady"); err != nil {
+		return err
+	}
+	return r.done("load", r.load(ctx))
+}
+
+func (r *Run) load(ctx context.Context) error {
+	steps, err := r.buildSteps()
+	if err != nil {
+		return err
+	}
+	r.Timeline = &faults.Timeline{Steps: steps, Events: r.History, Logger: r.Log, End: r.P.Duration}
+	r.Log.Info("fault timeline", "schedule", strings.TrimSpace(faults.Schedule(steps)))
+	r.phase(history.PhaseLoad, 0, "")
+	ctx, cancel := context.WithTimeout(ctx, r.P.Duration+phaseSlack+faults.DefaultHealTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var loadErr, faultErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		loadErr = r.Traffic.Load(ctx, history.PhaseLoad, r.P.Duration)
+	}()
+	go func() {
+		defer wg.Done()
+		faultErr = r.Timeline.Run(ctx)
+	}()
+	wg.Wait()
+	if faultErr != nil {
+		faultErr = fmt.Errorf("fault timeline: %w", faultErr)
+	}
+	if loadErr != nil {
+		loadErr = fmt.Errorf("load: %w", loadErr)
+	}
+	return errors.Join(faultErr, loadErr)
+}
+
+func (r *Run) buildSteps() ([]faults.Step, error) {
+	if len(r.S.Faults) == 0 {
+		return nil, nil
+	}
+	fenv, err := NewFaultEnv(r.Env)
+	if err != nil {
+		return nil, err
+	}
+	var steps []faults.Step
+	var errs []error
+	for _, f := range r.S.Faults {
+		spec, err := faults.ParseSpec(f.Spec)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fault, err := spec.Build(fenv)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		at, hold := f.Offsets(r.P.Duration)
+		steps = append(steps, faults.Step{At: at, For: hold, Fault: fault, Spec: f.Spec})
+	}
+	return steps, errors.Join(errs...)
+}
+
+// Heal heals whatever is still broken (idempotent: the timeline healed its
+// faults already unless it was aborted), restores every link and waits
+// until every node is ready. Scenarios also defer it as a cleanup.
+func (r *Run) Heal(ctx context.Context) error {
+	if err := r.Need("up"); err != nil {
+		return err
+	}
+	return r.done("heal", r.heal(ctx))
+}
+
+func (r *Run) heal(ctx context.Context) error {
+	r.phase(history.PhaseHeal, 0, "")
+	ctx, cancel := context.WithTimeout(ctx, HealTimeout)
+	defer cancel()
+	var errs []error
+	if r.Timeline != nil {
+		if err := r.Timeline.HealAll(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("heal faults: %w", err))
+		}
+	}
+	if err := r.Env.HealLinks(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("heal links: %w", err))
+	}
+	for _, n := range r.Env.Nodes() {
+		if err := n.WaitReady(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s not ready after heal: %w", n.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// HealForCleanup is Heal for a DeferCleanup: it runs at most once more,
+// only if the stack exists, and never fails the spec for a stack already
+// healthy.
+func (r *Run) HealForCleanup(ctx context.Context) error {
+	if r.Env == nil || r.Timeline == nil {
+		return nil
+	}
+	var err error
+	r.healOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(ctx, HealTimeout)
+		defer cancel()
+		err = r.Timeline.HealAll(ctx)
+	})
+	return err
+}
+
+// Converge waits, bounded by --converge, until a probe read of every
+// mailbox finds every accepted delivery, so that the final read judges the
+// stack after it had its chance to drain queues and replicate. Reaching
+// the deadline is not an error: the final read then shows what is missing.
+func (r *Run) Converge(ctx context.Context) error {
+	if err := r.Need("up", "heal"); err != nil {
+		return err
+	}
+	return r.done("converge", r.converge(ctx))
+}
+
+func (r *Run) converge(ctx context.Context) error {
+	deadline := time.Now().Add(r.P.Converge)
+	r.phase(history.PhaseConverge, 0, fmt.Sprint(int64(r.History.Clock().At(deadline))))
+	ctx, cancel := context.WithDeadline(ctx, deadline.Add(ReadTimeout))
+	defer cancel()
+	for i := 1; ; i++ {
+		missing, err := r.probe(ctx, i)
+		switch {
+		case err != nil:
+			r.Log.Warn("convergence probe", "round", i, "err", err)
+		case missing == 0:
+			r.Log.Info("converged", "probes", i)
+			return nil
+		default:
+			r.Log.Info("not converged yet", "probe", i, "missing", missing)
+		}
+		if time.Now().Add(ProbeEvery).After(deadline) {
+			r.Log.Warn("convergence deadline reached", "missing", missing)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(ProbeEvery):
+		}
+	}
+}
+
+// probe reads every mailbox into a scratch history and counts the accepted
+// deliveries it did not find.
+func (r *Run) probe(ctx context.Context, i int) (int, error) {
+	if err := r.History.Flush(); err != nil {
+		return 0, err
+	}
+	path := filepath.Join(r.Dir, "probe.jsonl")
+	defer os.Remove(path)
+	w, err := history.Create(path, r.History.Clock(), history.Header{RunID: r.P.RunID, Scenario: r.S.Name})
+	if err != nil {
+		return 0, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, ReadTimeout)
+	err = r.Traffic.FinalRead(rctx, w, i)
+	cancel()
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return Missing(r.HistoryPath(), path)
+}
+
+// Missing counts the accepted (message, recipient) deliveries of the
+// history at historyPath that the final records of readPath do not show.
+func Missing(historyPath, readPath string) (int, error) {
+	owed := map[[2]string]bool{}
+	if _, err := history.Each(historyPath, func(rec history.Record) error {
+		if rec.Type == history.TypeOp && rec.Kind == history.KindSMTPSend && rec.Scope == history.ScopeOp && rec.Outcome == history.OK {
+			for _, rc := range rec.Rcpt {
+				owed[[2]string{rec.MsgID, strings.ToLower(rc)}] = true
+			}
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	if _, err := history.Each(readPath, func(rec history.Record) error {
+		if rec.Type == history.TypeFinal {
+			box, _, _ := strings.Cut(rec.Mailbox, "/")
+			delete(owed, [2]string{rec.MsgID, strings.ToLower(box)})
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	return len(owed), nil
+}
+
+// FinalRead reads every mailbox twice, RoundGap apart, into the history.
+// The ledger counts copies in the last complete round; a message absent
+// from the first and present in the last is late. A round that cannot
+// complete is recorded as such: the ledger is then judged on the rounds
+// that did, or is unknown, never a pass.
+func (r *Run) FinalRead(ctx context.Context) error {
+	if err := r.Need("up"); err != nil {
+		return err
+	}
+	return r.done("final-read", r.finalRead(ctx))
+}
+
+func (r *Run) finalRead(ctx context.Context) error {
+	complete := 0
+	for round := 1; round <= 2; round++ {
+		if round > 1 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(RoundGap):
+			}
+		}
+		r.phase(history.PhaseFinalRead, round, "")
+		rctx, cancel := context.WithTimeout(ctx, ReadTimeout)
+		err := r.Traffic.FinalRead(rctx, r.History, round)
+		cancel()
+		if err != nil {
+			r.Log.Error("final read round incomplete", "round", round, "err", err)
+			continue
+		}
+		if err := r.History.Phase(history.PhaseFinalReadDone, round, ""); err != nil {
+			return err
+		}
+		complete++
+	}
+	r.Log.Info("final read", "complete_rounds", complete)
+	return nil
+}
+
+// Check closes the history and judges it under the scenario's policy.
+func (r *Run) Check(ctx context.Context) error {
+	if r.History == nil {
+		return errors.New("run not started")
+	}
+	return r.done("check", r.check(ctx))
+}
+
+func (r *Run) check(ctx context.Context) error {
+	r.phase(history.PhaseDone, 0, "")
+	if err := r.History.Close(); err != nil {
+		return fmt.Errorf("close history: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	v, err := check.Run(ctx, r.HistoryPath(), r.S.Policy)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", r.HistoryPath(), err)
+	}
+	r.Verdict = v
+	r.Log.Info("verdict", "status", v.Status, "reason", v.Reason)
+	return nil
+}
+
+// Teardown removes the stack (saving its logs into the scenario's folder)
+// and closes the history and the log. Safe to call more than once.
+func (r *Run) Teardown(ctx context.Context) error {
+	r.Progress.End()
+	var errs []error
+	if r.Env != nil {
+		ctx, cancel := context.WithTimeout(ctx, TeardownTimeout)
+		defer cancel()
+		start := time.Now()
+		if err := r.Env.Teardown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("tear down: %w", err))
+		}
+		r.Log.Info("stack down", "took", time.Since(start).Round(time.Millisecond))
+	}
+	if r.History != nil {
+		if err := r.History.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if r.logFile != nil {
+		_ = r.logFile.Close()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,99 @@
+package flow
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/mailchaos/mailchaos/reports/check"
+)
+
+// The labels of the scenarios.
+const (
+	// LabelSmoke marks the one short scenario `make test` runs (the default filter).
+	LabelSmoke = "smoke"
+	// LabelNightly marks the gate set `make run` runs.
+	LabelNightly = "nightly"
+	// LabelUpgrade marks the upgrade rehearsals.
+	LabelUpgrade = "upgrade"
+	// LabelDR marks the disaster-recovery scenarios.
+	LabelDR = "dr"
+)
+
+// Scenario is one scenario of the suite: what it proves, how it breaks the
+// stack, and how its run is judged. The phases are the same for every
+// scenario (see Run); only the timeline and the policy differ.
+type Scenario struct {
+	// Name is the scenario's name, e.g. "region-loss"; also its folder.
+	Name string
+	// Proves says in one sentence what a pass demonstrates.
+	Proves string
+	// Labels select the scenario (smoke, nightly, upgrade, dr).
+	Labels []string
+	// Faults is the fault timeline, laid out over the load phase.
+	Faults []FaultAt
+	// Policy is how the run is judged (ledger policy and thresholds).
+	Policy check.Policy
+	// Roles are the roles the stack must have for the scenario to make
+	// sense (e.g. "standby"); a stack without them fails the scenario in
+	// set-up with the reason.
+	Roles []string
+	// Rehearsal says the scenario rolls --from images to --to images; the
+	// stack starts on the --from set when one is given.
+	Rehearsal bool
+}
+
+// FaultAt is one fault of a scenario's timeline. At and For are fractions
+// of the load phase (--duration), so a scenario keeps its shape at any
+// duration; For 0 holds the fault until the timeline ends.
+type FaultAt struct {
+	// At is when the fault is injected, as a fraction of the load phase.
+	At float64
+	// For is how long it stays, as a fraction of the load phase.
+	For float64
+	// Spec is the fault spec in the faults package syntax, e.g. "region-loss:a".
+	Spec string
+}
+
+// Offsets returns the fault's absolute offset and hold for a load phase of d.
+func (f FaultAt) Offsets(d time.Duration) (at, hold time.Duration) {
+	at = time.Duration(f.At * float64(d)).Round(time.Millisecond)
+	hold = time.Duration(f.For * float64(d)).Round(time.Millisecond)
+	return at, hold
+}
+
+// Validate checks the scenario's shape: a name, labels, a timeline inside
+// the load phase and thresholds that parse.
+func (s Scenario) Validate() error {
+	if s.Name == "" || s.Proves == "" || len(s.Labels) == 0 {
+		return fmt.Errorf("scenario %q: name, proves and labels are required", s.Name)
+	}
+	for _, f := range s.Faults {
+		if f.At < 0 || f.For < 0 || f.At+f.For > 1 || f.Spec == "" {
+			return fmt.Errorf("scenario %s: fault %q at %.2f for %.2f is outside the load phase", s.Name, f.Spec, f.At, f.For)
+		}
+	}
+	if _, err := check.ParseThresholds(s.Policy.Thresholds); err != nil {
+		return fmt.Errorf("scenario %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// SteadyThresholds are the gates of the steady-state phase: a short clean
+// load must be fully served, or the faults would prove nothing.
+var SteadyThresholds = []string{
+	"accepted > 0",
+	"failed_ops == 0",
+	"client_visible_windows == 0",
+}
+
+// GateThresholds are the thresholds of the nightly gate that every
+// zero-loss scenario shares.
+var GateThresholds = []string{
+	"final_read == 1",
+	"accepted > 0",
+	"lost == 0",
+	"duplicated == 0",
+	"corrupted == 0",
+	"unexpected == 0",
+	"client_visible_downtime_max == 0s",
+}

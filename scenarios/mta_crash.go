@@ -1,0 +1,21 @@
+package scenarios
+
+import (
+	"github.com/mailchaos/mailchaos/reports/check"
+	"github.com/mailchaos/mailchaos/scenarios/flow"
+)
+
+// mta-crash: store-a is stopped so that mta-a queues what it accepts, then
+// mta-a is SIGKILLed with that queue on its disk and restarted; when
+// store-a returns, the queue must be delivered.
+var _ = define(flow.Scenario{
+	Name:   "mta-crash",
+	Proves: "an MTA killed with mail in its queue delivers that queue after restart: accepted means durable",
+	Labels: []string{flow.LabelNightly},
+	Faults: []flow.FaultAt{
+		{At: 0.1, For: 0.6, Spec: "stop:store-a"},
+		{At: 0.35, For: 0.2, Spec: "kill:mta-a"},
+	},
+	Policy: check.Policy{Thresholds: append(append([]string(nil), flow.GateThresholds...),
+		"delivery_latency_p99 < 120s")},
+}, StrictGates...)

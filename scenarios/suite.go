@@ -1,0 +1,150 @@
+// Package scenarios is the mailchaos scenario suite: Ginkgo specs that
+// bring a mail stack up, hold a steady state, break it on a fault timeline
+// while traffic flows, heal it, read every mailbox and judge the recorded
+// history with the checkers, asserting the verdict with the matchers of
+// scenarios/matchers.
+//
+// One file per scenario; the phases they share are in scenarios/flow. The
+// suite runs in two ways: `go test ./scenarios` (the smoke scenario by
+// default) and `mailchaos run` (any label filter, with the exit codes CI
+// gates on). Run the suite with RunSuite; the package has no other API.
+package scenarios
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mailchaos/mailchaos/harness"
+	"github.com/mailchaos/mailchaos/scenarios/flow"
+	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+)
+
+// suite is the state every spec of the run shares. It is set by RunSuite
+// before Ginkgo builds the spec tree, and read by the scenarios' bodies.
+var suite struct {
+	mu       sync.Mutex
+	params   flow.Params
+	progress *flow.Progress
+	status   *flow.Status
+	catalog  []flow.Scenario
+}
+
+// Catalog returns every scenario of the suite, in definition order.
+func Catalog() []flow.Scenario {
+	suite.mu.Lock()
+	defer suite.mu.Unlock()
+	return append([]flow.Scenario(nil), suite.catalog...)
+}
+
+// Prepare fills in what a run's parameters leave to the harness (run id,
+// seed) and validates them.
+func Prepare(p flow.Params) (flow.Params, error) {
+	if p.RunID == "" {
+		p.RunID = harness.NewRunID()
+	}
+	if p.Seed == 0 {
+		p.Seed = rand.Int64N(1<<53) + 1
+	}
+	return p, p.Validate()
+}
+
+// RunSuite runs the scenarios p.Label selects and returns the run's status
+// (also written to <run dir>/status.json). t receives Ginkgo's pass/fail;
+// suiteCfg and reporterCfg are Ginkgo's configuration, whose label filter
+// and timeout RunSuite sets from p. RunSuite may be called once per process.
+func RunSuite(t GinkgoTestingT, p flow.Params, suiteCfg types.SuiteConfig, reporterCfg types.ReporterConfig) flow.Status {
+	suite.mu.Lock()
+	suite.params = p
+	suite.progress = flow.NewProgress(os.Stderr, p.Progress)
+	suite.mu.Unlock()
+
+	if err := os.MkdirAll(p.RunDir(), 0o755); err != nil {
+		st := harnessFailed(p, "create run folder: "+err.Error())
+		return st
+	}
+	fmt.Fprintf(os.Stderr, "mailchaos run %s: seed %d, label %q, stack %s, duration %s, rate %g/s, users %d, out %s\n",
+		p.RunID, p.Seed, p.Label, p.Stack, p.Duration, p.Rate, p.Users, p.RunDir())
+
+	suiteCfg.LabelFilter = p.Label
+	suiteCfg.Timeout = p.Timeout
+	suiteCfg.RandomSeed = p.Seed
+	suiteCfg.RandomizeAllSpecs = false
+
+	// A run that outlives its timeout and Ginkgo's own interrupt by this
+	// much is hung: record it and exit 2 rather than never answering CI.
+	watchdog := time.AfterFunc(p.Timeout+2*suiteCfg.GracePeriod+TeardownAllowance, func() {
+		st := harnessFailed(p, fmt.Sprintf("run hung: still running %s after --timeout %s", TeardownAllowance, p.Timeout))
+		_ = flow.WriteStatus(p.RunDir(), st)
+		fmt.Fprintln(os.Stderr, "mailchaos: "+st.Reason)
+		os.Exit(flow.ExitHarness)
+	})
+	defer watchdog.Stop()
+
+	RunSpecs(t, "mailchaos scenarios", suiteCfg, reporterCfg)
+
+	suite.mu.Lock()
+	defer suite.mu.Unlock()
+	if suite.status == nil {
+		st := harnessFailed(p, "the suite ended without a status (report node did not run)")
+		_ = flow.WriteStatus(p.RunDir(), st)
+		return st
+	}
+	return *suite.status
+}
+
+// TeardownAllowance is how long past --timeout a run may take to tear its
+// stacks down before the watchdog declares it hung.
+const TeardownAllowance = 5 * time.Minute
+
+func harnessFailed(p flow.Params, reason string) flow.Status {
+	now := time.Now()
+	return flow.Status{RunID: p.RunID, Seed: p.Seed, Label: p.Label, ExitCode: flow.ExitHarness,
+		Outcome: flow.OutcomeHarness, Reason: reason, Start: now, End: now}
+}
+
+// The last node of every run: classify the outcome, write the run-level
+// reports and the status file, and point out/latest at the run.
+var _ = ReportAfterSuite("mailchaos status", func(rep Report) {
+	suite.mu.Lock()
+	p := suite.params
+	suite.mu.Unlock()
+	st := flow.Classify(rep)
+	st.RunID, st.Seed, st.Label = p.RunID, p.Seed, p.Label
+	if err := renderRun(p, rep, st); err != nil {
+		// A gate failure stays a gate failure; otherwise the run cannot be
+		// trusted without its reports.
+		if st.ExitCode != flow.ExitGate {
+			st.ExitCode, st.Outcome = flow.ExitHarness, flow.OutcomeHarness
+		}
+		if st.Reason != "" {
+			st.Reason += "; "
+		}
+		st.Reason += "run reports: " + err.Error()
+	}
+	if err := flow.WriteStatus(p.RunDir(), st); err != nil {
+		fmt.Fprintln(os.Stderr, "mailchaos:", err)
+	}
+	if err := linkLatest(p); err != nil {
+		fmt.Fprintln(os.Stderr, "mailchaos: point out/latest at the run:", err)
+	}
+	suite.mu.Lock()
+	suite.status = &st
+	suite.mu.Unlock()
+})
+
+// linkLatest points <out>/latest at the run folder (a relative symlink, so
+// the out folder can be moved).
+func linkLatest(p flow.Params) error {
+	latest := filepath.Join(p.Out, "latest")
+	tmp := latest + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(p.RunID, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, latest)
+}
