@@ -23,6 +23,18 @@ $(MAILCHAOS):
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -o $@ ./scenarios/cmd/mailchaos
 
+.PHONY: tools
+tools: ## install host packages the image build needs (debootstrap; root with apt only)
+	@if command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "tools: installing debootstrap"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >/dev/null; \
+	else echo "tools: debootstrap missing (needed only when no registry answers): apt-get install debootstrap"; fi
+
+.PHONY: images
+images: $(MAILCHAOS) ## build the stack's images offline (idempotent: unchanged images are skipped)
+	$(MAILCHAOS) images --file $(IMAGES)
+
 .PHONY: test
 test: tools images ## the tests: unit, in-process protocol tests, and the Docker suites (smoke)
 	$(GO) vet ./...
