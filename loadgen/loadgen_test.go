@@ -1,0 +1,204 @@
+package loadgen_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailchaos/mailchaos/loadgen"
+	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/loadgen/internal/testsrv"
+	"github.com/mailchaos/mailchaos/loadgen/retry"
+)
+
+type stack struct {
+	cfg  loadgen.Config
+	smtp *testsrv.SMTP
+	sub  *testsrv.SMTP
+}
+
+// newStack wires in-process SMTP (port 25 and submission) servers that
+// deliver into an in-memory IMAP server.
+func newStack(t *testing.T, users int, o testsrv.SMTPOptions) *stack {
+	var us []loadgen.User
+	logins := map[string]string{}
+	for i := 1; i <= users; i++ {
+		u := loadgen.User{Address: fmt.Sprintf("user%04d@example.test", i), Password: fmt.Sprintf("pass-%04d", i)}
+		us = append(us, u)
+		logins[u.Address] = u.Password
+	}
+	ca := testsrv.NewCA(t)
+	store := testsrv.NewMailstore(logins)
+	o.Store = store
+	plain := testsrv.StartSMTP(t, o)
+	o.TLS, o.Users = ca.Server, logins
+	sub := testsrv.StartSMTP(t, o)
+	return &stack{smtp: plain, sub: sub, cfg: loadgen.Config{
+		RunID: "run-1", Seed: 11, Users: us, CACertPEM: ca.CertPEM,
+		Endpoints: loadgen.Endpoints{SMTP: plain.Addr, Submission: sub.Addr, IMAP: store.StartIMAP(t, ca.Server)},
+		Retry:     retry.Policy{MaxAttempts: 4, Budget: 5 * time.Second, BaseBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
+	}}
+}
+
+type ledger struct {
+	ops    map[string]history.Record // msg id -> op record
+	finals map[string]map[string]int // msg id -> mailbox -> copies
+	hashes map[string]string         // msg id -> hash found
+	seen   map[string]bool
+	phases []string
+	fails  int
+}
+
+func readLedger(t *testing.T, path string) *ledger {
+	l := &ledger{ops: map[string]history.Record{}, finals: map[string]map[string]int{}, hashes: map[string]string{}, seen: map[string]bool{}}
+	_, err := history.Each(path, func(r history.Record) error {
+		switch {
+		case r.Type == history.TypeOp && r.Scope == history.ScopeOp:
+			if r.Kind == history.KindSMTPSend {
+				l.ops[r.MsgID] = r
+			}
+			if r.Outcome != history.OK {
+				l.fails++
+			}
+		case r.Type == history.TypeFinal:
+			if l.finals[r.MsgID] == nil {
+				l.finals[r.MsgID] = map[string]int{}
+			}
+			l.finals[r.MsgID][r.Mailbox]++
+			l.hashes[r.MsgID] = r.BodySHA256
+		case r.Type == history.TypeSeen:
+			l.seen[r.MsgID] = true
+		case r.Kind == history.KindPhase:
+			l.phases = append(l.phases, r.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestRunAndFinalRead(t *testing.T) {
+	st := newStack(t, 6, testsrv.SMTPOptions{})
+	cfg := st.cfg
+	cfg.SMTP = loadgen.SMTPConfig{Model: loadgen.ModelOpen, Rate: 40, Duration: 2 * time.Second, MaxMessages: 1000, Workers: 8}
+	cfg.IMAP = loadgen.IMAPConfig{Watchers: 2, Pollers: 1, Verifiers: 1, FlagSetters: 1, PollInterval: 200 * time.Millisecond, Tail: time.Second}
+	cfg.Corpus.MedianSize = 6 << 10
+	var progress []loadgen.Progress
+	cfg.Progress = func(p loadgen.Progress) { progress = append(progress, p) }
+	cfg.ProgressEvery = 500 * time.Millisecond
+
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	w, err := history.Create(path, history.NewClock(), history.Header{RunID: cfg.RunID, Seed: cfg.Seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sum, err := loadgen.Run(ctx, cfg, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.SMTP.Accepted < 70 || sum.SMTP.Failed+sum.SMTP.Indeterminate != 0 {
+		t.Errorf("summary %+v", sum)
+	}
+	if sum.IMAP.Seen == 0 || sum.IMAP.Verified == 0 || sum.IMAP.HashMismatches != 0 || sum.IMAP.Stores == 0 {
+		t.Errorf("imap %+v", sum.IMAP)
+	}
+	if len(progress) < 2 {
+		t.Errorf("%d progress reports", len(progress))
+	}
+	if st.smtp.Conns() == 0 || st.sub.Conns() == 0 {
+		t.Errorf("port 25 sessions %d, submission %d: want both used", st.smtp.Conns(), st.sub.Conns())
+	}
+	res, err := loadgen.FinalRead(ctx, cfg, w, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l := readLedger(t, path)
+	if len(l.ops) != int(sum.SMTP.Accepted) || l.fails != 0 {
+		t.Errorf("%d send ops, %d failed ops", len(l.ops), l.fails)
+	}
+	copies := 0
+	for id, op := range l.ops {
+		for _, rcpt := range op.Rcpt {
+			if l.finals[id][rcpt+"/INBOX"] != 1 {
+				t.Errorf("%s: %d copies in %s", id, l.finals[id][rcpt+"/INBOX"], rcpt)
+			}
+			copies++
+		}
+		if l.hashes[id] != op.BodySHA256 {
+			t.Errorf("%s: final hash %s, sent %s", id, l.hashes[id], op.BodySHA256)
+		}
+	}
+	if res.Messages != copies {
+		t.Errorf("final read %d messages, %d copies sent", res.Messages, copies)
+	}
+	if len(l.seen) == 0 {
+		t.Error("no seen records")
+	}
+	if strings.Join(l.phases, ",") != "final-read,final-read-done" {
+		t.Errorf("phases %v", l.phases)
+	}
+}
+
+func TestRunCutAfterDotRecoversDuplicate(t *testing.T) {
+	st := newStack(t, 3, testsrv.SMTPOptions{CutAfterDot: func(n int) bool { return n%5 == 0 }})
+	cfg := st.cfg
+	cfg.Endpoints.Submission = ""
+	cfg.SMTP = loadgen.SMTPConfig{Model: loadgen.ModelClosed, Sessions: 2, Duration: 10 * time.Second, MaxMessages: 20}
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	w, _ := history.Create(path, history.NewClock(), history.Header{RunID: cfg.RunID})
+	ctx := context.Background()
+	sum, err := loadgen.Run(ctx, cfg, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.SMTP.Accepted != 20 || sum.SMTP.AttemptsIndeterminate < 3 {
+		t.Fatalf("summary %+v", sum.SMTP)
+	}
+	if _, err := loadgen.FinalRead(ctx, cfg, w, 1); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	l := readLedger(t, path)
+	dups := 0
+	for id, op := range l.ops {
+		for _, rcpt := range op.Rcpt {
+			if n := l.finals[id][rcpt+"/INBOX"]; n > 1 {
+				dups++
+				if op.Attempt < 2 {
+					t.Errorf("%s duplicated without a retry", id)
+				}
+			} else if n != 1 {
+				t.Errorf("%s missing in %s", id, rcpt)
+			}
+		}
+	}
+	if dups == 0 {
+		t.Error("no recovered duplicate in the final read")
+	}
+}
+
+func TestConfigValidateAllProblems(t *testing.T) {
+	err := loadgen.Config{
+		Endpoints: loadgen.Endpoints{Submission: "127.0.0.1:1"},
+		SMTP:      loadgen.SMTPConfig{Model: "bursty"},
+		IMAP:      loadgen.IMAPConfig{Watchers: 1},
+	}.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"run id", "no users", "CA certificate", "model", "duration", "max messages", "imap endpoint"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q not in %v", want, err)
+		}
+	}
+}
