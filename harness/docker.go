@@ -64,7 +64,26 @@ type dockerError struct {
 }
 
 func (e *dockerError) Error() string {
-	return fmt.Sprintf("no Docker engine at %s (%s): is the Docker daemon running? set DOCKER_HOST to a reachable engine (e.g. unix:///var/run/docker.sock or tcp://host:2375)", e.host, rootCause(e.cause))
+	cause := rootCause(e.cause)
+	if client.IsErrConnectionFailed(e.cause) {
+		// The client's message hides the dial error; find it ourselves.
+		cause = dialCause(e.host)
+	}
+	return fmt.Sprintf("no Docker engine at %s (%s): is the Docker daemon running? set DOCKER_HOST to a reachable engine (e.g. unix:///var/run/docker.sock or tcp://host:2375)", e.host, cause)
+}
+
+// dialCause dials a Docker host address and describes why it fails.
+func dialCause(host string) string {
+	proto, addr, ok := strings.Cut(host, "://")
+	if !ok || (proto != "tcp" && proto != "unix") {
+		return "cannot connect"
+	}
+	conn, err := net.DialTimeout(proto, addr, 3*time.Second)
+	if err != nil {
+		return rootCause(err)
+	}
+	_ = conn.Close()
+	return "it accepts connections but does not answer the Docker API"
 }
 
 func (e *dockerError) Unwrap() []error { return []error{ErrNoDocker, e.cause} }
@@ -89,16 +108,36 @@ func rootCause(err error) string {
 	return s
 }
 
-// connectDocker returns a client for the engine testcontainers-go selects
-// (DOCKER_HOST, docker context, ~/.testcontainers.properties), after
-// checking that the engine answers.
+// connectDocker returns a client for the engine, after checking that it
+// answers. An explicit DOCKER_HOST is used as given (testcontainers-go would
+// silently fall back to another engine when it does not answer); otherwise
+// testcontainers-go discovers the engine (~/.testcontainers.properties,
+// the default socket, rootless sockets).
 func connectDocker(ctx context.Context) (*client.Client, error) {
 	host := os.Getenv("DOCKER_HOST")
-	if host == "" {
-		host = client.DefaultDockerHost
-	}
 	var cli *client.Client
 	var err error
+	if host != "" {
+		cli, err = client.New(client.FromEnv)
+	} else {
+		host = client.DefaultDockerHost
+		cli, err = discoverDocker(ctx)
+	}
+	if err != nil {
+		return nil, &dockerError{host: host, cause: err}
+	}
+	host = cli.DaemonHost()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		_ = cli.Close()
+		return nil, &dockerError{host: host, cause: err}
+	}
+	return cli, nil
+}
+
+// discoverDocker asks testcontainers-go for a client.
+func discoverDocker(ctx context.Context) (cli *client.Client, err error) {
 	func() {
 		defer func() {
 			// testcontainers panics when it cannot find any Docker socket.
@@ -112,17 +151,7 @@ func connectDocker(ctx context.Context) (*client.Client, error) {
 			cli = tc.Client
 		}
 	}()
-	if err != nil {
-		return nil, &dockerError{host: host, cause: err}
-	}
-	host = cli.DaemonHost()
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		_ = cli.Close()
-		return nil, &dockerError{host: host, cause: err}
-	}
-	return cli, nil
+	return cli, err
 }
 
 // checkImages fails with one line when any image is missing; it never pulls.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -162,25 +163,42 @@ func (e *Env) up(ctx context.Context) error {
 		e.links[l.Name] = &Link{env: e, spec: l}
 	}
 
-	// Networks and volumes.
-	for _, nw := range d.Networks() {
+	// Networks and volumes, in parallel.
+	var mu sync.Mutex
+	if err := parallel(ctx, d.Networks(), func(ctx context.Context, nw string) error {
 		name := e.resName(nw)
 		res, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{LabelRun: e.runID}})
 		if err != nil {
 			return fmt.Errorf("create network %s: %w", name, err)
 		}
+		mu.Lock()
 		e.netIDs[nw] = res.ID
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		return err
 	}
+	var vols []string
 	for _, n := range names {
 		for _, vn := range sortedKeys(d.Services[n].Volumes) {
-			name := e.resName(n + "-" + vn)
-			if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: map[string]string{LabelRun: e.runID, LabelService: n}}); err != nil {
-				return fmt.Errorf("create volume %s: %w", name, err)
-			}
+			vols = append(vols, n+"\x00"+vn)
 		}
 	}
+	if err := parallel(ctx, vols, func(ctx context.Context, v string) error {
+		svc, vn, _ := strings.Cut(v, "\x00")
+		name := e.resName(svc + "-" + vn)
+		if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: map[string]string{LabelRun: e.runID, LabelService: svc}}); err != nil {
+			return fmt.Errorf("create volume %s: %w", name, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	e.log.Debug("networks and volumes created", "took", time.Since(start).Round(time.Millisecond))
 
-	// Toxiproxy, then its proxies.
+	// Toxiproxy (with its proxies) and the service containers are created
+	// concurrently; services start only once Toxiproxy runs, because some
+	// software resolves "toxiproxy" when it starts.
 	if len(d.Links) > 0 {
 		px := &Node{env: e, image: d.Proxy.Image, proxy: true, ports: map[string]int{"api": toxiproxyAPIPort}, hostPorts: map[string]int{"api": hostPorts[0]},
 			spec: &ServiceSpec{Name: "toxiproxy", Role: "x-toxiproxy", Command: d.Proxy.Command, Networks: d.Networks()}}
@@ -190,32 +208,21 @@ func (e *Env) up(ctx context.Context) error {
 			px.hostPorts[pn] = hostPorts[1+i]
 		}
 		e.proxy = px
-		if err := px.create(ctx, px.image); err != nil {
-			return err
-		}
-		if err := px.start(ctx); err != nil {
-			return err
-		}
 		e.tp = toxiproxy.NewClient("127.0.0.1:" + strconv.Itoa(px.hostPorts["api"]))
-		if err := e.waitProxyAPI(ctx); err != nil {
-			return err
-		}
-		var proxies []toxiproxy.Proxy
-		for _, l := range d.Links {
-			proxies = append(proxies, toxiproxy.Proxy{Name: l.Name, Listen: "0.0.0.0:" + strconv.Itoa(l.Listen), Upstream: e.upstreamAddr(l), Enabled: true})
-		}
-		if err := callCtx(ctx, func() error { _, err := e.tp.Populate(proxies); return err }); err != nil {
-			return fmt.Errorf("create toxiproxy links: %w", err)
-		}
 	}
-
-	// Create every service container (cheap), then start them as their
-	// dependencies become ready.
-	if err := parallel(ctx, names, func(ctx context.Context, n string) error {
-		return e.nodes[n].create(ctx, e.nodes[n].image)
+	jobs := append([]string{"\x00toxiproxy"}, names...)
+	if err := parallel(ctx, jobs, func(ctx context.Context, n string) error {
+		if n != "\x00toxiproxy" {
+			return e.nodes[n].create(ctx, e.nodes[n].image)
+		}
+		if e.proxy == nil {
+			return nil
+		}
+		return e.startProxy(ctx)
 	}); err != nil {
 		return err
 	}
+	e.log.Debug("containers created", "took", time.Since(start).Round(time.Millisecond))
 	if err := e.startInOrder(ctx, names); err != nil {
 		return err
 	}
@@ -269,6 +276,29 @@ func (e *Env) startInOrder(ctx context.Context, names []string) error {
 		return ctx.Err()
 	}
 	return first
+}
+
+// startProxy creates and starts the Toxiproxy container and creates every link.
+func (e *Env) startProxy(ctx context.Context) error {
+	px := e.proxy
+	if err := px.create(ctx, px.image); err != nil {
+		return err
+	}
+	if err := px.start(ctx); err != nil {
+		return err
+	}
+	if err := e.waitProxyAPI(ctx); err != nil {
+		return err
+	}
+	var proxies []toxiproxy.Proxy
+	for _, l := range e.d.Links {
+		proxies = append(proxies, toxiproxy.Proxy{Name: l.Name, Listen: "0.0.0.0:" + strconv.Itoa(l.Listen), Upstream: e.upstreamAddr(l), Enabled: true})
+	}
+	if err := callCtx(ctx, func() error { _, err := e.tp.Populate(proxies); return err }); err != nil {
+		return fmt.Errorf("create toxiproxy links: %w", err)
+	}
+	e.log.Debug("toxiproxy up", "links", len(proxies))
+	return nil
 }
 
 func (e *Env) waitProxyAPI(ctx context.Context) error {

@@ -190,9 +190,11 @@ func (n *Node) start(ctx context.Context) error {
 
 // Start starts the container and waits until it is ready.
 func (n *Node) Start(ctx context.Context) error {
+	t0 := time.Now()
 	if err := n.start(ctx); err != nil {
 		return err
 	}
+	n.env.log.Debug("started", "service", n.spec.Name, "took", time.Since(t0).Round(time.Millisecond))
 	return n.WaitReady(ctx)
 }
 
