@@ -221,11 +221,12 @@ func (s *scanner) int(signed bool, bits uint) (int64, bool) {
 			return 0, false
 		}
 	}
-	lim := uint64(1) << bits
-	if signed {
-		lim >>= 1
+	// At most 18 digits were read, so v fits in 63 bits; check the field.
+	lim := uint64(1) << (bits - 1)
+	if !signed {
+		lim <<= 1
 	}
-	if v >= lim {
+	if bits < 64 && v >= lim {
 		return 0, false
 	}
 	if neg {

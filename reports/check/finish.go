@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-
 	"github.com/mailchaos/mailchaos/loadgen/history"
 )
 
@@ -773,16 +771,12 @@ func orNone(s []string) string {
 	return strings.Join(s, ", ")
 }
 
-func percentiles(h *hdrhistogram.Histogram) Percentiles {
-	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
-	return Percentiles{
-		Count: h.TotalCount(),
-		P50:   us(h.ValueAtQuantile(50)),
-		P90:   us(h.ValueAtQuantile(90)),
-		P99:   us(h.ValueAtQuantile(99)),
-		P999:  us(h.ValueAtQuantile(99.9)),
-		Max:   us(h.Max()),
-	}
+// percentiles reads the HDR quantiles (each the upper bound of its bucket,
+// never above the exact maximum).
+func percentiles(x *hist) Percentiles {
+	mx := time.Duration(x.max)
+	q := func(p float64) time.Duration { return min(time.Duration(x.h.ValueAtQuantile(p))*time.Microsecond, mx) }
+	return Percentiles{Count: x.h.TotalCount(), P50: q(50), P90: q(90), P99: q(99), P999: q(99.9), Max: mx}
 }
 
 func setPercentileMetrics(m map[string]float64, prefix string, p Percentiles) {
@@ -805,7 +799,7 @@ func (c *checker) latencies(v *Verdict) {
 }
 
 func (c *checker) delivery(v *Verdict) {
-	h := hdrhistogram.New(1, maxMicros, 3)
+	h := newHist()
 	var unseen int64
 	for i := range c.delivs {
 		d := &c.delivs[i]
@@ -817,11 +811,11 @@ func (c *checker) delivery(v *Verdict) {
 			unseen++
 			continue
 		}
-		_ = h.RecordValue(clampMicros(d.firstSeen - m.acceptEnd))
+		h.record(d.firstSeen - m.acceptEnd)
 	}
 	v.DeliveryLatency = DeliveryLatency{Unseen: unseen}
 	v.Metrics["delivery_unseen"] = float64(unseen)
-	if h.TotalCount() > 0 {
+	if h.h.TotalCount() > 0 {
 		v.DeliveryLatency.Percentiles = percentiles(h)
 		setPercentileMetrics(v.Metrics, "delivery_latency", v.DeliveryLatency.Percentiles)
 	}

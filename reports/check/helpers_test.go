@@ -71,7 +71,7 @@ func imapOp(kind string, out history.Outcome, start, end int, stage string) hist
 	return history.Record{Type: history.TypeOp, Client: "imap-1", Kind: kind, Scope: history.ScopeOp, Attempt: 1, Outcome: out, Start: ms(start), End: ms(end), Stage: stage, Mailbox: inbox1}
 }
 
-func hist(recs ...history.Record) []history.Record { return append([]history.Record{hdr()}, recs...) }
+func mkHist(recs ...history.Record) []history.Record { return append([]history.Record{hdr()}, recs...) }
 
 func mustRun(t *testing.T, recs []history.Record, p Policy) Verdict {
 	t.Helper()

@@ -31,66 +31,66 @@ func TestLedgerClasses(t *testing.T) {
 		want   map[Class]int64
 		status Status
 	}{
-		{"ok", hist(send("m1", ok, 0, 10), fin("m1", inbox1, 1, 1), done(1)),
+		{"ok", mkHist(send("m1", ok, 0, 10), fin("m1", inbox1, 1, 1), done(1)),
 			Policy{}, map[Class]int64{ClassOK: 1}, Success},
-		{"lost", hist(send("m1", ok, 0, 10), done(1)),
+		{"lost", mkHist(send("m1", ok, 0, 10), done(1)),
 			Policy{}, map[Class]int64{ClassLost: 1}, Failure},
-		{"duplicate of an accepted message", hist(send("m1", ok, 0, 10), fin("m1", inbox1, 1, 1), fin("m1", inbox1, 2, 1), done(1)),
+		{"duplicate of an accepted message", mkHist(send("m1", ok, 0, 10), fin("m1", inbox1, 1, 1), fin("m1", inbox1, 2, 1), done(1)),
 			Policy{}, map[Class]int64{ClassDuplicated: 1}, Failure},
-		{"duplicate of an indeterminate attempt, retried", hist(
+		{"duplicate of an indeterminate attempt, retried", mkHist(
 			att("m1", 1, indet, 0, 10), att("m1", 2, ok, 20, 30), withAttempts(send("m1", ok, 0, 30), 2),
 			fin("m1", inbox1, 1, 1), fin("m1", inbox1, 2, 1), done(1)),
 			Policy{}, map[Class]int64{ClassRecoveredDuplicate: 1}, Success},
-		{"recovered duplicate rejected by policy", hist(
+		{"recovered duplicate rejected by policy", mkHist(
 			att("m1", 1, indet, 0, 10), att("m1", 2, ok, 20, 30), withAttempts(send("m1", ok, 0, 30), 2),
 			fin("m1", inbox1, 1, 1), fin("m1", inbox1, 2, 1), done(1)),
 			Policy{RejectRecoveredDuplicates: true}, map[Class]int64{ClassRecoveredDuplicate: 1}, Failure},
-		{"more copies than attempts explain", hist(
+		{"more copies than attempts explain", mkHist(
 			att("m1", 1, indet, 0, 10), att("m1", 2, ok, 20, 30), withAttempts(send("m1", ok, 0, 30), 2),
 			fin("m1", inbox1, 1, 1), fin("m1", inbox1, 2, 1), fin("m1", inbox1, 3, 1), done(1)),
 			Policy{}, map[Class]int64{ClassDuplicated: 1}, Failure},
-		{"retried op without an indeterminate attempt record is not an excuse", hist(
+		{"retried op without an indeterminate attempt record is not an excuse", mkHist(
 			att("m1", 1, fail, 0, 10), withAttempts(send("m1", ok, 0, 30), 2),
 			fin("m1", inbox1, 1, 1), fin("m1", inbox1, 2, 1), done(1)),
 			Policy{}, map[Class]int64{ClassDuplicated: 1}, Failure},
-		{"corrupted", hist(send("m1", ok, 0, 10), corrupt, done(1)),
+		{"corrupted", mkHist(send("m1", ok, 0, 10), corrupt, done(1)),
 			Policy{}, map[Class]int64{ClassCorrupted: 1}, Failure},
-		{"hex case does not matter", hist(upper, lower, done(1)),
+		{"hex case does not matter", mkHist(upper, lower, done(1)),
 			Policy{}, map[Class]int64{ClassOK: 1}, Success},
-		{"unexpected: never sent", hist(fin("ghost", inbox1, 1, 1), done(1)),
+		{"unexpected: never sent", mkHist(fin("ghost", inbox1, 1, 1), done(1)),
 			Policy{}, map[Class]int64{ClassUnexpected: 1}, Failure},
-		{"unexpected: no X-Mailchaos-Id", hist(foreign, done(1)),
+		{"unexpected: no X-Mailchaos-Id", mkHist(foreign, done(1)),
 			Policy{}, map[Class]int64{ClassUnexpected: 1}, Failure},
-		{"unexpected: every attempt failed yet delivered", hist(send("m1", fail, 0, 10), fin("m1", inbox1, 1, 1), done(1)),
+		{"unexpected: every attempt failed yet delivered", mkHist(send("m1", fail, 0, 10), fin("m1", inbox1, 1, 1), done(1)),
 			Policy{}, map[Class]int64{ClassUnexpected: 1}, Failure},
-		{"unexpected: delivered to the wrong mailbox", hist(send("m1", ok, 0, 10), fin("m1", inbox2, 1, 1), done(1)),
+		{"unexpected: delivered to the wrong mailbox", mkHist(send("m1", ok, 0, 10), fin("m1", inbox2, 1, 1), done(1)),
 			Policy{}, map[Class]int64{ClassLost: 1, ClassUnexpected: 1}, Failure},
-		{"recovered", hist(send("m1", indet, 0, 10), fin("m1", inbox1, 1, 1), done(1)),
+		{"recovered", mkHist(send("m1", indet, 0, 10), fin("m1", inbox1, 1, 1), done(1)),
 			Policy{}, map[Class]int64{ClassRecovered: 1}, Success},
-		{"not delivered: indeterminate", hist(send("m1", indet, 0, 10), done(1)),
+		{"not delivered: indeterminate", mkHist(send("m1", indet, 0, 10), done(1)),
 			Policy{}, map[Class]int64{ClassNotDelivered: 1}, Success},
-		{"not delivered: failed", hist(send("m1", fail, 0, 10), done(1)),
+		{"not delivered: failed", mkHist(send("m1", fail, 0, 10), done(1)),
 			Policy{}, map[Class]int64{ClassNotDelivered: 1}, Success},
-		{"late", hist(send("m1", ok, 0, 10), done(1), fin("m1", inbox1, 1, 2), done(2)),
+		{"late", mkHist(send("m1", ok, 0, 10), done(1), fin("m1", inbox1, 1, 2), done(2)),
 			Policy{}, map[Class]int64{ClassLate: 1}, Failure},
-		{"late allowed", hist(send("m1", ok, 0, 10), done(1), fin("m1", inbox1, 1, 2), done(2)),
+		{"late allowed", mkHist(send("m1", ok, 0, 10), done(1), fin("m1", inbox1, 1, 2), done(2)),
 			Policy{AllowLate: true}, map[Class]int64{ClassLate: 1}, Success},
-		{"present in the first round, gone from the last", hist(send("m1", ok, 0, 10), fin("m1", inbox1, 1, 1), done(1), done(2)),
+		{"present in the first round, gone from the last", mkHist(send("m1", ok, 0, 10), fin("m1", inbox1, 1, 1), done(1), done(2)),
 			Policy{}, map[Class]int64{ClassLost: 1}, Failure},
-		{"incomplete later round is ignored", hist(send("m1", ok, 0, 10), fin("m1", inbox1, 1, 1), done(1), phase(history.PhaseFinalRead, 2, 99999)),
+		{"incomplete later round is ignored", mkHist(send("m1", ok, 0, 10), fin("m1", inbox1, 1, 1), done(1), phase(history.PhaseFinalRead, 2, 99999)),
 			Policy{}, map[Class]int64{ClassOK: 1}, Success},
-		{"expunged by a client", hist(send("m1", ok, 0, 10), seen("m1", inbox1, 1, 20), expunge, done(1)),
+		{"expunged by a client", mkHist(send("m1", ok, 0, 10), seen("m1", inbox1, 1, 20), expunge, done(1)),
 			Policy{}, map[Class]int64{ClassExpunged: 1}, Success},
-		{"two recipients, one lost", hist(send("m1", ok, 0, 10, u1, u2), fin("m1", inbox1, 1, 1), done(1)),
+		{"two recipients, one lost", mkHist(send("m1", ok, 0, 10, u1, u2), fin("m1", inbox1, 1, 1), done(1)),
 			Policy{}, map[Class]int64{ClassOK: 1, ClassLost: 1}, Failure},
-		{"final records before the sends (clock order)", hist(fin("m2", inbox1, 2, 1), fin("m1", inbox1, 1, 1), done(1), send("m2", ok, 5, 6), send("m1", ok, 0, 10)),
+		{"final records before the sends (clock order)", mkHist(fin("m2", inbox1, 2, 1), fin("m1", inbox1, 1, 1), done(1), send("m2", ok, 5, 6), send("m1", ok, 0, 10)),
 			Policy{}, map[Class]int64{ClassOK: 2}, Success},
-		{"interleaved retries of two clients", hist(
+		{"interleaved retries of two clients", mkHist(
 			att("a", 1, indet, 0, 10), att("b", 1, fail, 1, 2), att("b", 2, ok, 3, 4), att("a", 2, ok, 11, 12),
 			withAttempts(send("b", ok, 1, 4), 2), withAttempts(send("a", ok, 0, 12), 2),
 			fin("a", inbox1, 1, 1), fin("b", inbox1, 2, 1), fin("a", inbox1, 3, 1), done(1)),
 			Policy{}, map[Class]int64{ClassRecoveredDuplicate: 1, ClassOK: 1}, Success},
-		{"interleaved retries: the definite failure cannot explain a copy", hist(
+		{"interleaved retries: the definite failure cannot explain a copy", mkHist(
 			att("a", 1, indet, 0, 10), att("b", 1, fail, 1, 2), att("b", 2, ok, 3, 4), att("a", 2, ok, 11, 12),
 			withAttempts(send("b", ok, 1, 4), 2), withAttempts(send("a", ok, 0, 12), 2),
 			fin("a", inbox1, 1, 1), fin("b", inbox1, 2, 1), fin("b", inbox1, 3, 1), done(1)),
@@ -125,10 +125,10 @@ func TestLedgerClasses(t *testing.T) {
 
 func TestLedgerUnknownWithoutFinalRead(t *testing.T) {
 	for name, recs := range map[string][]history.Record{
-		"empty run":              hist(),
-		"no final read":          hist(send("m1", ok, 0, 10)),
-		"final read not done":    hist(send("m1", ok, 0, 10), phase(history.PhaseFinalRead, 1, 50), fin("m1", inbox1, 1, 1)),
-		"final records, no done": hist(send("m1", ok, 0, 10), fin("m1", inbox1, 1, 1)),
+		"empty run":              mkHist(),
+		"no final read":          mkHist(send("m1", ok, 0, 10)),
+		"final read not done":    mkHist(send("m1", ok, 0, 10), phase(history.PhaseFinalRead, 1, 50), fin("m1", inbox1, 1, 1)),
+		"final records, no done": mkHist(send("m1", ok, 0, 10), fin("m1", inbox1, 1, 1)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			v := mustRun(t, recs, Policy{Thresholds: []string{"lost == 0"}})
@@ -149,7 +149,7 @@ func TestLedgerUnknownWithoutFinalRead(t *testing.T) {
 }
 
 func TestLedgerEvidenceCitesOps(t *testing.T) {
-	v := mustRun(t, hist(att("m1", 1, indet, 0, 10), att("m1", 2, ok, 20, 30), withAttempts(send("m1", ok, 0, 30), 2), done(1)), Policy{})
+	v := mustRun(t, mkHist(att("m1", 1, indet, 0, 10), att("m1", 2, ok, 20, 30), withAttempts(send("m1", ok, 0, 30), 2), done(1)), Policy{})
 	r := result(v, CheckLedger)
 	if r.Status != Failure || len(r.Evidence) != 1 {
 		t.Fatalf("ledger = %+v", r)
@@ -169,7 +169,7 @@ func TestLedgerEvidenceBounded(t *testing.T) {
 		recs = append(recs, send(string(rune('a'+i%26))+strings.Repeat("x", i/26), ok, 0, 10))
 	}
 	recs = append(recs, done(1))
-	v := mustRun(t, hist(recs...), Policy{MaxEvidence: 5})
+	v := mustRun(t, mkHist(recs...), Policy{MaxEvidence: 5})
 	r := result(v, CheckLedger)
 	if len(r.Evidence) != 5 || r.EvidenceOmitted != 25 {
 		t.Fatalf("evidence %d omitted %d", len(r.Evidence), r.EvidenceOmitted)

@@ -185,7 +185,7 @@ type checker struct {
 
 	protos  map[string]*protoState
 	strs    interner // stages and classes
-	latency map[string]*hdrhistogram.Histogram
+	latency map[string]*hist
 
 	faults     []Fault
 	pending    map[faultKey][]int
@@ -200,7 +200,7 @@ func newChecker(p Policy) *checker {
 		uids:     map[uidKey]uint32{},
 		uidvObs:  map[uidvKey]span2{},
 		protos:   map[string]*protoState{},
-		latency:  map[string]*hdrhistogram.Histogram{},
+		latency:  map[string]*hist{},
 		pending:  map[faultKey][]int{},
 		rounds:   map[int]bool{},
 		flagList: [][]string{nil},
@@ -389,10 +389,10 @@ func (c *checker) op(line int64, r *history.Record) {
 	if ok && !att {
 		h := c.latency[r.Kind]
 		if h == nil {
-			h = hdrhistogram.New(1, maxMicros, 3)
+			h = newHist()
 			c.latency[c.arena.str(r.Kind)] = h
 		}
-		_ = h.RecordValue(clampMicros(int64(r.End - r.Start)))
+		h.record(int64(r.End - r.Start))
 	}
 
 	switch r.Kind {
@@ -423,6 +423,21 @@ func (c *checker) op(line int64, r *history.Record) {
 		}
 		c.actions = append(c.actions, a)
 	}
+}
+
+// hist is an HDR histogram in microseconds plus the exact maximum, so that
+// Max is the measured value rather than its bucket's upper bound.
+type hist struct {
+	h   *hdrhistogram.Histogram
+	max int64 // ns
+}
+
+func newHist() *hist { return &hist{h: hdrhistogram.New(1, maxMicros, 3)} }
+
+func (h *hist) record(ns int64) {
+	ns = max(ns, 0)
+	h.max = max(h.max, ns)
+	_ = h.h.RecordValue(clampMicros(ns))
 }
 
 const maxMicros = int64(24 * 3600 * 1e6) // one day
