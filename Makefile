@@ -41,3 +41,23 @@ test: tools images ## the tests: unit, in-process protocol tests, and the Docker
 	@# -p 1: the Docker suites each bring a whole stack up; two at once on a
 	@# 2-core machine only makes both slower and flakier.
 	$(GO) test -p 1 -count=1 -timeout 45m ./...
+
+# Postfix's smtp-source and smtp-sink, unpacked from Debian's postfix package
+# into a cache dir: no mail server is configured on the host.
+POSTFIX_CACHE ?= $(CURDIR)/.cache/postfix
+BENCH_FLAGS   ?=
+
+.PHONY: bench-loadgen
+bench-loadgen: ## our SMTP sender vs Postfix smtp-source against smtp-sink; open-model rate error
+	@if [ ! -x $(POSTFIX_CACHE)/usr/sbin/smtp-source ]; then \
+		echo "bench-loadgen: fetching smtp-source and smtp-sink (apt-get download postfix)"; \
+		mkdir -p $(POSTFIX_CACHE)/deb; \
+		(cd $(POSTFIX_CACHE)/deb && apt-get download postfix 2>&1 | grep -v '^W: Download is performed unsandboxed' || true); \
+		dpkg-deb -x $$(ls $(POSTFIX_CACHE)/deb/postfix_*.deb | head -1) $(POSTFIX_CACHE); \
+	fi
+	@if LD_LIBRARY_PATH=$(POSTFIX_CACHE)/usr/lib/postfix ldd $(POSTFIX_CACHE)/usr/sbin/smtp-source $(POSTFIX_CACHE)/usr/sbin/smtp-sink | grep -q 'not found'; then \
+		echo "bench-loadgen: installing the libraries postfix links against"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			$$(apt-cache depends postfix | awk '/Depends: lib/ {print $$2}') >/dev/null; \
+	fi
+	$(GO) run ./loadgen/cmd/bench -postfix $(POSTFIX_CACHE) $(BENCH_FLAGS)

@@ -21,6 +21,7 @@ package corpus
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -141,7 +142,8 @@ func (o Options) Validate() error {
 // its own random source derived from (seed, stream, seq), so the bytes do not
 // depend on which goroutine builds them or in which order.
 type Generator struct {
-	o Options
+	o           Options
+	ascii, utf8 *pool
 }
 
 // New returns a Generator for o, or every problem with o.
@@ -151,7 +153,8 @@ func New(o Options) (*Generator, error) {
 	}
 	o = o.Defaults()
 	o.Recipients = append([]string(nil), o.Recipients...)
-	return &Generator{o: o}, nil
+	r := rand.New(rand.NewPCG(uint64(o.Seed), 0x6d61696c6368616f))
+	return &Generator{o: o, ascii: newPool(r, false), utf8: newPool(r, true)}, nil
 }
 
 // Options returns the generator's options with defaults applied.
@@ -258,11 +261,11 @@ func (g *Generator) build(stream string, seq int, from string, eightBit bool, ov
 	var err error
 	switch m.Shape {
 	case ShapePlain:
-		err = writePlain(&buf, h, r, budget, eightBit, &m.EightBit)
+		err = g.writePlain(&buf, h, r, budget, eightBit, &m.EightBit)
 	case ShapeAlternative:
-		err = writeAlternative(&buf, h, r, budget, eightBit, &m.EightBit)
+		err = g.writeAlternative(&buf, h, r, budget, eightBit, &m.EightBit)
 	default:
-		err = writeAttachment(&buf, h, r, budget, eightBit, &m.EightBit)
+		err = g.writeAttachment(&buf, h, r, budget, eightBit, &m.EightBit)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("build message %s: %w", m.ID, err)
@@ -338,13 +341,24 @@ func subject(r *rand.Rand, seq int) string {
 	return s
 }
 
-// text returns about n bytes of wrapped prose with CRLF line endings. With
-// nonASCII, about one word in eight is non-ASCII.
-func text(r *rand.Rand, n int, nonASCII bool) []byte {
+// pool is a block of pre-generated prose lines (CRLF-terminated, at most 72
+// bytes plus CRLF) that messages copy runs of lines from: generating text
+// word by word per message would make the corpus, not the network, the
+// bottleneck of a fast sender.
+type pool struct {
+	text  []byte
+	lines []int // start offset of each line
+}
+
+const poolBytes = 256 << 10
+
+func newPool(r *rand.Rand, nonASCII bool) *pool {
+	p := &pool{}
 	var b bytes.Buffer
-	b.Grow(n + 100)
+	b.Grow(poolBytes + 128)
 	line := 0
-	for b.Len() < n {
+	p.lines = append(p.lines, 0)
+	for b.Len() < poolBytes {
 		var w string
 		if nonASCII && r.IntN(8) == 0 {
 			w = utf8Words[r.IntN(len(utf8Words))]
@@ -353,9 +367,11 @@ func text(r *rand.Rand, n int, nonASCII bool) []byte {
 		}
 		if line > 0 && line+1+len(w) > 72 {
 			b.WriteString("\r\n")
+			p.lines = append(p.lines, b.Len())
 			line = 0
 			if r.IntN(6) == 0 {
 				b.WriteString("\r\n")
+				p.lines = append(p.lines, b.Len())
 			}
 		}
 		if line > 0 {
@@ -366,15 +382,44 @@ func text(r *rand.Rand, n int, nonASCII bool) []byte {
 		line += len(w)
 	}
 	b.WriteString("\r\n")
-	return b.Bytes()
+	p.text = b.Bytes()
+	return p
 }
 
-func html(r *rand.Rand, n int, nonASCII bool) []byte {
+// text returns about n bytes of wrapped prose with CRLF line endings: runs
+// of 8 to 40 lines from random places of the pool. With nonASCII, about one
+// word in eight is non-ASCII.
+func (g *Generator) text(r *rand.Rand, n int, nonASCII bool) []byte {
+	p := g.ascii
+	if nonASCII {
+		p = g.utf8
+	}
+	out := make([]byte, 0, n+3000)
+	for len(out) < n {
+		i := r.IntN(len(p.lines) - 1)
+		j := min(i+8+r.IntN(32), len(p.lines)-1)
+		chunk := p.text[p.lines[i]:p.lines[j]]
+		if rest := n - len(out); len(chunk) > rest {
+			// Cut at a line end past the wanted length.
+			k := bytes.Index(chunk[rest:], []byte("\r\n"))
+			if k >= 0 {
+				chunk = chunk[:rest+k+2]
+			}
+		}
+		out = append(out, chunk...)
+	}
+	if !bytes.HasSuffix(out, []byte("\r\n")) {
+		out = append(out, '\r', '\n')
+	}
+	return out
+}
+
+func (g *Generator) html(r *rand.Rand, n int, nonASCII bool) []byte {
 	var b bytes.Buffer
 	b.WriteString("<!DOCTYPE html>\r\n<html><head><meta charset=\"utf-8\"></head><body>\r\n")
 	for b.Len() < n {
 		b.WriteString("<p>")
-		b.Write(bytes.TrimRight(text(r, 200+r.IntN(400), nonASCII), "\r\n"))
+		b.Write(bytes.TrimRight(g.text(r, 200+r.IntN(400), nonASCII), "\r\n"))
 		b.WriteString("</p>\r\n")
 	}
 	b.WriteString("</body></html>\r\n")
@@ -405,7 +450,7 @@ func writeEntity(w *message.Writer, b []byte) error {
 	return w.Close()
 }
 
-func writePlain(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int, eightBit bool, used *bool) error {
+func (g *Generator) writePlain(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int, eightBit bool, used *bool) error {
 	nonASCII := r.IntN(2) == 0
 	th := textHeader("text/plain", nonASCII, eightBit, used)
 	for f := th.Fields(); f.Next(); {
@@ -415,36 +460,36 @@ func writePlain(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int, eigh
 	if err != nil {
 		return err
 	}
-	return writeEntity(w, text(r, budget, nonASCII))
+	return writeEntity(w, g.text(r, budget, nonASCII))
 }
 
 func boundary(r *rand.Rand) string {
 	return fmt.Sprintf("mc-%016x%016x", r.Uint64(), r.Uint64())
 }
 
-func writeAltParts(mw *message.Writer, r *rand.Rand, budget int, eightBit bool, used *bool) error {
+func (g *Generator) writeAltParts(mw *message.Writer, r *rand.Rand, budget int, eightBit bool, used *bool) error {
 	nonASCII := r.IntN(2) == 0
 	pw, err := mw.CreatePart(textHeader("text/plain", nonASCII, eightBit, used))
 	if err != nil {
 		return err
 	}
-	if err := writeEntity(pw, text(r, budget*2/5, nonASCII)); err != nil {
+	if err := writeEntity(pw, g.text(r, budget*2/5, nonASCII)); err != nil {
 		return err
 	}
 	pw, err = mw.CreatePart(textHeader("text/html", nonASCII, eightBit, used))
 	if err != nil {
 		return err
 	}
-	return writeEntity(pw, html(r, budget*3/5, nonASCII))
+	return writeEntity(pw, g.html(r, budget*3/5, nonASCII))
 }
 
-func writeAlternative(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int, eightBit bool, used *bool) error {
+func (g *Generator) writeAlternative(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int, eightBit bool, used *bool) error {
 	h.SetContentType("multipart/alternative", map[string]string{"boundary": boundary(r)})
 	w, err := message.CreateWriter(buf, h.Header)
 	if err != nil {
 		return err
 	}
-	if err := writeAltParts(w, r, budget, eightBit, used); err != nil {
+	if err := g.writeAltParts(w, r, budget, eightBit, used); err != nil {
 		return err
 	}
 	return w.Close()
@@ -455,7 +500,7 @@ var attachmentTypes = []struct{ mediaType, ext string }{
 	{"application/octet-stream", "bin"},
 }
 
-func writeAttachment(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int, eightBit bool, used *bool) error {
+func (g *Generator) writeAttachment(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int, eightBit bool, used *bool) error {
 	h.SetContentType("multipart/mixed", map[string]string{"boundary": boundary(r)})
 	w, err := message.CreateWriter(buf, h.Header)
 	if err != nil {
@@ -469,7 +514,7 @@ func writeAttachment(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int,
 		if err != nil {
 			return err
 		}
-		if err := writeAltParts(aw, r, textLen, eightBit, used); err != nil {
+		if err := g.writeAltParts(aw, r, textLen, eightBit, used); err != nil {
 			return err
 		}
 		if err := aw.Close(); err != nil {
@@ -481,7 +526,7 @@ func writeAttachment(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int,
 		if err != nil {
 			return err
 		}
-		if err := writeEntity(pw, text(r, textLen, nonASCII)); err != nil {
+		if err := writeEntity(pw, g.text(r, textLen, nonASCII)); err != nil {
 			return err
 		}
 	}
@@ -502,13 +547,12 @@ func writeAttachment(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int,
 		if err != nil {
 			return err
 		}
-		data := make([]byte, part)
-		for j := 0; j < len(data); j += 8 {
-			v := r.Uint64()
-			for k := 0; k < 8 && j+k < len(data); k++ {
-				data[j+k] = byte(v >> (8 * k))
-			}
+		var key [32]byte
+		for k := range 4 {
+			binary.LittleEndian.PutUint64(key[8*k:], r.Uint64())
 		}
+		data := make([]byte, part)
+		_, _ = rand.NewChaCha8(key).Read(data)
 		if err := writeEntity(pw, data); err != nil {
 			return err
 		}
