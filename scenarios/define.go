@@ -54,7 +54,9 @@ func define(s flow.Scenario, gates ...Gate) bool {
 			r, err = flow.Start(p, s, suite.progress, GinkgoWriter)
 			// Cleanups run last-in first-out: heal, then tear down.
 			DeferCleanup(func(ctx SpecContext) {
-				Expect(r.Teardown(ctx)).To(Succeed())
+				err := r.Teardown(ctx)
+				record(r)
+				Expect(err).NotTo(HaveOccurred(), "tear the stack down")
 			}, NodeTimeout(flow.TeardownTimeout+time.Minute))
 			DeferCleanup(func(ctx SpecContext) {
 				Expect(r.HealForCleanup(ctx)).To(Succeed())
@@ -98,7 +100,6 @@ func define(s flow.Scenario, gates ...Gate) bool {
 			Expect(r.Check(ctx)).To(Succeed())
 			AddReportEntry("figures", Figures(r.Verdict))
 			fmt.Fprintf(GinkgoWriter, "%s: %s\n", s.Name, Figures(r.Verdict))
-			Expect(renderScenario(ctx, r)).To(Succeed(), "render the scenario's report")
 		}, phaseTimeout(flow.CheckTimeout+time.Minute))
 
 		for _, g := range gates {

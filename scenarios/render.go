@@ -1,25 +1,112 @@
 package scenarios
 
 import (
-	"context"
-	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
 
+	"github.com/mailchaos/mailchaos/reports/render"
 	"github.com/mailchaos/mailchaos/scenarios/flow"
-	"github.com/onsi/ginkgo/v2/types"
 )
 
-// errNoRender is returned while reports/render (JUnit, verdict.json,
-// index.html, manifest, bundle) has not landed: a run without its reports
-// is not a passing run.
-var errNoRender = errors.New("reports/render not landed yet: no junit.xml, verdict.json, index.html or bundle")
-
-// renderScenario writes the scenario's own reports into its folder.
-func renderScenario(ctx context.Context, r *flow.Run) error {
-	return errNoRender
+// results are the scenarios of the run that started, in run order, as the
+// report shows them.
+var results struct {
+	list  []render.Scenario
+	facts []*flow.Run
 }
 
-// renderRun writes the run-level reports (junit.xml, verdict.json,
-// index.html, MANIFEST.sha256, bundle.tar.gz) into the run folder.
-func renderRun(p flow.Params, rep types.Report, st flow.Status) error {
-	return errNoRender
+// record adds a finished scenario to the run's report. Called once per
+// scenario, after its stack is torn down (so its logs are in its folder).
+func record(r *flow.Run) {
+	if r == nil {
+		return
+	}
+	sc := render.Scenario{
+		Name:     r.S.Name,
+		History:  r.HistoryPath(),
+		Err:      r.Err(),
+		Started:  r.Started,
+		Duration: time.Since(r.Started),
+		Labels:   r.S.Labels,
+	}
+	if r.Judged {
+		v := r.Verdict
+		sc.Verdict = &v
+	}
+	suite.mu.Lock()
+	results.list = append(results.list, sc)
+	results.facts = append(results.facts, r)
+	suite.mu.Unlock()
+}
+
+// renderRun writes the run-level reports into the run folder: verdict.json,
+// junit.xml, index.html, MANIFEST.sha256 and bundle.tar.gz (package
+// reports/render), and points out/latest at the run.
+func renderRun(p flow.Params, st flow.Status) error {
+	suite.mu.Lock()
+	scs := append([]render.Scenario(nil), results.list...)
+	runs := append([]*flow.Run(nil), results.facts...)
+	suite.mu.Unlock()
+	if len(scs) == 0 {
+		return fmt.Errorf("no scenario started: nothing to report")
+	}
+	run := render.RunReport{RunID: p.RunID, Title: "label " + p.Label, Env: environment(p, runs), Scenarios: scs}
+	if _, err := render.Write(p.Out, run); err != nil {
+		return err
+	}
+	// The report's own exit code is computed from the final verdicts; the
+	// status file's from every gate (the steady state's included). The
+	// process exits with the status file's; say so when they differ.
+	if got := run.ExitCode(); got != st.ExitCode {
+		fmt.Fprintf(os.Stderr, "mailchaos: note: the report's verdicts give exit code %d (%s); the run's gates give %d (%s), which is the exit code\n",
+			got, run.Status(), st.ExitCode, st.Reason)
+	}
+	return nil
+}
+
+func environment(p flow.Params, runs []*flow.Run) render.Environment {
+	env := render.Environment{
+		Seed:      p.Seed,
+		Command:   strings.Join(os.Args, " "),
+		Stack:     p.Stack,
+		GoVersion: runtime.Version(),
+		OS:        runtime.GOOS + "/" + runtime.GOARCH,
+	}
+	env.Host, _ = os.Hostname()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		env.MailchaosVersion = bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				env.Commit = s.Value
+			}
+		}
+	}
+	env.Extra = []render.KV{
+		{Name: "duration", Value: p.Duration.String()}, {Name: "steady", Value: p.Steady.String()},
+		{Name: "converge (bound)", Value: p.Converge.String()}, {Name: "rate", Value: fmt.Sprintf("%g msg/s", p.Rate)},
+		{Name: "users", Value: fmt.Sprint(p.Users)}, {Name: "label filter", Value: p.Label},
+	}
+	if p.From != "" {
+		env.Extra = append(env.Extra, render.KV{Name: "rehearsal", Value: p.From + " → " + p.To})
+	}
+	seen := map[string]bool{}
+	for _, r := range runs {
+		for _, im := range r.Images {
+			if key := im.Service + im.Ref; !seen[key] {
+				seen[key] = true
+				env.Images = append(env.Images, render.Image{Service: im.Service, Ref: im.Ref, ID: im.ID})
+			}
+		}
+		for _, f := range r.Software {
+			if key := f.Name + f.Value; !seen[key] {
+				seen[key] = true
+				env.Software = append(env.Software, render.KV{Name: f.Name, Value: f.Value})
+			}
+		}
+	}
+	return env
 }

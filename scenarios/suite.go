@@ -14,11 +14,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/mailchaos/mailchaos/harness"
+	"github.com/mailchaos/mailchaos/reports/render"
 	"github.com/mailchaos/mailchaos/scenarios/flow"
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
@@ -115,9 +115,13 @@ var _ = ReportAfterSuite("mailchaos status", func(rep Report) {
 	suite.mu.Unlock()
 	st := flow.Classify(rep)
 	st.RunID, st.Seed, st.Label = p.RunID, p.Seed, p.Label
-	if err := renderRun(p, rep, st); err != nil {
-		// A gate failure stays a gate failure; otherwise the run cannot be
-		// trusted without its reports.
+	// The status goes in first so that the manifest and the bundle hold it.
+	if err := flow.WriteStatus(p.RunDir(), st); err != nil {
+		fmt.Fprintln(os.Stderr, "mailchaos:", err)
+	}
+	if err := renderRun(p, st); err != nil {
+		// A gate failure stays a gate failure; otherwise a run without
+		// its reports cannot be trusted.
 		if st.ExitCode != flow.ExitGate {
 			st.ExitCode, st.Outcome = flow.ExitHarness, flow.OutcomeHarness
 		}
@@ -125,26 +129,18 @@ var _ = ReportAfterSuite("mailchaos status", func(rep Report) {
 			st.Reason += "; "
 		}
 		st.Reason += "run reports: " + err.Error()
-	}
-	if err := flow.WriteStatus(p.RunDir(), st); err != nil {
-		fmt.Fprintln(os.Stderr, "mailchaos:", err)
-	}
-	if err := linkLatest(p); err != nil {
-		fmt.Fprintln(os.Stderr, "mailchaos: point out/latest at the run:", err)
+		if err := flow.WriteStatus(p.RunDir(), st); err != nil {
+			fmt.Fprintln(os.Stderr, "mailchaos:", err)
+		}
+		if err := linkLatest(p); err != nil {
+			fmt.Fprintln(os.Stderr, "mailchaos: point out/latest at the run:", err)
+		}
 	}
 	suite.mu.Lock()
 	suite.status = &st
 	suite.mu.Unlock()
 })
 
-// linkLatest points <out>/latest at the run folder (a relative symlink, so
-// the out folder can be moved).
-func linkLatest(p flow.Params) error {
-	latest := filepath.Join(p.Out, "latest")
-	tmp := latest + ".tmp"
-	_ = os.Remove(tmp)
-	if err := os.Symlink(p.RunID, tmp); err != nil {
-		return err
-	}
-	return os.Rename(tmp, latest)
-}
+// linkLatest points <out>/latest at the run folder when the reports could
+// not be written (render.Write does it otherwise).
+func linkLatest(p flow.Params) error { return render.UpdateLatest(p.Out, p.RunID) }

@@ -40,8 +40,9 @@ type Traffic interface {
 	// recording every operation; it returns when the last operation ended.
 	Load(ctx context.Context, phase string, d time.Duration) error
 	// FinalRead lists every message of every test mailbox into w as final
-	// records, read round round. Errors talking to the stack are recorded
-	// in w; an error is returned only when the read could not complete.
+	// records, read round round, framed by the final-read phase events
+	// (final-read-done only when every mailbox was read). An error means
+	// the round is incomplete.
 	FinalRead(ctx context.Context, w *history.Writer, round int) error
 }
 
@@ -62,6 +63,13 @@ type Run struct {
 	Timeline *faults.Timeline
 	Steady   check.Verdict
 	Verdict  check.Verdict
+	// Judged is true once Verdict holds the checkers' verdict.
+	Judged bool
+	// Started is when the scenario started.
+	Started time.Time
+	// Images and Software describe the stack as it ran (best effort).
+	Images   []ImageRef
+	Software []Fact
 
 	logFile  *os.File
 	failed   map[string]error
@@ -70,13 +78,25 @@ type Run struct {
 	healOnce sync.Once
 }
 
+// Err returns the first harness failure of the run, in phase order, or "".
+func (r *Run) Err() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range []string{"up", "steady", "load", "heal", "converge", "final-read", "check", "teardown"} {
+		if err, ok := r.failed[p]; ok {
+			return p + ": " + err.Error()
+		}
+	}
+	return ""
+}
+
 // HistoryPath is the path of the run's history.
 func (r *Run) HistoryPath() string { return filepath.Join(r.Dir, "history.jsonl") }
 
 // Start prepares the run of s: its folder, its log, its history. Nothing is
 // started in Docker yet.
 func Start(p Params, s Scenario, progress *Progress, console io.Writer) (*Run, error) {
-	r := &Run{P: p, S: s, Dir: filepath.Join(p.RunDir(), s.Name), Progress: progress, failed: map[string]error{}, ok: map[string]bool{}}
+	r := &Run{Started: time.Now(), P: p, S: s, Dir: filepath.Join(p.RunDir(), s.Name), Progress: progress, failed: map[string]error{}, ok: map[string]bool{}}
 	if err := s.Validate(); err != nil {
 		return r, err
 	}
@@ -183,6 +203,7 @@ func (r *Run) up(ctx context.Context) error {
 		return fmt.Errorf("bring the stack up: %w", err)
 	}
 	r.Log.Info("stack up", "took", time.Since(start).Round(time.Millisecond))
+	r.Images, r.Software = StackFacts(ctx, env)
 	if r.Traffic, err = NewTraffic(env, r.History, r.P, r.Log); err != nil {
 		return err
 	}
@@ -497,16 +518,15 @@ func (r *Run) finalRead(ctx context.Context) error {
 			case <-time.After(RoundGap):
 			}
 		}
-		r.phase(history.PhaseFinalRead, round, "")
+		r.Progress.SetPhase(fmt.Sprintf("final-read %d", round))
 		rctx, cancel := context.WithTimeout(ctx, ReadTimeout)
+		// The traffic writes the round's final-read and final-read-done
+		// events; the latter only when every mailbox was read.
 		err := r.Traffic.FinalRead(rctx, r.History, round)
 		cancel()
 		if err != nil {
 			r.Log.Error("final read round incomplete", "round", round, "err", err)
 			continue
-		}
-		if err := r.History.Phase(history.PhaseFinalReadDone, round, ""); err != nil {
-			return err
 		}
 		complete++
 	}
@@ -533,7 +553,7 @@ func (r *Run) check(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("check %s: %w", r.HistoryPath(), err)
 	}
-	r.Verdict = v
+	r.Verdict, r.Judged = v, true
 	r.Log.Info("verdict", "status", v.Status, "reason", v.Reason)
 	return nil
 }
@@ -549,6 +569,7 @@ func (r *Run) Teardown(ctx context.Context) error {
 		start := time.Now()
 		if err := r.Env.Teardown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("tear down: %w", err))
+			r.done("teardown", err)
 		}
 		r.Log.Info("stack down", "took", time.Since(start).Round(time.Millisecond))
 	}
