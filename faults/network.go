@@ -71,7 +71,7 @@ func init() {
 			params: []Param{{Name: "mode", Type: String, Default: "after", Enum: []string{"after", "before"},
 				Help: "after: forward the final '.' then cut before the reply (accepted, client unsure); before: cut without it (not accepted)"}},
 			attrs:  func(p Values) map[string]any { return map[string]any{"mode": p.String("mode")} },
-			stream: "upstream"},
+			stream: "auto"},
 	} {
 		tk := tk
 		params := append([]Param(nil), tk.params...)
@@ -91,6 +91,13 @@ func init() {
 				}
 				streams := []string{"upstream", "downstream"}
 				switch {
+				case tk.name == "smtp-cut":
+					// "after" drops the server's reply (downstream); "before"
+					// withholds the client's final "." (upstream).
+					streams = []string{"downstream"}
+					if p.String("mode") == "before" {
+						streams = []string{"upstream"}
+					}
 				case tk.stream != "":
 					streams = []string{tk.stream}
 				case tk.name == "partition-oneway":

@@ -1,23 +1,34 @@
 // Package smtptoxic is a Toxiproxy toxic that understands just enough SMTP
-// to cut a connection at the end of a message: right after the client's
-// final "." of DATA (or the last byte of BDAT ... LAST), before the server's
-// reply can come back. With mode "after" the terminator is forwarded, so
-// the server accepts the message while the client never hears it was
-// accepted: the indeterminate case, on demand (a retry then makes a
-// recovered duplicate). With mode "before" the terminator is withheld, so
-// the message is not accepted and the client sees the same broken
+// to cut a connection at the end of a message.
+//
+// Mode "after" makes the indeterminate case on demand: the client's final
+// "." reaches the server, the server accepts the message, and the client
+// never hears the reply because the connection is closed first (a retry
+// then makes a recovered duplicate). It works on the downstream (server to
+// client) stream: after the server's "354" reply to DATA, whatever the
+// server sends next (the reply to the final ".") is dropped and the
+// connection closed. Doing it there, rather than closing the upstream
+// right after forwarding the ".", leaves no race in which a fast server's
+// "250" slips back to the client.
+//
+// Mode "before" works on the upstream (client to server) stream: the
+// client's bytes are forwarded up to the final "." of DATA (or all but the
+// last byte of BDAT ... LAST), which is withheld, and the connection is
+// closed. The message is not accepted and the client sees the same broken
 // connection.
 //
-// The toxic must sit on the upstream (client to server) stream. Importing
-// the package registers it under the type name "smtp_data_cut"; the
-// toxiproxy binary in faults/cmd/toxiproxy does. The toxic's toxicity is the
-// fraction of connections it applies to; an affected connection is cut at
-// its first message.
+// The toxic tells the streams apart by their first line (server replies
+// start with a three-digit code), so a toxic on the wrong stream for its
+// mode passes data through untouched rather than doing something else.
+// Importing the package registers it under the type name "smtp_data_cut";
+// the toxiproxy binary in faults/cmd/toxiproxy does. The toxic's toxicity
+// is the fraction of connections it applies to; an affected connection is
+// cut at its first message.
 //
-// It reads the client's stream only, so it cannot see the server's replies:
-// a DATA the server refused (no 354) is recognised by the next line being
-// an SMTP command rather than message text. After STARTTLS the stream is
-// encrypted and passed through untouched: use it on plain SMTP links.
+// The client-side parser cannot see the server's replies: a DATA the
+// server refused (no 354) is recognised by the next line being an SMTP
+// command rather than message text. After STARTTLS the stream is
+// encrypted and passed through untouched: use the toxic on plain SMTP.
 package smtptoxic
 
 import (
@@ -57,11 +68,15 @@ func init() { toxics.Register(Type, new(DataCut)) }
 // of Pipe (Toxiproxy interrupts a toxic whenever the chain changes).
 func (t *DataCut) NewState() any { return new(Parser) }
 
-// Pipe forwards the client's bytes until a message ends, then cuts.
+// Pipe forwards the stream until a message ends, then cuts.
 func (t *DataCut) Pipe(stub *toxics.ToxicStub) {
 	p, _ := stub.State.(*Parser)
 	if p == nil {
 		p = new(Parser)
+	}
+	mode := t.Mode
+	if mode == "" {
+		mode = ModeAfter
 	}
 	for {
 		select {
@@ -77,46 +92,106 @@ func (t *DataCut) Pipe(stub *toxics.ToxicStub) {
 				return
 			}
 			if p.cut {
-				continue // already cut: swallow whatever the client still sends
+				continue // already cut: swallow whatever still comes
 			}
-			data, from := c.Data, 0
-			if len(p.pending) > 0 {
-				data = append(p.pending, c.Data...)
-				from = len(p.pending)
-				p.pending = nil
+			keep, cut := p.chunk(mode, c.Data)
+			if len(keep) > 0 {
+				stub.Output <- &stream.StreamChunk{Data: keep, Timestamp: c.Timestamp}
 			}
-			end, found := p.Feed(data[from:])
-			if !found {
-				hold := 0
-				if t.Mode == ModeBefore && p.state == stData {
-					// Withhold what may be the start of the terminator, so
-					// that "before" never lets the final "." through even
-					// when it arrives split over several chunks.
-					hold = min(p.match, p.dataSeen, len(data))
-				}
-				if len(data)-hold > 0 {
-					stub.Output <- &stream.StreamChunk{Data: data[:len(data)-hold], Timestamp: c.Timestamp}
-				}
-				if hold > 0 {
-					p.pending = append([]byte(nil), data[len(data)-hold:]...)
-				}
+			if !cut {
 				continue
 			}
-			keep := from + end
-			if t.Mode == ModeBefore {
-				keep = max(from+p.termStart, 0)
-			}
-			if keep > 0 {
-				stub.Output <- &stream.StreamChunk{Data: data[:keep], Timestamp: c.Timestamp}
-			}
 			p.cut = true
-			// Closing the stub ends the upstream connection; Toxiproxy then
-			// closes the client's side too, before any reply gets back.
+			// Closing the stub closes this direction's destination;
+			// Toxiproxy then tears down the other side too.
 			stub.Close()
 			drain(stub)
 			return
 		}
 	}
+}
+
+// chunk processes the next bytes of the stream: it returns what to
+// forward now and whether to cut the connection after that.
+func (p *Parser) chunk(mode string, b []byte) ([]byte, bool) {
+	if p.side == sideUnknown {
+		p.sniff(b)
+	}
+	switch {
+	case p.side == sideServer && mode == ModeAfter:
+		return p.replies(b)
+	case p.side == sideClient && mode == ModeBefore:
+		return p.before(b)
+	case p.side == sideUnknown:
+		// Keep following the client side until the first line decides:
+		// nothing can end a message before it.
+		p.Feed(b)
+	}
+	return b, false
+}
+
+// sniff decides from the first line which stream this is.
+func (p *Parser) sniff(b []byte) {
+	for _, c := range b {
+		if len(p.first1) < 8 {
+			p.first1 = append(p.first1, c)
+		}
+		if c == '\n' || len(p.first1) >= 4 {
+			l := p.first1
+			if len(l) >= 4 && isDigit(l[0]) && isDigit(l[1]) && isDigit(l[2]) && (l[3] == ' ' || l[3] == '-' || l[3] == '\r') {
+				p.side = sideServer
+			} else {
+				p.side = sideClient
+			}
+			return
+		}
+	}
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// replies follows the server's replies; after a complete "354" line, the
+// next bytes the server sends are the reply to the final "." of DATA: they
+// are dropped and the connection cut.
+func (p *Parser) replies(b []byte) ([]byte, bool) {
+	for i, c := range b {
+		if p.armed {
+			return b[:i], true
+		}
+		if len(p.line) < maxLine {
+			p.line = append(p.line, c)
+		}
+		if c == '\n' {
+			p.armed = len(p.line) >= 4 && string(p.line[:4]) == "354 "
+			p.line = p.line[:0]
+		}
+	}
+	return b, false
+}
+
+// before follows the client's commands and withholds the end of the first
+// message, then cuts.
+func (p *Parser) before(b []byte) ([]byte, bool) {
+	data, from := b, 0
+	if len(p.pending) > 0 {
+		data = append(p.pending, b...)
+		from = len(p.pending)
+		p.pending = nil
+	}
+	_, found := p.Feed(data[from:])
+	if found {
+		return data[:max(from+p.termStart, 0)], true
+	}
+	hold := 0
+	if p.state == stData {
+		// Withhold what may be the start of the terminator, so the final
+		// "." never gets through even when it arrives split over chunks.
+		hold = min(p.match, p.dataSeen, len(data))
+	}
+	if hold > 0 {
+		p.pending = append([]byte(nil), data[len(data)-hold:]...)
+	}
+	return data[:len(data)-hold], false
 }
 
 // drain reads and drops the rest of the client's stream so the proxy's
@@ -147,6 +222,9 @@ type Parser struct {
 	bdatLast bool
 	cut      bool
 	pending  []byte // bytes withheld by mode "before" (a possible terminator prefix)
+	side     int    // which stream this is, from its first line
+	first1   []byte // the first bytes, to decide the side
+	armed    bool   // server side: a 354 was sent, the next reply is the final one
 	// termStart is the offset in the last fed chunk where the terminator
 	// (".\r\n", or the last BDAT byte) starts; it can be negative when the
 	// terminator began in an earlier chunk.
@@ -161,6 +239,12 @@ const (
 )
 
 const maxLine = 1024
+
+const (
+	sideUnknown = iota
+	sideClient
+	sideServer
+)
 
 var terminator = []byte("\r\n.\r\n")
 

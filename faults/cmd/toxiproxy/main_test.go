@@ -146,6 +146,14 @@ func send(addr, msg string) error {
 	return c.Quit()
 }
 
+// streamFor is the stream each mode works on (as the smtp-cut fault adds it).
+func streamFor(mode string) string {
+	if mode == "before" {
+		return "upstream"
+	}
+	return "downstream"
+}
+
 func waitCount(mb *mailbox, want int, within time.Duration) int {
 	deadline := time.Now().Add(within)
 	for mb.count() < want && time.Now().Before(deadline) {
@@ -169,14 +177,17 @@ func TestDataCut(t *testing.T) {
 		mode     string
 		slice    bool // a slicer ahead of the cut delivers the stream in 1-5 byte chunks
 		toxicity float32
-		accepted int  // messages the server has after the first send
-		clientOK bool // the client heard 250
+		accepted int    // messages the server has after the first send
+		clientOK bool   // the client heard 250
+		stream   string // override of the mode's stream
 	}{
 		{name: "after", mode: "after", toxicity: 1, accepted: 1},
 		{name: "before", mode: "before", toxicity: 1, accepted: 0},
 		{name: "after sliced", mode: "after", slice: true, toxicity: 1, accepted: 1},
 		{name: "before sliced", mode: "before", slice: true, toxicity: 1, accepted: 0},
 		{name: "toxicity 0 passes", mode: "after", toxicity: 0.0001, accepted: 1, clientOK: true},
+		{name: "after on the wrong stream passes", mode: "after", stream: "upstream", toxicity: 1, accepted: 1, clientOK: true},
+		{name: "before on the wrong stream passes", mode: "before", stream: "downstream", toxicity: 1, accepted: 1, clientOK: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,7 +197,11 @@ func TestDataCut(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := p.AddToxic("cut", smtptoxic.Type, "upstream", tt.toxicity, toxiproxy.Attributes{"mode": tt.mode}); err != nil {
+			st := streamFor(tt.mode)
+			if tt.stream != "" {
+				st = tt.stream
+			}
+			if _, err := p.AddToxic("cut", smtptoxic.Type, st, tt.toxicity, toxiproxy.Attributes{"mode": tt.mode}); err != nil {
 				t.Fatal(err)
 			}
 			start := time.Now()
@@ -242,7 +257,7 @@ func TestDataCut(t *testing.T) {
 // promises: every message was accepted, cut or not.
 func TestDataCutPartial(t *testing.T) {
 	mb, addr, p := stackUp(t)
-	if _, err := p.AddToxic("cut", smtptoxic.Type, "upstream", 0.5, toxiproxy.Attributes{"mode": "after"}); err != nil {
+	if _, err := p.AddToxic("cut", smtptoxic.Type, "downstream", 0.5, toxiproxy.Attributes{"mode": "after"}); err != nil {
 		t.Fatal(err)
 	}
 	var ok, cut int
@@ -281,7 +296,7 @@ func TestDataCutRawBytes(t *testing.T) {
 			got := make(chan string, 1)
 			go rawServer(ln, got)
 			addr, p := proxyUp(t, ln.Addr().String())
-			if _, err := p.AddToxic("cut", smtptoxic.Type, "upstream", 1, toxiproxy.Attributes{"mode": mode}); err != nil {
+			if _, err := p.AddToxic("cut", smtptoxic.Type, streamFor(mode), 1, toxiproxy.Attributes{"mode": mode}); err != nil {
 				t.Fatal(err)
 			}
 			c, err := net.Dial("tcp", addr)
