@@ -35,6 +35,21 @@ tools: ## install host packages the image build needs (debootstrap; root with ap
 images: $(MAILCHAOS) ## build the stack's images offline (idempotent: unchanged images are skipped)
 	$(MAILCHAOS) images --file $(IMAGES)
 
+.PHONY: tools-report
+tools-report: ## install Debian's chromium for the report's headless screenshot test (root with apt only)
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "tools-report: installing chromium"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null \
+		|| { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null; }; \
+	else echo "tools-report: chromium missing and not root: the screenshot test will skip (apt-get install chromium)"; fi
+
+RUN ?= $(OUT)/latest
+PUBKEY ?=
+.PHONY: verify
+verify: $(MAILCHAOS) ## re-hash a run folder or bundle against its manifest: make verify [RUN=out/<id>|bundle.tar.gz] [PUBKEY=pub.pem]
+	$(MAILCHAOS) verify $(if $(PUBKEY),-pubkey $(PUBKEY)) $(RUN)
+
 .PHONY: test
 test: tools images ## the tests: unit, in-process protocol tests, and the Docker suites (smoke)
 	$(GO) vet ./...

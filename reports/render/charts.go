@@ -328,7 +328,7 @@ func deliveryChart(in ChartInput) (Chart, error) {
 		p.X.Max = math.Pow(10, math.Ceil(math.Log10(bins[len(bins)-1].Max)))
 		p.Y.Min = 0
 		p50, p99, mx := h.quantile(0.5), h.quantile(0.99), h.quantile(1)
-		p.Title.Text += fmt.Sprintf(" — p50 ≤ %s, p99 ≤ %s, max ≤ %s", roundDur(p50), roundDur(p99), roundDur(mx))
+		caption = fmt.Sprintf("Chart bins: p50 ≤ %s, p99 ≤ %s, max ≤ %s (quarter-octave bins). ", roundDur(p50), roundDur(p99), roundDur(mx)) + caption
 		for _, m := range []struct {
 			d    time.Duration
 			name string
@@ -433,6 +433,8 @@ func roundDur(d time.Duration) time.Duration {
 		return d.Round(100 * time.Millisecond)
 	case d >= time.Second:
 		return d.Round(10 * time.Millisecond)
+	case d >= 100*time.Millisecond:
+		return d.Round(time.Millisecond)
 	case d >= time.Millisecond:
 		return d.Round(10 * time.Microsecond)
 	}
