@@ -53,6 +53,15 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// testOutDir is where a test's Teardown saves logs: MAILCHAOS_TEST_OUT/<run>
+// when set (to read them after the test), else a temporary folder.
+func testOutDir(t *testing.T, runID string) string {
+	if dir := os.Getenv("MAILCHAOS_TEST_OUT"); dir != "" {
+		return filepath.Join(dir, runID)
+	}
+	return t.TempDir()
+}
+
 var (
 	dockerOnce sync.Once
 	dockerCli  *client.Client
