@@ -93,8 +93,9 @@ func clone(s string) string { return string([]byte(s)) }
 
 // fastDecoder decodes record lines; its slices are reused between lines.
 type fastDecoder struct {
-	rcpt  []string
-	flags []string
+	rcpt    []string
+	flags   []string
+	scratch []byte
 }
 
 // decode fills rec from line, by the fast path when it can and by
@@ -146,8 +147,9 @@ const (
 )
 
 type scanner struct {
-	b []byte
-	i int
+	b       []byte
+	i       int
+	scratch []byte // unescaped strings; cap >= len(b), so never reallocated
 }
 
 func (s *scanner) ws() {
@@ -161,33 +163,76 @@ func (s *scanner) ws() {
 	}
 }
 
-// str reads a JSON string without escapes; ok=false for anything else.
+// str reads a JSON string. Simple escapes (\\ \" \/ \n \r \t \b \f) are
+// decoded into scratch, which the caller sized to the line so it never
+// reallocates mid-line; \u escapes and anything else go to the slow path.
 func (s *scanner) str() (string, bool) {
 	if s.i >= len(s.b) || s.b[s.i] != '"' {
 		return "", false
 	}
 	start := s.i + 1
 	ascii := true
-	for j := start; j < len(s.b); j++ {
+	esc := false
+	j := start
+	for ; j < len(s.b); j++ {
 		c := s.b[j]
+		if c == '"' {
+			break
+		}
 		switch {
-		case c == '"':
-			s.i = j + 1
-			v := s.b[start:j]
-			if !ascii && !utf8.Valid(v) {
+		case c == '\\':
+			esc = true
+			j++
+			if j >= len(s.b) {
 				return "", false
 			}
-			if len(v) == 0 {
-				return "", true
+			switch s.b[j] {
+			case '\\', '"', '/', 'n', 'r', 't', 'b', 'f':
+			default:
+				return "", false
 			}
-			return unsafe.String(&v[0], len(v)), true
-		case c == '\\' || c < 0x20:
+		case c < 0x20:
 			return "", false
 		case c >= 0x80:
 			ascii = false
 		}
 	}
-	return "", false
+	if j >= len(s.b) {
+		return "", false
+	}
+	s.i = j + 1
+	v := s.b[start:j]
+	if !ascii && !utf8.Valid(v) {
+		return "", false
+	}
+	if esc {
+		from := len(s.scratch)
+		for k := 0; k < len(v); k++ {
+			c := v[k]
+			if c == '\\' {
+				k++
+				c = v[k]
+				switch c {
+				case 'n':
+					c = '\n'
+				case 'r':
+					c = '\r'
+				case 't':
+					c = '\t'
+				case 'b':
+					c = '\b'
+				case 'f':
+					c = '\f'
+				}
+			}
+			s.scratch = append(s.scratch, c)
+		}
+		v = s.scratch[from:]
+	}
+	if len(v) == 0 {
+		return "", true
+	}
+	return unsafe.String(&v[0], len(v)), true
 }
 
 // int reads a JSON integer that fits in bits (signed or not); ok=false for
@@ -280,7 +325,10 @@ func (s *scanner) strs(buf []string) ([]string, bool) {
 // any state, when the line needs encoding/json.
 func (d *fastDecoder) fast(line []byte, rec *history.Record) bool {
 	*rec = history.Record{}
-	s := scanner{b: line}
+	if cap(d.scratch) < len(line) {
+		d.scratch = make([]byte, 0, max(len(line), 4096))
+	}
+	s := scanner{b: line, scratch: d.scratch[:0]}
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
 		return false

@@ -290,7 +290,7 @@ func (c *checker) ledger(v *Verdict) (Result, []offender) {
 				Mailbox: c.mboxes.names[f.mbox],
 				UID:     f.uid,
 				Detail:  fmt.Sprintf("message without an X-Mailchaos-Id in final round %d (line %d)", last, f.line),
-				Ops:     []OpRef{{Line: f.line, Type: history.TypeFinal, Mailbox: c.mboxes.names[f.mbox], UID: f.uid}},
+				Ops:     []OpRef{{Line: int64(f.line), Type: history.TypeFinal, Mailbox: c.mboxes.names[f.mbox], UID: f.uid}},
 			}})
 		}
 	}

@@ -29,7 +29,11 @@ func Run(ctx context.Context, path string, p Policy) (Verdict, error) {
 		}
 		return f, nil
 	})
-	v, err := run(ctx, src, p)
+	hint := 0
+	if st, err := os.Stat(path); err == nil {
+		hint = int(st.Size() / 260) // a typical record line is 150-350 bytes
+	}
+	v, err := run(ctx, src, p, hint)
 	v.History = path
 	return v, err
 }
@@ -52,7 +56,7 @@ func RunReader(ctx context.Context, name string, r io.Reader, p Policy) (Verdict
 		}
 		return io.NopCloser(r), nil
 	})
-	return run(ctx, src, p)
+	return run(ctx, src, p, 0)
 }
 
 var errNoRewind = errors.New("history reader cannot rewind")
@@ -82,15 +86,15 @@ func RunRecords(ctx context.Context, recs []history.Record, p Policy) (Verdict, 
 		}
 		return recs[0], nil
 	}
-	return run(ctx, src, p)
+	return run(ctx, src, p, len(recs))
 }
 
-func run(ctx context.Context, src lineSource, p Policy) (Verdict, error) {
+func run(ctx context.Context, src lineSource, p Policy, hint int) (Verdict, error) {
 	ths, err := ParseThresholds(p.Thresholds)
 	if err != nil {
 		return Verdict{Status: Unknown, Reason: err.Error()}, err
 	}
-	c := newChecker(p)
+	c := newChecker(p, hint)
 	n := 0
 	header, err := src(func(line int64, r *history.Record) error {
 		if n++; n%ctxEvery == 0 {

@@ -2,6 +2,7 @@ package check
 
 import (
 	"crypto/sha256"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"unsafe"
@@ -66,9 +67,9 @@ const (
 )
 
 type msgState struct {
-	sendStart  int64 // earliest start of its smtp.send records, -1 if none
-	acceptEnd  int64 // earliest end of an accepted smtp.send record, -1 if never accepted
-	hash       [32]byte
+	sendStart  int64  // earliest start of its smtp.send records, -1 if none
+	acceptEnd  int64  // earliest end of an accepted smtp.send record, -1 if never accepted
+	hash       uint64 // fingerprint64 of the sent body hash
 	okOps      uint16
 	indetOps   uint16
 	failOps    uint16
@@ -118,8 +119,8 @@ type finalRec struct {
 	msg, mbox, uid, uidv, flags uint32
 	round                       uint16
 	hasHash                     bool
-	hash                        [32]byte
-	line                        int64
+	hash                        uint64
+	line                        uint32
 }
 
 type uidvKey struct{ mbox, uidv uint32 }
@@ -160,6 +161,7 @@ type faultKey struct{ name, target string }
 // checker accumulates one pass over a history.
 type checker struct {
 	p      Policy
+	seed   maphash.Seed
 	header history.Record
 	arena  arena
 
@@ -192,12 +194,22 @@ type checker struct {
 	heals      []heal
 	rounds     map[int]bool
 	reusedList []uint32 // uid entries reused, in order found
+	opsHint    int
 }
 
-func newChecker(p Policy) *checker {
+// newChecker makes a checker; hint is the expected number of records
+// (0 if unknown), used to size its tables once instead of growing them.
+func newChecker(p Policy, hint int) *checker {
+	hint = min(max(hint, 0), 1<<28)
+	n := hint / 4
 	c := &checker{
+		msgs:     make([]msgState, 0, n),
+		delivs:   make([]delivState, 0, n),
+		uidList:  make([]uidEntry, 0, n),
+		finals:   make([]finalRec, 0, n),
 		p:        p,
-		uids:     map[uidKey]uint32{},
+		seed:     maphash.MakeSeed(),
+		uids:     make(map[uidKey]uint32, n),
 		uidvObs:  map[uidvKey]span2{},
 		protos:   map[string]*protoState{},
 		latency:  map[string]*hist{},
@@ -206,6 +218,9 @@ func newChecker(p Policy) *checker {
 		flagList: [][]string{nil},
 	}
 	c.msgIDs = newInterner(&c.arena)
+	c.msgIDs.m = make(map[string]uint32, n)
+	c.msgIDs.names = make([]string, 0, n)
+	c.opsHint = n
 	c.users = newInterner(&c.arena)
 	c.mboxes = newInterner(&c.arena)
 	c.flagSets = newInterner(&c.arena)
@@ -308,6 +323,14 @@ func fingerprint(s string) (h [32]byte) {
 	return sha256.Sum256([]byte("non-hex:" + s))
 }
 
+// fingerprint64 shortens a fingerprint to 64 bits for compact per-message
+// state: an accidental collision between two different body hashes has
+// probability 2^-64, and the seed is per checker.
+func (c *checker) fingerprint64(s string) uint64 {
+	h := fingerprint(s)
+	return maphash.Bytes(c.seed, h[:])
+}
+
 func unhex(c byte) (byte, bool) {
 	switch {
 	case c >= '0' && c <= '9':
@@ -349,6 +372,9 @@ func (c *checker) proto(kind string) *protoState {
 	if !ok {
 		name = c.arena.str(name)
 		ps = &protoState{name: name, stages: map[uint16]*StageErrors{}}
+		if name == "smtp" || name == "imap" {
+			ps.ops = make([]opRec, 0, c.opsHint)
+		}
 		c.protos[name] = ps
 	}
 	return ps
@@ -458,7 +484,7 @@ func (c *checker) send(r *history.Record) {
 		m.sendStart = int64(r.Start)
 	}
 	if r.BodySHA256 != "" && m.bits&mHash == 0 {
-		m.hash = fingerprint(r.BodySHA256)
+		m.hash = c.fingerprint64(r.BodySHA256)
 		m.bits |= mHash
 	}
 	inc := func(p *uint16) {
@@ -548,9 +574,9 @@ func (c *checker) observe(line int64, r *history.Record, final bool) {
 		if round <= 0 {
 			round = 1
 		}
-		f := finalRec{msg: msg, mbox: mb, uid: r.UID, uidv: r.UIDValidity, flags: c.flagSet(r.Flags), round: uint16(min(round, 0xffff)), line: line}
+		f := finalRec{msg: msg, mbox: mb, uid: r.UID, uidv: r.UIDValidity, flags: c.flagSet(r.Flags), round: uint16(min(round, 0xffff)), line: uint32(min(line, 0xffffffff))}
 		if r.BodySHA256 != "" {
-			f.hasHash, f.hash = true, fingerprint(r.BodySHA256)
+			f.hasHash, f.hash = true, c.fingerprint64(r.BodySHA256)
 		}
 		c.finals = append(c.finals, f)
 	}
