@@ -53,6 +53,11 @@ func (f fixture) writeHistory(t testing.TB, path string) []string {
 	ev(history.KindFaultInject, "region-loss", "region-a", faultStart, faultStart+sec/2)
 
 	var accepted []string
+	type copyAt struct {
+		mailbox string
+		uid     uint32
+	}
+	where := map[string]copyAt{}
 	seq := 0
 	for at := 5 * sec; at < f.duration-5*sec; at += 50 * history.Offset(time.Millisecond) {
 		seq++
@@ -75,6 +80,7 @@ func (f fixture) writeHistory(t testing.TB, path string) []string {
 		}
 		must(w.Op(history.Record{Client: client, Kind: history.KindSMTPSend, Scope: history.ScopeOp, Attempt: attempts, MsgID: id, Rcpt: []string{rcpt}, Outcome: history.OK, Class: "smtp:250 2.0.0", Start: at, End: end, BodySHA256: "ab", Size: 1200}))
 		accepted = append(accepted, id)
+		where[id] = copyAt{rcpt + "/INBOX", uint32(seq)}
 		delay := history.Offset(time.Duration(300+rng.IntN(900)) * time.Millisecond)
 		if inFault(end) {
 			delay += 4 * sec
@@ -97,7 +103,8 @@ func (f fixture) writeHistory(t testing.TB, path string) []string {
 		if i >= len(accepted)-f.lose {
 			break
 		}
-		must(w.Final(history.Record{Client: "final", MsgID: id, Mailbox: "user0001@example.test/INBOX", UIDValidity: 1, UID: uint32(i + 1), Attempt: 1, Start: end + sec + history.Offset(i)}))
+		c := where[id]
+		must(w.Final(history.Record{Client: "final", MsgID: id, Mailbox: c.mailbox, UIDValidity: 1, UID: c.uid, BodySHA256: "ab", Attempt: 1, Start: end + sec + history.Offset(i)}))
 	}
 	phase(history.PhaseFinalReadDone, end+2*sec, 1)
 	phase(history.PhaseDone, end+3*sec, 0)
