@@ -13,6 +13,7 @@ var _ = define(flow.Scenario{
 	Labels: []string{flow.LabelNightly},
 	Faults: []flow.FaultAt{
 		{At: 0.2, For: 0.5, Spec: "partition:edge-mta-a"},
+		{At: 0.2, For: 0.5, Spec: "partition:edge-mta-a-submission"},
 		{At: 0.2, For: 0.5, Spec: "partition:edge-store-a"},
 	},
 	Policy: check.Policy{Thresholds: append(append([]string(nil), flow.GateThresholds...),

@@ -11,7 +11,10 @@ var _ = define(flow.Scenario{
 	Name:   "region-partition",
 	Proves: "a split between the regions loses no accepted mail, clients do not notice it, and replication catches up after the heal",
 	Labels: []string{flow.LabelNightly},
-	Faults: []flow.FaultAt{{At: 0.2, For: 0.5, Spec: "partition:wan-a-b"}},
+	Faults: []flow.FaultAt{
+		{At: 0.2, For: 0.5, Spec: "partition:wan-a-b"},
+		{At: 0.2, For: 0.5, Spec: "partition:wan-b-a"},
+	},
 	Policy: check.Policy{Thresholds: append(append([]string(nil), flow.GateThresholds...),
 		"delivery_latency_p99 < 60s")},
 }, StrictGates...)

@@ -60,9 +60,10 @@ func newStackTraffic(env *harness.Env, w *history.Writer, p Params, log *slog.Lo
 		Verifiers:   min(n, 2),
 		FlagSetters: min(n, 1),
 	}
-	// Enough senders that a healthy stack drops no arrival: about two
-	// seconds' worth of arrivals in flight, at least 4.
-	cfg.SMTP = loadgen.SMTPConfig{Model: loadgen.ModelOpen, Rate: p.Rate, Workers: min(max(int(math.Ceil(p.Rate*2)), 4), 200)}
+	// Enough senders that a healthy stack drops no arrival: about four
+	// seconds' worth of arrivals in flight (a new session's STARTTLS and
+	// AUTH take a while on a busy host), at least 8.
+	cfg.SMTP = loadgen.SMTPConfig{Model: loadgen.ModelOpen, Rate: p.Rate, Workers: min(max(int(math.Ceil(p.Rate*4)), 8), 400)}
 	return &stackTraffic{p: p, log: log, w: w, cfg: cfg}, nil
 }
 
