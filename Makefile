@@ -28,7 +28,8 @@ tools: ## install host packages the image build needs (debootstrap; root with ap
 	@if command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "tools: installing debootstrap"; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >/dev/null \
+		|| { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >/dev/null; }; \
 	else echo "tools: debootstrap missing (needed only when no registry answers): apt-get install debootstrap"; fi
 
 .PHONY: images
@@ -50,8 +51,26 @@ PUBKEY ?=
 verify: $(MAILCHAOS) ## re-hash a run folder or bundle against its manifest: make verify [RUN=out/<id>|bundle.tar.gz] [PUBKEY=pub.pem]
 	$(MAILCHAOS) verify $(if $(PUBKEY),-pubkey $(PUBKEY)) $(RUN)
 
+# Scenario runs. bin/mailchaos run exits 0 when every gate passed, 1 when a
+# gate failed (the system under test), 2 when the harness failed.
+RUN_FLAGS = --stack $(STACK) --out $(OUT) $(if $(DURATION),--duration $(DURATION)) $(if $(RATE),--rate $(RATE)) \
+	$(if $(USERS),--users $(USERS)) $(if $(SEED),--seed $(SEED)) $(if $(RUN_ID),--run-id $(RUN_ID))
+
+.PHONY: run
+run: images ## the nightly scenarios against the reference stack; report in out/latest/ (LABEL= DURATION= RATE= USERS= SEED=)
+	$(MAILCHAOS) run --label '$(or $(LABEL),nightly)' $(RUN_FLAGS)
+
+.PHONY: smoke
+smoke: images ## the short smoke scenario (steady-state), with its report in out/latest/
+	$(MAILCHAOS) run --label smoke --duration $(or $(DURATION),30s) --steady 5s $(RUN_FLAGS)
+
+.PHONY: rehearse
+rehearse: images ## upgrade rehearsal under load: make rehearse FROM=v1 TO=v2 (tags, or service=image,...)
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "rehearse: give FROM=... and TO=... (e.g. FROM=v1 TO=v2)"; exit 2; }
+	$(MAILCHAOS) run --label upgrade --from '$(FROM)' --to '$(TO)' $(RUN_FLAGS)
+
 .PHONY: test
-test: tools images ## the tests: unit, in-process protocol tests, and the Docker suites (smoke)
+test: tools tools-report images ## the tests: unit, in-process protocol tests, and the Docker suites (smoke)
 	$(GO) vet ./...
 	@# -p 1: the Docker suites each bring a whole stack up; two at once on a
 	@# 2-core machine only makes both slower and flakier.
