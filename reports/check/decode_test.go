@@ -1,0 +1,214 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/mailchaos/mailchaos/loadgen/history"
+)
+
+var decodeSeeds = []string{
+	`{"type":"op","client":"smtp-1","kind":"smtp.send","start":1,"end":2,"scope":"op","attempt":1,"outcome":"ok","msg_id":"a","rcpt":["u@x"],"body_sha256":"ab"}`,
+	`{"type":"final","mailbox":"u@x/INBOX","uid":4294967295,"uidvalidity":7,"flags":["\\Seen","\\Flagged"],"start":0}`,
+	`{"type":"seen","mailbox":"u@x/INBOX","uid":1,"start":9223372036854775807}`,
+	`{"type":"op","start":-1}`,
+	`{"type":"op","start":1.0}`,
+	`{"type":"op","start":1e3}`,
+	`{"type":"op","uid":4294967296}`,
+	`{"type":"op","uid":-0}`,
+	`{"Type":"op"}`,
+	`{"type":"op","type":"seen"}`,
+	`{"type":"op","detail":"caf\u00e9 \"q\" \/ \t"}`,
+	`{"type":"op","detail":"\xff"}`,
+	`{"type":"op","rcpt":[]}`,
+	`{"type":"op","rcpt":null}`,
+	`{"type":"op","bogus":1}`,
+	`{"type":"op"} {}`,
+	` { "type" : "op" , "start" : 0 } `,
+	`{"type":"op","start":01}`,
+	`{"type":"op","rcpt":["a",]}`,
+	`{}`,
+	`[]`,
+	`{"type":"op","detail":"a\nb"}`,
+	`{"type":"header","version":1,"run_id":"r","base_time":"2026-01-02T03:04:05Z","start":0}`,
+}
+
+// The fast decoder must agree with encoding/json (what history.Reader
+// uses) on every input it accepts, and defer on the rest.
+func FuzzDecodeAgrees(f *testing.F) {
+	for _, s := range decodeSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		line = bytes.TrimSpace(line)
+		var d fastDecoder
+		var fast, slow history.Record
+		if !d.fast(line, &fast) {
+			return
+		}
+		if err := slowDecode(line, &slow); err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json: %v", line, err)
+		}
+		if len(fast.Rcpt) == 0 && len(slow.Rcpt) == 0 {
+			fast.Rcpt, slow.Rcpt = nil, nil
+		}
+		if len(fast.Flags) == 0 && len(slow.Flags) == 0 {
+			fast.Flags, slow.Flags = nil, nil
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q:\nfast %+v\nslow %+v", line, fast, slow)
+		}
+	})
+}
+
+func TestDecodeSeedsAgree(t *testing.T) {
+	fastN := 0
+	for _, s := range decodeSeeds {
+		var d fastDecoder
+		var fast, slow history.Record
+		if !d.fast([]byte(s), &fast) {
+			continue
+		}
+		fastN++
+		if err := slowDecode([]byte(s), &slow); err != nil {
+			t.Fatalf("%s: fast accepted, slow: %v", s, err)
+		}
+	}
+	if fastN < 5 {
+		t.Fatalf("fast path took only %d seeds", fastN)
+	}
+}
+
+// FuzzRun feeds arbitrary bytes to the entry point: never a panic, and an
+// error always names the line.
+func FuzzRun(f *testing.F) {
+	var buf bytes.Buffer
+	if err := genHistory(&buf, 30); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	lines := strings.SplitAfter(buf.String(), "\n")
+	f.Add([]byte(strings.Join(lines[:len(lines)/2], "")))
+	f.Add([]byte(lines[0] + lines[1][:len(lines[1])/2]))
+	f.Add([]byte(""))
+	f.Add([]byte("{}\n"))
+	for _, s := range decodeSeeds {
+		f.Add([]byte(lines[0] + s + "\n"))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := RunReader(context.Background(), "fuzz", bytes.NewReader(data), Policy{Thresholds: []string{"lost == 0"}})
+		if err != nil {
+			var le *history.LineError
+			if !errors.As(err, &le) || le.Line < 1 || !strings.HasPrefix(err.Error(), "fuzz:") {
+				t.Fatalf("error does not name a line: %v", err)
+			}
+			return
+		}
+		if v.Status == "" || len(v.Checks) != 3 {
+			t.Fatalf("verdict without status or checks: %+v", v)
+		}
+		if v.Status == Success && !v.Ledger.FinalRead {
+			t.Fatal("success without a final read")
+		}
+	})
+}
+
+// Reading a file (fast decoder, aliased strings) and judging the same
+// records in memory must give the same verdict.
+func TestFileAndRecordsAgree(t *testing.T) {
+	var buf bytes.Buffer
+	if err := genHistory(&buf, 3000); err != nil {
+		t.Fatal(err)
+	}
+	// Add failures so that evidence is cited.
+	extra := []history.Record{send("lost-1", ok, 10, 20), fin("ghost", inbox1, 99999, 1), seen("m-x", inbox2, 5, 5)}
+	for _, r := range extra {
+		b, _ := json.Marshal(r)
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	path := filepath.Join(t.TempDir(), "h.jsonl")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := Policy{Thresholds: []string{"lost == 0", "delivery_latency_p99_s < 30"}}
+	fromFile, err := Run(context.Background(), path, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []history.Record
+	rd, err := history.NewReader("h", bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = append(recs, rd.Header())
+	for {
+		r, err := rd.Next()
+		if err != nil {
+			break
+		}
+		recs = append(recs, r)
+	}
+	fromMem, err := RunRecords(context.Background(), recs, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile.History = ""
+	a, _ := json.Marshal(fromFile)
+	b, _ := json.Marshal(fromMem)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("file and memory verdicts differ:\n%s\n%s", a, b)
+	}
+	if fromFile.Status != Failure || fromFile.Ledger.Counts[ClassLost] != 1 || fromFile.Ledger.Counts[ClassUnexpected] != 1 {
+		t.Fatalf("verdict %s %v", fromFile.Status, fromFile.Ledger.Counts)
+	}
+	if ev := result(fromFile, CheckLedger).Evidence; len(ev) == 0 || len(ev[0].Ops) == 0 {
+		t.Fatalf("evidence = %+v", ev)
+	}
+}
+
+func TestRunErrorsNameTheLine(t *testing.T) {
+	head := `{"type":"header","version":1,"run_id":"r","start":0}` + "\n"
+	for name, tc := range map[string]struct {
+		data string
+		line int
+	}{
+		"empty":            {"", 1},
+		"no header":        {`{"type":"op","client":"c","kind":"k","scope":"op","outcome":"ok","start":0}` + "\n", 1},
+		"truncated":        {head + `{"type":"op","cli`, 2},
+		"bad outcome":      {head + "\n" + `{"type":"op","client":"c","kind":"k","scope":"op","outcome":"maybe","start":0}`, 3},
+		"second header":    {head + head, 2},
+		"end before start": {head + `{"type":"op","client":"c","kind":"k","scope":"op","outcome":"ok","start":5,"end":4}`, 2},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := RunReader(context.Background(), "h.jsonl", strings.NewReader(tc.data), Policy{})
+			var le *history.LineError
+			if !errors.As(err, &le) || le.Line != tc.line {
+				t.Fatalf("err = %v, want line %d", err, tc.line)
+			}
+		})
+	}
+	_, err := Run(context.Background(), filepath.Join(t.TempDir(), "missing"), Policy{})
+	if err == nil || !strings.Contains(err.Error(), "open history") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestRunCancelled(t *testing.T) {
+	var buf bytes.Buffer
+	if err := genHistory(&buf, 30000); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := RunReader(ctx, "h", &buf, Policy{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+}
