@@ -36,6 +36,16 @@ tools: ## install host packages the image build needs (debootstrap; root with ap
 images: $(MAILCHAOS) ## build the stack's images offline (idempotent: unchanged images are skipped)
 	$(MAILCHAOS) images --file $(IMAGES)
 
+RUN_ID ?=
+.PHONY: clean
+clean: $(MAILCHAOS) ## remove the containers, networks and volumes of crashed runs: make clean [RUN_ID=<run id>] (default: every run)
+	$(MAILCHAOS) clean $(if $(RUN_ID),--run $(RUN_ID))
+
+.PHONY: bench-up
+bench-up: images ## time the reference stack: cold_images_s, warm_up_s, teardown_s (MAILCHAOS_BENCH_COLD=0 skips the cold build)
+	$(GO) test -count=1 -timeout 40m -run '^TestUpTimes$$' -v ./harness/ \
+		| grep -E '^(cold_images_s|warm_up_s|teardown_s|services|--- |ok|FAIL|\s+\S+_test.go)'
+
 .PHONY: tools-report
 tools-report: ## install Debian's chromium for the report's headless screenshot test (root with apt only)
 	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
