@@ -1,16 +1,13 @@
 package flow
 
 import (
-	"errors"
 	"log/slog"
 
 	"github.com/mailchaos/mailchaos/faults"
+	"github.com/mailchaos/mailchaos/faults/harnessenv"
 	"github.com/mailchaos/mailchaos/harness"
 	"github.com/mailchaos/mailchaos/loadgen/history"
 )
-
-// ErrNoFaultEnv is returned while faults has no adapter over *harness.Env.
-var ErrNoFaultEnv = errors.New("faults: no adapter from *harness.Env to faults.Env yet (faults/harnessenv not landed)")
 
 // NewTraffic connects the load generator to a running stack, recording
 // into w.
@@ -20,5 +17,5 @@ func NewTraffic(env *harness.Env, w *history.Writer, p Params, log *slog.Logger)
 
 // NewFaultEnv adapts a running stack to what the fault kinds need.
 func NewFaultEnv(env *harness.Env) (faults.Env, error) {
-	return nil, ErrNoFaultEnv
+	return harnessenv.New(env), nil
 }

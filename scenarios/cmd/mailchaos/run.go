@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/mailchaos/mailchaos/scenarios"
 	"github.com/mailchaos/mailchaos/scenarios/flow"
@@ -42,7 +43,7 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 	if *list {
 		for _, s := range scenarios.Catalog() {
-			fmt.Printf("%-20s %-24v %s\n", s.Name, s.Labels, s.Proves)
+			fmt.Printf("%-20s %-22s %s\n", s.Name, strings.Join(s.Labels, ","), s.Proves)
 		}
 		return nil
 	}
