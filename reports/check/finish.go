@@ -270,7 +270,7 @@ func (c *checker) ledger(v *Verdict) (Result, []offender) {
 				}
 				offs = append(offs, offender{check: 0, ev: Evidence{
 					Problem: string(cl),
-					MsgID:   c.msgIDs.names[i],
+					MsgID:   c.msgIDs.name(uint32(i)),
 					Mailbox: c.users.names[d.user],
 					Detail: fmt.Sprintf("%s; %d copies in final round %d (%d in round %d, %d with a different body hash), first seen %s",
 						c.sendFacts(m), d.copiesLast, last, d.copiesFirst, first, d.corruptLast, fmtOffset(d.firstSeen)),
@@ -362,17 +362,21 @@ func (c *checker) resolve(a imapAction) uint32 {
 	if a.msg != none {
 		return a.msg
 	}
-	if i, ok := c.uids[uidKey{a.mbox, a.uidv, a.uid}]; ok {
-		return c.uidList[i].msg
+	if k, ok := c.uidKey(a.mbox, a.uidv, a.uid, false); ok {
+		if i, ok := c.uids[k]; ok {
+			return c.uidList[i].msg
+		}
 	}
 	if a.uidv == 0 {
 		for k, i := range c.uidvObs {
 			if k.mbox != a.mbox {
 				continue
 			}
-			if j, ok := c.uids[uidKey{a.mbox, k.uidv, a.uid}]; ok {
-				_ = i
-				return c.uidList[j].msg
+			_ = i
+			if key, ok := c.uidKey(a.mbox, k.uidv, a.uid, false); ok {
+				if j, ok := c.uids[key]; ok {
+					return c.uidList[j].msg
+				}
 			}
 		}
 	}
@@ -398,7 +402,7 @@ func (c *checker) imapInvariants(v *Verdict) (Result, []offender) {
 		if m == none {
 			return ""
 		}
-		return c.msgIDs.names[m]
+		return c.msgIDs.name(m)
 	}
 
 	// UIDVALIDITY per mailbox, ordered by first observation.

@@ -60,6 +60,65 @@ func (in *interner) id(s string) (uint32, bool) {
 	return v, true
 }
 
+// idTable interns message IDs without pointers the GC must scan: a map
+// from a 64-bit hash to the index, the bytes of every ID in one buffer, and
+// an overflow map for the (astronomically rare) hash collision.
+type idTable struct {
+	seed     maphash.Seed
+	m        map[uint64]uint32
+	buf      []byte
+	ends     []uint32 // ID i is buf[ends[i-1]:ends[i]]
+	overflow map[string]uint32
+}
+
+func newIDTable(seed maphash.Seed, n int) idTable {
+	return idTable{seed: seed, m: make(map[uint64]uint32, n), ends: make([]uint32, 0, n), buf: make([]byte, 0, n*24)}
+}
+
+func (t *idTable) name(i uint32) string {
+	start := uint32(0)
+	if i > 0 {
+		start = t.ends[i-1]
+	}
+	return string(t.buf[start:t.ends[i]])
+}
+
+func (t *idTable) equal(i uint32, s string) bool {
+	start := uint32(0)
+	if i > 0 {
+		start = t.ends[i-1]
+	}
+	return string(t.buf[start:t.ends[i]]) == s
+}
+
+func (t *idTable) add(s string) uint32 {
+	t.buf = append(t.buf, s...)
+	t.ends = append(t.ends, uint32(len(t.buf)))
+	return uint32(len(t.ends) - 1)
+}
+
+// id returns the index of s and whether it is new.
+func (t *idTable) id(s string) (uint32, bool) {
+	h := maphash.String(t.seed, s)
+	if i, ok := t.m[h]; ok {
+		if t.equal(i, s) {
+			return i, false
+		}
+		if i, ok := t.overflow[s]; ok {
+			return i, false
+		}
+		if t.overflow == nil {
+			t.overflow = map[string]uint32{}
+		}
+		i := t.add(s)
+		t.overflow[strings.Clone(s)] = i
+		return i, true
+	}
+	i := t.add(s)
+	t.m[h] = i
+	return i, true
+}
+
 // Message state bits.
 const (
 	mSent = 1 << iota // named by an smtp.send record
@@ -106,8 +165,6 @@ type delivState struct {
 	sent        bool // the user is a recipient of a send record of the message
 	expunged    bool // a client expunged it (ok or indeterminate expunge)
 }
-
-type uidKey struct{ mbox, uidv, uid uint32 }
 
 type uidEntry struct {
 	mbox, uidv, uid, msg uint32
@@ -169,7 +226,7 @@ type checker struct {
 	first, last int64
 	haveSpan    bool
 
-	msgIDs   interner
+	msgIDs   idTable
 	msgs     []msgState
 	delivs   []delivState
 	users    interner
@@ -178,7 +235,8 @@ type checker struct {
 	flagSets interner
 	flagList [][]string
 
-	uids     map[uidKey]uint32
+	uids     map[uint64]uint32 // uidKey(pair, uid) -> index in uidList
+	pairs    map[uidvKey]uint32
 	uidList  []uidEntry
 	uidvObs  map[uidvKey]span2
 	finals   []finalRec
@@ -209,7 +267,8 @@ func newChecker(p Policy, hint int) *checker {
 		finals:   make([]finalRec, 0, n),
 		p:        p,
 		seed:     maphash.MakeSeed(),
-		uids:     make(map[uidKey]uint32, n),
+		uids:     make(map[uint64]uint32, n),
+		pairs:    map[uidvKey]uint32{},
 		uidvObs:  map[uidvKey]span2{},
 		protos:   map[string]*protoState{},
 		latency:  map[string]*hist{},
@@ -217,9 +276,7 @@ func newChecker(p Policy, hint int) *checker {
 		rounds:   map[int]bool{},
 		flagList: [][]string{nil},
 	}
-	c.msgIDs = newInterner(&c.arena)
-	c.msgIDs.m = make(map[string]uint32, n)
-	c.msgIDs.names = make([]string, 0, n)
+	c.msgIDs = newIDTable(c.seed, n)
 	c.opsHint = n
 	c.users = newInterner(&c.arena)
 	c.mboxes = newInterner(&c.arena)
@@ -532,8 +589,22 @@ func (c *checker) uidvSeen(mb, uidv uint32, at int64) {
 	c.uidvObs[k] = s
 }
 
+// uidKey packs (mailbox, uidvalidity, uid) into a map key: the pair is
+// interned, so the map has plain uint64 keys.
+func (c *checker) uidKey(mb, uidv, uid uint32, create bool) (uint64, bool) {
+	p, ok := c.pairs[uidvKey{mb, uidv}]
+	if !ok {
+		if !create {
+			return 0, false
+		}
+		p = uint32(len(c.pairs))
+		c.pairs[uidvKey{mb, uidv}] = p
+	}
+	return uint64(p)<<32 | uint64(uid), true
+}
+
 func (c *checker) uidSeen(mb, uidv, uid, msg uint32, at int64) {
-	k := uidKey{mb, uidv, uid}
+	k, _ := c.uidKey(mb, uidv, uid, true)
 	i, ok := c.uids[k]
 	if !ok {
 		c.uids[k] = uint32(len(c.uidList))
