@@ -11,9 +11,11 @@
 package scenarios
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"sync"
 	"time"
 
@@ -50,7 +52,17 @@ func Prepare(p flow.Params) (flow.Params, error) {
 	if p.Seed == 0 {
 		p.Seed = rand.Int64N(1<<53) + 1
 	}
-	return p, p.Validate()
+	err := p.Validate()
+	known := map[string]bool{}
+	for _, s := range Catalog() {
+		known[s.Name] = true
+	}
+	for _, n := range p.ScenarioNames() {
+		if !known[n] {
+			err = errors.Join(err, fmt.Errorf("--scenario %q: no such scenario (mailchaos run --list)", n))
+		}
+	}
+	return p, err
 }
 
 // RunSuite runs the scenarios p.Label selects and returns the run's status
@@ -71,6 +83,9 @@ func RunSuite(t GinkgoTestingT, p flow.Params, suiteCfg types.SuiteConfig, repor
 		p.RunID, p.Seed, p.Label, p.Stack, p.Duration, p.Rate, p.Users, p.RunDir())
 
 	suiteCfg.LabelFilter = p.Label
+	for _, n := range p.ScenarioNames() {
+		suiteCfg.FocusStrings = append(suiteCfg.FocusStrings, "^"+regexp.QuoteMeta(n)+" ")
+	}
 	suiteCfg.Timeout = p.Timeout
 	suiteCfg.RandomSeed = p.Seed
 	suiteCfg.RandomizeAllSpecs = false

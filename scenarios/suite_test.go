@@ -35,6 +35,11 @@ func TestScenarios(t *testing.T) {
 	RegisterFailHandler(Fail)
 	suiteCfg, reporterCfg := GinkgoConfiguration()
 	p := params
+	labelSet := false
+	flag.Visit(func(f *flag.Flag) { labelSet = labelSet || f.Name == "label" })
+	if p.Scenarios != "" && !labelSet {
+		p.Label = "" // named scenarios run whatever their labels
+	}
 	if suiteCfg.LabelFilter != "" {
 		p.Label = suiteCfg.LabelFilter
 	}

@@ -44,6 +44,9 @@ type Params struct {
 	From, To string
 	// Label is the Ginkgo label filter selecting the scenarios to run.
 	Label string
+	// Scenarios, when set, names the scenarios to run (comma-separated);
+	// the label filter still applies unless it was left at its default.
+	Scenarios string
 	// Timeout bounds the whole run; past it the run is a harness failure.
 	Timeout time.Duration
 	// Progress is how progress is shown: auto (a live line on a terminal,
@@ -82,6 +85,7 @@ func (p *Params) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&p.From, "from", p.From, "rehearsal: images to start from (tag, or service=image,...)")
 	fs.StringVar(&p.To, "to", p.To, "rehearsal: images to upgrade to (tag, or service=image,...)")
 	fs.StringVar(&p.Label, "label", p.Label, "label filter selecting scenarios (smoke, nightly, upgrade, dr; e.g. 'nightly && !dr')")
+	fs.StringVar(&p.Scenarios, "scenario", p.Scenarios, "run only these scenarios (comma-separated names)")
 	fs.DurationVar(&p.Timeout, "timeout", p.Timeout, "bound of the whole run (past it: exit 2)")
 	fs.StringVar(&p.Progress, "progress", p.Progress, "progress display: auto, line, log or off")
 }
@@ -143,6 +147,17 @@ func (p Params) Validate() error {
 		bad("--progress %q: must be auto, line, log or off", p.Progress)
 	}
 	return errors.Join(errs...)
+}
+
+// ScenarioNames returns the names of --scenario.
+func (p Params) ScenarioNames() []string {
+	var out []string
+	for _, n := range strings.Split(p.Scenarios, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // RunDir is the run's folder: <Out>/<RunID>.

@@ -38,6 +38,11 @@ func runCmd(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	labelSet := false
+	fs.Visit(func(f *flag.Flag) { labelSet = labelSet || f.Name == "label" })
+	if p.Scenarios != "" && !labelSet {
+		p.Label = "" // named scenarios run whatever their labels
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
