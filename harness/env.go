@@ -493,22 +493,28 @@ func saveLogs(ctx context.Context, cli *client.Client, runID, dir string) error 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save logs: %w", err)
 	}
-	var errs []error
-	for _, c := range list.Items {
-		svc := c.Labels[LabelService]
-		if svc == "" {
-			svc = c.ID[:12]
-		}
-		f, err := os.Create(filepath.Join(dir, svc+".log"))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := copyLogs(ctx, cli, c.ID, f); err != nil {
-			errs = append(errs, fmt.Errorf("save log of %s: %w", svc, err))
-		}
-		_ = f.Close()
+	errs := make([]error, len(list.Items))
+	var wg sync.WaitGroup
+	for i, c := range list.Items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			svc := c.Labels[LabelService]
+			if svc == "" {
+				svc = c.ID[:12]
+			}
+			f, err := os.Create(filepath.Join(dir, svc+".log"))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			if err := copyLogs(ctx, cli, c.ID, f); err != nil {
+				errs[i] = fmt.Errorf("save log of %s: %w", svc, err)
+			}
+			_ = f.Close()
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -559,12 +565,20 @@ func removeRun(ctx context.Context, cli *client.Client, runID string) (Removed, 
 		errs = append(errs, fmt.Errorf("list networks: %w", err))
 	}
 	for _, n := range nets.Items {
-		if _, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
-			continue
-		}
-		r.Networks++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+				return
+			}
+			r.Networks++
+		}()
 	}
+	wg.Wait()
 	vols, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list volumes: %w", err))
