@@ -534,35 +534,32 @@ func (c *checker) imapInvariants(v *Verdict) (Result, []offender) {
 	// UID order against arrival: if message A was observed in a mailbox
 	// before message B was first submitted, B arrived later and must have a
 	// higher UID under the same UIDVALIDITY.
-	order := make([]uint32, len(c.uidList))
-	for i := range order {
-		order[i] = uint32(i)
-	}
-	slices.SortFunc(order, func(a, b uint32) int {
-		x, y := &c.uidList[a], &c.uidList[b]
+	// Sorted in place (nothing reads uidList by index after this point),
+	// which keeps the sort's memory access sequential at a million UIDs.
+	ul := c.uidList
+	slices.SortFunc(ul, func(x, y uidEntry) int {
 		return cmp.Or(cmp.Compare(x.mbox, y.mbox), cmp.Compare(x.uidv, y.uidv), cmp.Compare(y.uid, x.uid))
 	})
-	for i := 0; i < len(order); {
+	for i := 0; i < len(ul); {
 		j := i
-		x := &c.uidList[order[i]]
-		minFirst, minIdx := int64(-1), uint32(0)
-		for ; j < len(order); j++ {
-			e := &c.uidList[order[j]]
-			if e.mbox != x.mbox || e.uidv != x.uidv {
+		minFirst, minIdx := int64(-1), 0
+		for ; j < len(ul); j++ {
+			e := &ul[j]
+			if e.mbox != ul[i].mbox || e.uidv != ul[i].uidv {
 				break
 			}
 			// Entries come in descending UID order: minFirst is the
 			// earliest observation of a higher UID.
 			if e.msg != none && minFirst >= 0 {
-				if s := c.msgs[e.msg].sendStart; s >= 0 && minFirst < s && c.uidList[minIdx].msg != e.msg {
+				if s := c.msgs[e.msg].sendStart; s >= 0 && minFirst < s && ul[minIdx].msg != e.msg {
 					S.UIDOrder++
-					h := &c.uidList[minIdx]
+					h := &ul[minIdx]
 					addEv(Evidence{Problem: "uid-order", MsgID: msgName(e.msg), Mailbox: c.mboxes.names[e.mbox], UID: e.uid, At: history.Offset(s),
 						Detail: fmt.Sprintf("sent at %s but got UID %d, lower than UID %d of %q observed at %s", history.Offset(s), e.uid, h.uid, msgName(h.msg), history.Offset(h.first))})
 				}
 			}
 			if minFirst < 0 || e.first < minFirst {
-				minFirst, minIdx = e.first, order[j]
+				minFirst, minIdx = e.first, j
 			}
 		}
 		i = j
