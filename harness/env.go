@@ -50,6 +50,9 @@ type Env struct {
 	proxy  *Node // the toxiproxy container (not a service of the descriptor)
 	netIDs map[string]string
 
+	cancelUp context.CancelFunc // cancels an Up still in progress
+	upDone   chan struct{}      // closed when Up returns
+
 	tdOnce sync.Once
 	tdErr  error
 }
@@ -87,7 +90,10 @@ func Up(ctx context.Context, d *Descriptor, opts Options) (*Env, error) {
 		opts.Logger = slog.Default()
 	}
 	e := &Env{d: d, opts: opts, runID: opts.RunID, log: opts.Logger.With("run", opts.RunID),
-		nodes: map[string]*Node{}, links: map[string]*Link{}, netIDs: map[string]string{}}
+		nodes: map[string]*Node{}, links: map[string]*Link{}, netIDs: map[string]string{}, upDone: make(chan struct{})}
+	defer close(e.upDone)
+	ctx, e.cancelUp = context.WithCancel(ctx)
+	defer e.cancelUp()
 
 	cli, err := connectDocker(ctx)
 	if err != nil {
@@ -463,6 +469,15 @@ func (e *Env) Teardown(ctx context.Context) error {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
+		// An Up still creating things (a signal during Up) is stopped first,
+		// so nothing is created after the removal below.
+		if e.cancelUp != nil {
+			e.cancelUp()
+			select {
+			case <-e.upDone:
+			case <-time.After(30 * time.Second):
+			}
+		}
 		cli := e.cli
 		if cli == nil {
 			var err error
