@@ -53,7 +53,7 @@ func TestSignalTeardown(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 		t.Fatalf("child exit: %v, want code 130\n%s", err, output)
 	}
-	if !regexp.MustCompile(`(?m)^UP `+regexp.QuoteMeta(runID)+`$`).Match(output) {
+	if !regexp.MustCompile(`(?m)^UP ` + regexp.QuoteMeta(runID) + `$`).Match(output) {
 		t.Fatalf("child never came up:\n%s", output)
 	}
 	assertNothingLeft(t, runID)
