@@ -390,3 +390,16 @@ func (p *Param) check(val string) error {
 	}
 	return nil
 }
+
+// Help lists every kind with its syntax and summary, one block per kind,
+// for a CLI's "--fault help".
+func Help() string {
+	var b strings.Builder
+	for _, k := range Kinds() {
+		fmt.Fprintf(&b, "%s  (%s)\n    %s\n", k.Usage(), k.Class, k.Summary)
+		for _, p := range k.Params {
+			fmt.Fprintf(&b, "    %s: %s, %s\n", p.Name, p.Type, p.Help)
+		}
+	}
+	return b.String()
+}

@@ -23,7 +23,8 @@ type Step struct {
 	// At is the offset from the start of Run at which the fault is injected.
 	At time.Duration
 	// For is how long the fault stays injected before it is healed; 0 holds
-	// it until the timeline ends.
+	// it until the timeline ends (at End, or when the last timed step ends:
+	// a timeline of held steps only and no End heals them at once).
 	For time.Duration
 	// Fault is the fault.
 	Fault Fault
@@ -37,11 +38,10 @@ func (s Step) String() string {
 	if spec == "" {
 		spec = s.Fault.Name() + ":" + s.Fault.Target()
 	}
-	hold := "until end"
 	if s.For > 0 {
-		hold = s.For.String()
+		return fmt.Sprintf("+%v for %v %s", s.At, s.For, spec)
 	}
-	return fmt.Sprintf("+%v for %s %s", s.At, hold, spec)
+	return fmt.Sprintf("+%v until end %s", s.At, spec)
 }
 
 // Schedule formats steps one per line, in order of injection: two equal

@@ -258,7 +258,8 @@ func during(t *testing.T, fe faults.Env, spec string, check func()) *recorder {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	tl := &faults.Timeline{Events: rec, Steps: []faults.Step{{At: 0, Fault: f, Spec: spec}}, HealTimeout: 2 * time.Minute}
+	// Held until cancel: End bounds the hold, the check decides it.
+	tl := &faults.Timeline{Events: rec, Steps: []faults.Step{{At: 0, Fault: f, Spec: spec}}, End: 10 * time.Minute, HealTimeout: 2 * time.Minute}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tl.Run(ctx) }()
