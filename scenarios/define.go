@@ -87,6 +87,11 @@ func define(s flow.Scenario, gates ...Gate) bool {
 			phase(r, r.Heal, ctx, "up")
 		}, phaseTimeout(flow.HealTimeout))
 
+		It("recovers from every fault", Label(flow.GateLabel), func() {
+			skipUnless(r, "heal")
+			Expect(r.HealProblems).To(BeEmpty(), "every fault healed and every node ready within %s after the load phase", flow.HealTimeout)
+		})
+
 		It("converges", func(ctx SpecContext) {
 			phase(r, r.Converge, ctx, "up", "heal")
 		}, phaseTimeout(p.Converge+flow.ReadTimeout))

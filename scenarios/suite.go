@@ -84,7 +84,8 @@ func RunSuite(t GinkgoTestingT, p flow.Params, suiteCfg types.SuiteConfig, repor
 
 	suiteCfg.LabelFilter = p.Label
 	for _, n := range p.ScenarioNames() {
-		suiteCfg.FocusStrings = append(suiteCfg.FocusStrings, "^"+regexp.QuoteMeta(n)+" ")
+		// Ginkgo matches focus against "<suite description> <spec text>".
+		suiteCfg.FocusStrings = append(suiteCfg.FocusStrings, "^"+regexp.QuoteMeta(suiteDescription+" "+n+" "))
 	}
 	suiteCfg.Timeout = p.Timeout
 	suiteCfg.RandomSeed = p.Seed
@@ -100,7 +101,7 @@ func RunSuite(t GinkgoTestingT, p flow.Params, suiteCfg types.SuiteConfig, repor
 	})
 	defer watchdog.Stop()
 
-	RunSpecs(t, "mailchaos scenarios", suiteCfg, reporterCfg)
+	RunSpecs(t, suiteDescription, suiteCfg, reporterCfg)
 
 	suite.mu.Lock()
 	defer suite.mu.Unlock()
@@ -111,6 +112,8 @@ func RunSuite(t GinkgoTestingT, p flow.Params, suiteCfg types.SuiteConfig, repor
 	}
 	return *suite.status
 }
+
+const suiteDescription = "mailchaos scenarios"
 
 // TeardownAllowance is how long past --timeout a run may take to tear its
 // stacks down before the watchdog declares it hung.

@@ -62,7 +62,11 @@ type Run struct {
 	Traffic  Traffic
 	Timeline *faults.Timeline
 	Steady   check.Verdict
-	Verdict  check.Verdict
+	// TimelineErr is what the fault timeline reported (failed injects,
+	// unverified heals); HealProblems what was still broken after Heal.
+	TimelineErr  error
+	HealProblems []string
+	Verdict      check.Verdict
 	// Judged is true once Verdict holds the checkers' verdict.
 	Judged bool
 	// Started is when the scenario started.
@@ -324,13 +328,17 @@ func (r *Run) load(ctx context.Context) error {
 		faultErr = r.Timeline.Run(ctx)
 	}()
 	wg.Wait()
+	// A fault that could not be injected or whose heal was not verified is
+	// judged after the heal (HealProblems); a timeline cancelled by the
+	// phase's deadline is a hang.
+	r.TimelineErr = faultErr
 	if faultErr != nil {
-		faultErr = fmt.Errorf("fault timeline: %w", faultErr)
+		r.Log.Error("fault timeline", "err", faultErr)
 	}
 	if loadErr != nil {
-		loadErr = fmt.Errorf("load: %w", loadErr)
+		return fmt.Errorf("load: %w", loadErr)
 	}
-	return errors.Join(faultErr, loadErr)
+	return ctx.Err()
 }
 
 func (r *Run) buildSteps() ([]faults.Step, error) {
@@ -362,7 +370,10 @@ func (r *Run) buildSteps() ([]faults.Step, error) {
 
 // Heal heals whatever is still broken (idempotent: the timeline healed its
 // faults already unless it was aborted), restores every link and waits
-// until every node is ready. Scenarios also defer it as a cleanup.
+// until every node is ready. A node that does not come back, or a fault
+// whose heal is not verified, is the system failing to recover: it is kept
+// in HealProblems for a gate to judge, and the run goes on to converge and
+// read what the stack kept. Only a cancelled heal (a hang) fails the phase.
 func (r *Run) Heal(ctx context.Context) error {
 	if err := r.Need("up"); err != nil {
 		return err
@@ -372,23 +383,33 @@ func (r *Run) Heal(ctx context.Context) error {
 
 func (r *Run) heal(ctx context.Context) error {
 	r.phase(history.PhaseHeal, 0, "")
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, HealTimeout)
 	defer cancel()
-	var errs []error
+	var problems []string
 	if r.Timeline != nil {
 		if err := r.Timeline.HealAll(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("heal faults: %w", err))
+			problems = append(problems, "heal faults: "+err.Error())
+		}
+		if err := r.TimelineErr; err != nil {
+			problems = append(problems, "fault timeline: "+err.Error())
 		}
 	}
 	if err := r.Env.HealLinks(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("heal links: %w", err))
+		problems = append(problems, "heal links: "+err.Error())
 	}
 	for _, n := range r.Env.Nodes() {
 		if err := n.WaitReady(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s not ready after heal: %w", n.Name(), err))
+			problems = append(problems, fmt.Sprintf("%s not ready after heal: %v", n.Name(), firstLine(err.Error())))
 		}
 	}
-	return errors.Join(errs...)
+	r.mu.Lock()
+	r.HealProblems = problems
+	r.mu.Unlock()
+	for _, p := range problems {
+		r.Log.Error("not recovered", "problem", p)
+	}
+	return parent.Err()
 }
 
 // HealForCleanup is Heal for a DeferCleanup: it runs at most once more,

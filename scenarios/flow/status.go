@@ -156,6 +156,14 @@ func Classify(r types.Report) Status {
 			ran++
 		}
 	}
+	// Scenarios the filter did not select are not part of the run.
+	kept := st.Scenarios[:0]
+	for _, sc := range st.Scenarios {
+		if sc.Outcome != OutcomeSkipped {
+			kept = append(kept, sc)
+		}
+	}
+	st.Scenarios = kept
 	var gates, harness []string
 	for _, sc := range st.Scenarios {
 		switch sc.Outcome {
@@ -196,9 +204,7 @@ func failureOf(s types.SpecReport) SpecFailure {
 	if s.Failure.ForwardedPanic != "" {
 		msg = "panic: " + s.Failure.ForwardedPanic
 	}
-	if first, _, ok := strings.Cut(msg, "\n"); ok {
-		msg = first
-	}
+	msg = summary(msg)
 	node := s.Failure.FailureNodeType.String()
 	if s.Failure.FailureNodeContext == types.FailureNodeIsLeafNode || node == "" || node == "INVALID NODE TYPE" {
 		node = s.LeafNodeType.String()
@@ -211,6 +217,26 @@ func failureOf(s types.SpecReport) SpecFailure {
 		Message:  msg,
 		Location: s.Failure.Location.String(),
 	}
+}
+
+// summary is the first two non-empty lines of a failure message, joined,
+// at most 400 bytes: Gomega's first line ("Expected success, but got an
+// error:") says little without the next.
+func summary(msg string) string {
+	var lines []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+			if len(lines) == 2 {
+				break
+			}
+		}
+	}
+	out := strings.Join(lines, " ")
+	if len(out) > 400 {
+		out = out[:400] + "..."
+	}
+	return out
 }
 
 // WriteStatus writes st as dir/status.json.
