@@ -74,7 +74,9 @@ func runImages(ctx context.Context, args []string) error {
 			failed++
 		}
 	}
-	fmt.Fprintf(os.Stderr, "images: %d built, %d up to date, %d failed in %s\n",
-		built, skipped, failed, time.Since(start).Round(100*time.Millisecond))
+	if len(res) > 0 {
+		fmt.Fprintf(os.Stderr, "images: %d built, %d up to date, %d failed in %s\n",
+			built, skipped, failed, time.Since(start).Round(100*time.Millisecond))
+	}
 	return err
 }
