@@ -102,6 +102,13 @@ type VolumeDropper interface {
 	DropVolumes(ctx context.Context) error
 }
 
+// BaseImager is a Node that knows the image it was declared with (the
+// descriptor's image), which a rollback returns to even when it is built
+// after an upgrade, when Image() already names the upgrade image.
+type BaseImager interface {
+	BaseImage() string
+}
+
 // EventSink receives one record per fault inject and heal: kind is
 // KindInject or KindHeal, name the fault kind, target what it hits, start
 // the call and end the observed effect; err is non-nil if the step failed.

@@ -134,6 +134,7 @@ func (n *fakeNode) Region() string       { return n.region }
 func (n *fakeNode) Role() string         { return n.role }
 func (n *fakeNode) Image() string        { return n.image }
 func (n *fakeNode) UpgradeImage() string { return n.upgrade }
+func (n *fakeNode) BaseImage() string    { return "mailchaos/" + n.role + ":v1" }
 func (n *fakeNode) set(call string, f func()) error {
 	n.env.record("%s %s", call, n.name)
 	n.mu.Lock()

@@ -264,13 +264,16 @@ func TestRollingUpgradeOrderAndBoundedDrain(t *testing.T) {
 	if got := env.Calls(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("rollback calls:\n got %q\nwant %q", got, want)
 	}
-	// A standalone rollback goes back to the image the nodes had when it
-	// was built, whatever they run by then.
+	// A standalone rollback goes back to the declared image (BaseImage),
+	// even when built after the upgrade.
+	if env.nodes["mta-a"].image != "mailchaos/mta:v1" {
+		t.Fatalf("heal did not roll back: %s", env.nodes["mta-a"].image)
+	}
+	env.nodes["mta-a"].image, env.nodes["mta-b"].image = "mailchaos/mta:v2", "mailchaos/mta:v2"
 	rb, err := Parse(env, "rollback:mta:drain=false")
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.nodes["mta-a"].image = "mailchaos/mta:v3"
 	env.reset()
 	if err := rb.Inject(context.Background()); err != nil {
 		t.Fatal(err)

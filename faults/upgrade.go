@@ -46,10 +46,14 @@ func newRoll(env Env, role string, p Values, forward bool) (Fault, error) {
 		if n.UpgradeImage() == "" {
 			return nil, fmt.Errorf("node %s has no upgrade image (upgrade_image in the descriptor)", n.Name())
 		}
-		// Images are captured now: a rollback built before the upgrade
-		// runs knows the old image whatever Image() says later.
+		// The old image is the declared one when the node knows it, else
+		// the one it runs now, captured at build time.
+		old := n.Image()
+		if b, ok := n.(BaseImager); ok && b.BaseImage() != "" {
+			old = b.BaseImage()
+		}
 		f.nodes = append(f.nodes, n)
-		f.oldImage = append(f.oldImage, n.Image())
+		f.oldImage = append(f.oldImage, old)
 		f.newImage = append(f.newImage, n.UpgradeImage())
 	}
 	if len(f.nodes) == 0 {

@@ -32,15 +32,34 @@ func (v *env) Node(name string) (faults.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n, nil
+	return v.node(n), nil
 }
 
 func (v *env) Nodes() []faults.Node {
 	var out []faults.Node
 	for _, n := range v.e.Nodes() {
-		out = append(out, n)
+		out = append(out, v.node(n))
 	}
 	return out
+}
+
+// node adds the declared image, so a rollback knows where to return.
+type node struct {
+	*harness.Node
+	base string
+}
+
+var _ faults.BaseImager = node{}
+
+// BaseImage returns the image the descriptor declares for the node.
+func (n node) BaseImage() string { return n.base }
+
+func (v *env) node(n *harness.Node) faults.Node {
+	base := ""
+	if s, ok := v.e.Descriptor().Services[n.Name()]; ok {
+		base = s.Image
+	}
+	return node{Node: n, base: base}
 }
 
 func (v *env) Region(name string) (faults.Region, error) {
@@ -48,13 +67,13 @@ func (v *env) Region(name string) (faults.Region, error) {
 	if err != nil {
 		return nil, err
 	}
-	return region{r}, nil
+	return region{r, v}, nil
 }
 
 func (v *env) Regions() []faults.Region {
 	var out []faults.Region
 	for _, r := range v.e.Regions() {
-		out = append(out, region{r})
+		out = append(out, region{r, v})
 	}
 	return out
 }
@@ -97,12 +116,15 @@ func (v *env) link(l *harness.Link) faults.Link {
 }
 
 // region adapts Nodes' element type.
-type region struct{ *harness.Region }
+type region struct {
+	*harness.Region
+	v *env
+}
 
 func (r region) Nodes() []faults.Node {
 	var out []faults.Node
 	for _, n := range r.Region.Nodes() {
-		out = append(out, n)
+		out = append(out, r.v.node(n))
 	}
 	return out
 }
