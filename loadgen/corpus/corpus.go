@@ -28,7 +28,9 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-message"
@@ -256,24 +258,26 @@ func (g *Generator) build(stream string, seq int, from string, eightBit bool, ov
 	// Room left for the body, once headers and MIME framing (~600 bytes)
 	// are paid for.
 	budget := max(size-len(m.ID)*2-600-80*len(m.Rcpt)-over, 64)
-	var buf bytes.Buffer
+	buf := bufs.Get().(*bytes.Buffer)
+	defer bufs.Put(buf)
+	buf.Reset()
 	buf.Grow(size + 1024)
 	var err error
 	switch m.Shape {
 	case ShapePlain:
-		err = g.writePlain(&buf, h, r, budget, eightBit, &m.EightBit)
+		err = g.writePlain(buf, h, r, budget, eightBit, &m.EightBit)
 	case ShapeAlternative:
-		err = g.writeAlternative(&buf, h, r, budget, eightBit, &m.EightBit)
+		err = g.writeAlternative(buf, h, r, budget, eightBit, &m.EightBit)
 	default:
-		err = g.writeAttachment(&buf, h, r, budget, eightBit, &m.EightBit)
+		err = g.writeAttachment(buf, h, r, budget, eightBit, &m.EightBit)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("build message %s: %w", m.ID, err)
 	}
-	raw := buf.Bytes()
-	if !bytes.HasSuffix(raw, []byte("\r\n")) {
-		raw = append(raw, '\r', '\n')
+	if !bytes.HasSuffix(buf.Bytes(), crlf) {
+		buf.Write(crlf)
 	}
+	raw := buf.Bytes()
 	hdrEnd := bytes.Index(raw, []byte("\r\n\r\n"))
 	if hdrEnd < 0 {
 		return nil, 0, fmt.Errorf("build message %s: no header/body separator", m.ID)
@@ -283,15 +287,19 @@ func (g *Generator) build(stream string, seq int, from string, eightBit bool, ov
 	m.BodySHA256 = hex.EncodeToString(sum[:])
 	// The hash header can only be known once the body exists, so it is
 	// spliced in as the header's last field.
-	var out bytes.Buffer
-	out.Grow(len(raw) + 100)
-	out.Write(raw[:hdrEnd+2])
-	fmt.Fprintf(&out, "%s: %s\r\n\r\n", HeaderBodySHA256, m.BodySHA256)
-	m.BodyOffset = out.Len()
-	out.Write(body)
-	m.Bytes = out.Bytes()
+	out := make([]byte, 0, len(raw)+len(HeaderBodySHA256)+len(m.BodySHA256)+6)
+	out = append(out, raw[:hdrEnd+2]...)
+	out = append(out, HeaderBodySHA256+": "...)
+	out = append(out, m.BodySHA256...)
+	out = append(out, "\r\n\r\n"...)
+	m.BodyOffset = len(out)
+	m.Bytes = append(out, body...)
 	return m, size, nil
 }
+
+// bufs holds the buffers messages are built in before the hash header is
+// spliced into their final, exactly sized copy.
+var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func addrs(l []string) []*mail.Address {
 	out := make([]*mail.Address, len(l))
@@ -386,44 +394,70 @@ func newPool(r *rand.Rand, nonASCII bool) *pool {
 	return p
 }
 
-// text returns about n bytes of wrapped prose with CRLF line endings: runs
-// of 8 to 40 lines from random places of the pool. With nonASCII, about one
-// word in eight is non-ASCII.
-func (g *Generator) text(r *rand.Rand, n int, nonASCII bool) []byte {
+// appendText appends about n bytes of wrapped prose with CRLF line endings
+// to dst: runs of 8 to 40 lines from random places of the pool. With
+// nonASCII, about one word in eight is non-ASCII.
+func (g *Generator) appendText(dst []byte, r *rand.Rand, n int, nonASCII bool) []byte {
 	p := g.ascii
 	if nonASCII {
 		p = g.utf8
 	}
-	out := make([]byte, 0, n+3000)
-	for len(out) < n {
+	start := len(dst)
+	for len(dst)-start < n {
 		i := r.IntN(len(p.lines) - 1)
 		j := min(i+8+r.IntN(32), len(p.lines)-1)
 		chunk := p.text[p.lines[i]:p.lines[j]]
-		if rest := n - len(out); len(chunk) > rest {
+		if rest := n - (len(dst) - start); len(chunk) > rest {
 			// Cut at a line end past the wanted length.
-			k := bytes.Index(chunk[rest:], []byte("\r\n"))
+			k := bytes.Index(chunk[rest:], crlf)
 			if k >= 0 {
 				chunk = chunk[:rest+k+2]
 			}
 		}
-		out = append(out, chunk...)
+		dst = append(dst, chunk...)
 	}
-	if !bytes.HasSuffix(out, []byte("\r\n")) {
-		out = append(out, '\r', '\n')
+	if !bytes.HasSuffix(dst[start:], crlf) {
+		dst = append(dst, '\r', '\n')
 	}
-	return out
+	return dst
 }
 
-func (g *Generator) html(r *rand.Rand, n int, nonASCII bool) []byte {
-	var b bytes.Buffer
-	b.WriteString("<!DOCTYPE html>\r\n<html><head><meta charset=\"utf-8\"></head><body>\r\n")
-	for b.Len() < n {
-		b.WriteString("<p>")
-		b.Write(bytes.TrimRight(g.text(r, 200+r.IntN(400), nonASCII), "\r\n"))
-		b.WriteString("</p>\r\n")
+var crlf = []byte("\r\n")
+
+// appendHTML appends about n bytes of HTML: paragraphs of prose.
+func (g *Generator) appendHTML(dst []byte, r *rand.Rand, n int, nonASCII bool) []byte {
+	start := len(dst)
+	dst = append(dst, "<!DOCTYPE html>\r\n<html><head><meta charset=\"utf-8\"></head><body>\r\n"...)
+	for len(dst)-start < n {
+		dst = append(dst, "<p>"...)
+		k := len(dst)
+		dst = g.appendText(dst, r, 200+r.IntN(400), nonASCII)
+		for len(dst) > k && (dst[len(dst)-1] == '\r' || dst[len(dst)-1] == '\n') {
+			dst = dst[:len(dst)-1]
+		}
+		dst = append(dst, "</p>\r\n"...)
 	}
-	b.WriteString("</body></html>\r\n")
-	return b.Bytes()
+	return append(dst, "</body></html>\r\n"...)
+}
+
+// scratch buffers for the parts of a message being built: their bytes are
+// copied into the message, so they are reused across messages.
+var scratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// writeText writes about n bytes of prose as the entity w and closes it.
+func (g *Generator) writeText(w *message.Writer, r *rand.Rand, n int, nonASCII bool) error {
+	bp := scratch.Get().(*[]byte)
+	defer scratch.Put(bp)
+	*bp = g.appendText((*bp)[:0], r, n, nonASCII)
+	return writeEntity(w, *bp)
+}
+
+// writeHTML writes about n bytes of HTML as the entity w and closes it.
+func (g *Generator) writeHTML(w *message.Writer, r *rand.Rand, n int, nonASCII bool) error {
+	bp := scratch.Get().(*[]byte)
+	defer scratch.Put(bp)
+	*bp = g.appendHTML((*bp)[:0], r, n, nonASCII)
+	return writeEntity(w, *bp)
 }
 
 // textHeader chooses the transfer encoding of a text part: 8bit only if the
@@ -460,7 +494,7 @@ func (g *Generator) writePlain(buf *bytes.Buffer, h mail.Header, r *rand.Rand, b
 	if err != nil {
 		return err
 	}
-	return writeEntity(w, g.text(r, budget, nonASCII))
+	return g.writeText(w, r, budget, nonASCII)
 }
 
 func boundary(r *rand.Rand) string {
@@ -473,14 +507,14 @@ func (g *Generator) writeAltParts(mw *message.Writer, r *rand.Rand, budget int, 
 	if err != nil {
 		return err
 	}
-	if err := writeEntity(pw, g.text(r, budget*2/5, nonASCII)); err != nil {
+	if err := g.writeText(pw, r, budget*2/5, nonASCII); err != nil {
 		return err
 	}
 	pw, err = mw.CreatePart(textHeader("text/html", nonASCII, eightBit, used))
 	if err != nil {
 		return err
 	}
-	return writeEntity(pw, g.html(r, budget*3/5, nonASCII))
+	return g.writeHTML(pw, r, budget*3/5, nonASCII)
 }
 
 func (g *Generator) writeAlternative(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int, eightBit bool, used *bool) error {
@@ -526,7 +560,7 @@ func (g *Generator) writeAttachment(buf *bytes.Buffer, h mail.Header, r *rand.Ra
 		if err != nil {
 			return err
 		}
-		if err := writeEntity(pw, g.text(r, textLen, nonASCII)); err != nil {
+		if err := g.writeText(pw, r, textLen, nonASCII); err != nil {
 			return err
 		}
 	}
@@ -551,9 +585,13 @@ func (g *Generator) writeAttachment(buf *bytes.Buffer, h mail.Header, r *rand.Ra
 		for k := range 4 {
 			binary.LittleEndian.PutUint64(key[8*k:], r.Uint64())
 		}
-		data := make([]byte, part)
+		bp := scratch.Get().(*[]byte)
+		data := slices.Grow((*bp)[:0], part)[:part]
 		_, _ = rand.NewChaCha8(key).Read(data)
-		if err := writeEntity(pw, data); err != nil {
+		err = writeEntity(pw, data)
+		*bp = data
+		scratch.Put(bp)
+		if err != nil {
 			return err
 		}
 	}
