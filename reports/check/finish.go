@@ -362,10 +362,8 @@ func (c *checker) resolve(a imapAction) uint32 {
 	if a.msg != none {
 		return a.msg
 	}
-	if k, ok := c.uidKey(a.mbox, a.uidv, a.uid, false); ok {
-		if i, ok := c.uids[k]; ok {
-			return c.uidList[i].msg
-		}
+	if i, ok := c.uidLookup(a.mbox, a.uidv, a.uid); ok {
+		return c.uidList[i].msg
 	}
 	if a.uidv == 0 {
 		for k, i := range c.uidvObs {
@@ -373,10 +371,8 @@ func (c *checker) resolve(a imapAction) uint32 {
 				continue
 			}
 			_ = i
-			if key, ok := c.uidKey(a.mbox, k.uidv, a.uid, false); ok {
-				if j, ok := c.uids[key]; ok {
-					return c.uidList[j].msg
-				}
+			if j, ok := c.uidLookup(a.mbox, k.uidv, a.uid); ok {
+				return c.uidList[j].msg
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package check
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"hash/maphash"
 	"slices"
 	"strings"
@@ -234,14 +235,22 @@ type checker struct {
 	mboxUser []uint32
 	flagSets interner
 	flagList [][]string
+	rawFlags map[string]uint32 // raw flag list (flagKey) -> flag set
+	flagKey  []byte
 
-	uids     map[uint64]uint32 // uidKey(pair, uid) -> index in uidList
-	pairs    map[uidvKey]uint32
-	uidList  []uidEntry
-	uidvObs  map[uidvKey]span2
-	finals   []finalRec
-	actions  []imapAction
-	obsCount int64
+	uids  map[uint64]uint32 // pair<<32|uid -> index in uidList, for sparse UIDs
+	pairs map[uidvKey]uint32
+	dense [][]uint32 // per pair: uidList index + 1 by UID
+	pairN []uint32   // per pair: UIDs indexed
+	// last pair looked up
+	lastPairKey uidvKey
+	lastPair    uint32
+	havePair    bool
+	uidList     []uidEntry
+	uidvObs     map[uidvKey]span2
+	finals      []finalRec
+	actions     []imapAction
+	obsCount    int64
 
 	protos  map[string]*protoState
 	strs    interner // stages and classes
@@ -267,7 +276,6 @@ func newChecker(p Policy, hint int) *checker {
 		finals:   make([]finalRec, 0, n),
 		p:        p,
 		seed:     maphash.MakeSeed(),
-		uids:     make(map[uint64]uint32, n),
 		pairs:    map[uidvKey]uint32{},
 		uidvObs:  map[uidvKey]span2{},
 		protos:   map[string]*protoState{},
@@ -333,6 +341,29 @@ func (c *checker) flagSet(flags []string) uint32 {
 	if len(flags) == 0 {
 		return 0
 	}
+	// Most records repeat a few flag lists verbatim: look the raw list up
+	// first (length-prefixed, so the key is unambiguous; the lookup with
+	// string(bytes) does not allocate).
+	k := c.flagKey[:0]
+	for _, f := range flags {
+		k = binary.AppendUvarint(k, uint64(len(f)))
+		k = append(k, f...)
+	}
+	c.flagKey = k
+	if i, ok := c.rawFlags[string(k)]; ok {
+		return i
+	}
+	i := c.flagSetSlow(flags)
+	if c.rawFlags == nil {
+		c.rawFlags = map[string]uint32{}
+	}
+	if len(c.rawFlags) < 1<<16 {
+		c.rawFlags[string(k)] = i
+	}
+	return i
+}
+
+func (c *checker) flagSetSlow(flags []string) uint32 {
 	var canon []string
 	for _, f := range flags {
 		if strings.EqualFold(f, `\Recent`) {
@@ -589,25 +620,81 @@ func (c *checker) uidvSeen(mb, uidv uint32, at int64) {
 	c.uidvObs[k] = s
 }
 
-// uidKey packs (mailbox, uidvalidity, uid) into a map key: the pair is
-// interned, so the map has plain uint64 keys.
-func (c *checker) uidKey(mb, uidv, uid uint32, create bool) (uint64, bool) {
-	p, ok := c.pairs[uidvKey{mb, uidv}]
+// UIDs are indexed per (mailbox, uidvalidity) pair. Servers hand out UIDs
+// densely from 1, so each pair has a slice indexed by UID holding the
+// uidList index + 1 (0: none): one memory access instead of a hash lookup
+// in a million-entry map. A UID too far beyond the pair's count for the
+// slice to stay small goes to the uids map instead; lookups check both.
+
+// pair returns the interned (mailbox, uidvalidity) pair.
+func (c *checker) pair(mb, uidv uint32, create bool) (uint32, bool) {
+	k := uidvKey{mb, uidv}
+	if c.havePair && c.lastPairKey == k {
+		return c.lastPair, true
+	}
+	p, ok := c.pairs[k]
 	if !ok {
 		if !create {
 			return 0, false
 		}
-		p = uint32(len(c.pairs))
-		c.pairs[uidvKey{mb, uidv}] = p
+		p = uint32(len(c.dense))
+		c.pairs[k] = p
+		c.dense = append(c.dense, nil)
+		c.pairN = append(c.pairN, 0)
 	}
-	return uint64(p)<<32 | uint64(uid), true
+	c.lastPairKey, c.lastPair, c.havePair = k, p, true
+	return p, true
+}
+
+// uidFind returns the uidList index of uid in pair p.
+func (c *checker) uidFind(p, uid uint32) (uint32, bool) {
+	if d := c.dense[p]; int(uid) < len(d) && d[uid] != 0 {
+		return d[uid] - 1, true
+	}
+	if len(c.uids) > 0 {
+		i, ok := c.uids[uint64(p)<<32|uint64(uid)]
+		return i, ok
+	}
+	return 0, false
+}
+
+// uidInsert records that uid in pair p is uidList[i] (not yet indexed).
+func (c *checker) uidInsert(p, uid, i uint32) {
+	c.pairN[p]++
+	d := c.dense[p]
+	if int(uid) < len(d) {
+		d[uid] = i + 1
+		return
+	}
+	limit := 4*uint64(c.pairN[p]) + 64
+	if uint64(uid) >= limit {
+		if c.uids == nil {
+			c.uids = map[uint64]uint32{}
+		}
+		c.uids[uint64(p)<<32|uint64(uid)] = i
+		return
+	}
+	n := min(max(uint64(uid)+1, 2*uint64(len(d))), limit)
+	nd := make([]uint32, n)
+	copy(nd, d)
+	nd[uid] = i + 1
+	c.dense[p] = nd
+}
+
+// uidLookup returns the uidList index of (mailbox, uidvalidity, uid).
+func (c *checker) uidLookup(mb, uidv, uid uint32) (uint32, bool) {
+	p, ok := c.pair(mb, uidv, false)
+	if !ok {
+		return 0, false
+	}
+	return c.uidFind(p, uid)
 }
 
 func (c *checker) uidSeen(mb, uidv, uid, msg uint32, at int64) {
-	k, _ := c.uidKey(mb, uidv, uid, true)
-	i, ok := c.uids[k]
+	p, _ := c.pair(mb, uidv, true)
+	i, ok := c.uidFind(p, uid)
 	if !ok {
-		c.uids[k] = uint32(len(c.uidList))
+		c.uidInsert(p, uid, uint32(len(c.uidList)))
 		c.uidList = append(c.uidList, uidEntry{mbox: mb, uidv: uidv, uid: uid, msg: msg, first: at, last: at})
 		return
 	}
