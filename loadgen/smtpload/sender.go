@@ -40,6 +40,7 @@
 package smtpload
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -144,10 +145,101 @@ type Sender struct {
 
 type session struct {
 	conn     *netx.Conn
+	hold     *holdConn // the plain session's connection as go-smtp sees it; nil under TLS
 	c        *smtp.Client
 	eightBit bool
 	sent     int
 }
+
+// holdMax is the largest message whose DATA is held back and sent in one
+// write with its final "."; larger ones go out in two writes.
+const holdMax = 256 << 10
+
+// holdConn is a plain session's connection as go-smtp sees it. While it
+// holds, writes are collected and leave in one write just before the next
+// read (go-smtp always reads a reply after writing a command or the final
+// "."), so a message's body and its final "." cost one system call. It
+// remembers a failed write, so that a connection lost while the final "."
+// was being written is told apart from one lost after it.
+type holdConn struct {
+	*netx.Conn
+	holding bool
+	buf     []byte
+	werr    error // the first write error since the last DATA began
+}
+
+// hold starts holding writes, with b as their first bytes.
+func (h *holdConn) hold(b []byte) {
+	h.holding = true
+	h.buf = append(h.buf[:0], b...)
+}
+
+// Write holds b while holding, else writes it.
+func (h *holdConn) Write(b []byte) (int, error) {
+	if h.holding {
+		h.buf = append(h.buf, b...)
+		return len(b), nil
+	}
+	n, err := h.Conn.Write(b)
+	if err != nil && h.werr == nil {
+		h.werr = err
+	}
+	return n, err
+}
+
+// Read sends what is held, then reads.
+func (h *holdConn) Read(b []byte) (int, error) {
+	if h.holding {
+		h.holding = false
+		_, err := h.Conn.Write(h.buf)
+		if cap(h.buf) > holdMax+4096 {
+			h.buf = nil
+		} else {
+			h.buf = h.buf[:0]
+		}
+		if err != nil {
+			if h.werr == nil {
+				h.werr = err
+			}
+			return 0, err
+		}
+	}
+	return h.Conn.Read(b)
+}
+
+// wire returns msg as it goes on the wire between DATA and the final ".":
+// lines starting with "." get one more (RFC 5321 4.5.2). Generated messages
+// use CRLF only, so this is the whole DATA dot-encoding, done once per
+// message and reused by its retries; most messages have no such line and
+// are returned as they are. It returns nil for a message the dot-encoder
+// must handle itself: one with a bare LF, or not ending with CRLF.
+func wire(msg []byte) []byte {
+	if !bytes.HasSuffix(msg, crlf) || bytes.Count(msg, lf) != bytes.Count(msg, crlf) {
+		return nil
+	}
+	if msg[0] != '.' && !bytes.Contains(msg, crlfDot) {
+		return msg
+	}
+	out := make([]byte, 0, len(msg)+64)
+	if msg[0] == '.' {
+		out = append(out, '.')
+	}
+	for {
+		i := bytes.Index(msg, crlfDot)
+		if i < 0 {
+			return append(out, msg...)
+		}
+		out = append(out, msg[:i+2]...)
+		out = append(out, '.')
+		msg = msg[i+2:] // starts with the line's own "."
+	}
+}
+
+var (
+	lf      = []byte("\n")
+	crlf    = []byte("\r\n")
+	crlfDot = []byte("\r\n.")
+)
 
 // NewSender returns a Sender; it connects lazily.
 func NewSender(cfg SenderConfig) *Sender {
@@ -204,7 +296,7 @@ func (s *Sender) Send(ctx context.Context, stream string, seq int) Result {
 	clock := s.cfg.Recorder.Clock()
 	first := time.Now()
 	var (
-		msg      *corpus.Message
+		out      outgoing
 		last     attempt
 		n        int
 		accepted bool
@@ -214,14 +306,14 @@ func (s *Sender) Send(ctx context.Context, stream string, seq int) Result {
 	for {
 		n++
 		start := time.Now()
-		last = s.try(ctx, stream, seq, &msg)
+		last = s.try(ctx, stream, seq, &out)
 		end := time.Now()
 		rec := history.Record{
 			Client: s.cfg.Name, Kind: history.KindSMTPSend, Scope: history.ScopeAttempt, Attempt: n,
 			Start: clock.At(start), End: clock.At(end),
 			Outcome: last.outcome, Class: last.class, Stage: last.stage, MsgID: msgID,
 		}
-		if msg != nil {
+		if msg := out.msg; msg != nil {
 			rec.Rcpt, rec.BodySHA256, rec.Size = msg.Rcpt, msg.BodySHA256, msg.Size()
 		}
 		if last.err != nil {
@@ -243,28 +335,28 @@ func (s *Sender) Send(ctx context.Context, stream string, seq int) Result {
 			break
 		}
 	}
-	out := history.Fail
+	res := history.Fail
 	switch {
 	case accepted:
-		out = history.OK
+		res = history.OK
 	case indet:
-		out = history.Indeterminate
+		res = history.Indeterminate
 	}
 	rec := history.Record{
 		Client: s.cfg.Name, Kind: history.KindSMTPSend, Scope: history.ScopeOp, Attempt: n,
 		Start: clock.At(first), End: clock.Now(),
-		Outcome: out, Class: last.class, Stage: last.stage, MsgID: msgID,
+		Outcome: res, Class: last.class, Stage: last.stage, MsgID: msgID,
 	}
-	if msg != nil {
+	if msg := out.msg; msg != nil {
 		rec.Rcpt, rec.BodySHA256, rec.Size = msg.Rcpt, msg.BodySHA256, msg.Size()
 		s.cfg.Stats.Bytes.Add(int64(msg.Size()))
 	}
-	if out != history.OK && last.err != nil {
+	if res != history.OK && last.err != nil {
 		rec.Detail = detail(last.err)
 	}
-	s.cfg.Stats.op(out)
+	s.cfg.Stats.op(res)
 	_ = s.cfg.Recorder.Op(rec)
-	return Result{MsgID: msgID, Outcome: out, Class: last.class, Stage: last.stage, Attempts: n, Err: last.err}
+	return Result{MsgID: msgID, Outcome: res, Class: last.class, Stage: last.stage, Attempts: n, Err: last.err}
 }
 
 func detail(err error) string {
@@ -275,8 +367,15 @@ func detail(err error) string {
 	return d
 }
 
+// outgoing is the message of one logical send, built at its first attempt
+// and reused by every retry.
+type outgoing struct {
+	msg  *corpus.Message
+	wire []byte // msg.Bytes dot-stuffed; nil: let the dot-encoder do it
+}
+
 // try makes one attempt: connect if needed, then MAIL, RCPT, DATA.
-func (s *Sender) try(ctx context.Context, stream string, seq int, msg **corpus.Message) attempt {
+func (s *Sender) try(ctx context.Context, stream string, seq int, out *outgoing) attempt {
 	if err := ctx.Err(); err != nil {
 		return attempt{outcome: history.Fail, class: netx.ClassCanceled, stage: StageConnect, err: err}
 	}
@@ -288,14 +387,14 @@ func (s *Sender) try(ctx context.Context, stream string, seq int, msg **corpus.M
 		s.sess = sess
 	}
 	ss := s.sess
-	if *msg == nil {
+	if out.msg == nil {
 		m, err := s.cfg.Corpus.Message(stream, seq, s.cfg.User.Address, ss.eightBit)
 		if err != nil {
 			return attempt{outcome: history.Fail, class: netx.ClassError, stage: StageMail, err: err}
 		}
-		*msg = m
+		out.msg, out.wire = m, wire(m.Bytes)
 	}
-	m := *msg
+	m := out.msg
 	to := s.cfg.Timeouts
 
 	ss.conn.ArmFor(to.Command)
@@ -314,15 +413,33 @@ func (s *Sender) try(ctx context.Context, stream string, seq int, msg **corpus.M
 		return s.failed(StageData, err)
 	}
 	ss.conn.ArmFor(to.Data + time.Duration(m.Size()>>20)*time.Second)
-	if _, err := wc.Write(m.Bytes); err != nil {
+	var werr error
+	switch h := ss.hold; {
+	case h != nil && out.wire != nil && len(out.wire) <= holdMax:
+		// The stuffed body but its last CRLF, which the dot-writer's
+		// close sends before the final "."; held and sent with it.
+		h.werr = nil
+		h.hold(out.wire[:len(out.wire)-2])
+	case h != nil && out.wire != nil:
+		h.werr = nil
+		_, werr = h.Write(out.wire[:len(out.wire)-2])
+	default:
+		_, werr = wc.Write(m.Bytes)
+	}
+	if werr != nil {
 		// The final "." was not written: the server cannot have the message.
-		return s.failed(StageData, err)
+		return s.failed(StageData, werr)
 	}
 	_, err = wc.CloseWithResponse()
 	if err != nil {
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
 			return s.failed(StageDataEnd, err)
+		}
+		if h := ss.hold; h != nil && h.werr != nil {
+			// Lost while the final "." was being written: it never left
+			// whole, so the server cannot have the message.
+			return s.failed(StageData, h.werr)
 		}
 		// Lost between writing the final "." and reading its reply: the
 		// server may have queued the message.
@@ -353,7 +470,10 @@ func (s *Sender) connect(ctx context.Context) (*session, attempt) {
 		conn.Close()
 		return nil, a
 	}
-	var c *smtp.Client
+	var (
+		c    *smtp.Client
+		hold *holdConn
+	)
 	if ep.Submission {
 		conn.ArmFor(2 * to.Command)
 		host, _, _ := net.SplitHostPort(ep.Addr)
@@ -379,7 +499,8 @@ func (s *Sender) connect(ctx context.Context) (*session, attempt) {
 			return fail(StageAuth, c, err)
 		}
 	} else {
-		c = smtp.NewClient(conn)
+		hold = &holdConn{Conn: conn}
+		c = smtp.NewClient(hold)
 		c.CommandTimeout, c.SubmissionTimeout = to.Command, to.Data
 		conn.ArmFor(2 * to.Command)
 		if err := c.Hello(s.cfg.LocalName); err != nil {
@@ -388,7 +509,7 @@ func (s *Sender) connect(ctx context.Context) (*session, attempt) {
 	}
 	ok, _ := c.Extension("8BITMIME")
 	s.cfg.Stats.Sessions.Add(1)
-	return &session{conn: conn, c: c, eightBit: ok}, attempt{}
+	return &session{conn: conn, hold: hold, c: c, eightBit: ok}, attempt{}
 }
 
 // failed classifies a failed step of a live session, and keeps the session
