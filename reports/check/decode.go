@@ -42,47 +42,145 @@ func readerSource(name string, open func() (io.ReadCloser, error)) lineSource {
 	}
 }
 
-// scanHistory is history.Reader's loop with the fast decoder in front.
+// scanHistory is history.Reader's loop with the fast decoder in front. It
+// runs as a two-stage pipeline: a goroutine reads, splits, decodes and
+// validates lines into batches while the caller's goroutine hands the
+// records to fn, in file order. Records of a batch stay valid until fn has
+// seen the whole batch; the batch is then reused.
 func scanHistory(name string, r io.Reader, fn func(int64, *history.Record) error) (history.Record, error) {
+	full := make(chan *batch, 2)
+	free := make(chan *batch, 4)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var header history.Record
+	go func() {
+		defer close(done)
+		defer close(full)
+		header = produce(name, r, full, free, stop)
+	}()
+	stopped := false
+	halt := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+		}
+	}
+	defer halt() // fn panicked: let the producer go
+	var err error
+	for b := range full {
+		if err == nil {
+			for i := range b.recs {
+				if e := fn(b.lines[i], &b.recs[i]); e != nil {
+					err = fmt.Errorf("%s:%d: %w", name, b.lines[i], e)
+					halt()
+					break
+				}
+			}
+			if err == nil {
+				err = b.err
+			}
+		}
+		select {
+		case free <- b:
+		default:
+		}
+	}
+	<-done
+	return header, err
+}
+
+// batch is a run of decoded records and the memory their strings use.
+type batch struct {
+	buf     []byte   // the lines
+	scratch []byte   // unescaped strings
+	strs    []string // rcpt and flags slices
+	recs    []history.Record
+	lines   []int64
+	err     error // after recs: the error that ended the history
+}
+
+const (
+	batchRecords = 1024
+	batchBytes   = 512 << 10
+)
+
+// produce reads the history into batches sent on full until the end, an
+// error (sent as the last batch's err), or stop. It returns the header.
+func produce(name string, r io.Reader, full chan<- *batch, free <-chan *batch, stop <-chan struct{}) history.Record {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 256<<10), history.MaxLineBytes)
-	var d fastDecoder
+	d := fastDecoder{keep: true}
 	var header history.Record
 	haveHeader := false
 	line := int64(0)
-	var rec history.Record
+	var b *batch
+	next := func() {
+		select {
+		case b = <-free:
+		default:
+			b = &batch{buf: make([]byte, 0, batchBytes+4096), recs: make([]history.Record, 0, batchRecords), lines: make([]int64, 0, batchRecords)}
+		}
+		b.buf, b.recs, b.lines, b.err = b.buf[:0], b.recs[:0], b.lines[:0], nil
+		d.scratch, d.strs = b.scratch[:0], b.strs[:0]
+	}
+	send := func() bool {
+		b.scratch, b.strs = d.scratch, d.strs
+		select {
+		case full <- b:
+			b = nil
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	fail := func(err error) history.Record {
+		b.recs, b.lines = b.recs[:len(b.recs)-1], b.lines[:len(b.lines)-1]
+		b.err = err
+		send()
+		return header
+	}
+	next()
 	for sc.Scan() {
 		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
+		raw := bytes.TrimSpace(sc.Bytes())
+		if len(raw) == 0 {
 			continue
 		}
-		if err := d.decode(b, &rec); err != nil {
-			return header, &history.LineError{Name: name, Line: int(line), Err: err}
+		if len(b.recs) >= batchRecords || len(b.buf) >= batchBytes {
+			if !send() {
+				return header
+			}
+			next()
+		}
+		start := len(b.buf)
+		b.buf = append(b.buf, raw...)
+		l := b.buf[start:len(b.buf):len(b.buf)]
+		b.recs = append(b.recs, history.Record{})
+		b.lines = append(b.lines, line)
+		rec := &b.recs[len(b.recs)-1]
+		if err := d.decode(l, rec); err != nil {
+			return fail(&history.LineError{Name: name, Line: int(line), Err: err})
 		}
 		if err := rec.Validate(); err != nil {
-			return header, &history.LineError{Name: name, Line: int(line), Err: err}
+			return fail(&history.LineError{Name: name, Line: int(line), Err: err})
 		}
 		if !haveHeader {
 			if rec.Type != history.TypeHeader {
-				return header, &history.LineError{Name: name, Line: int(line), Err: fmt.Errorf("first record is %q, want a header", rec.Type)}
+				return fail(&history.LineError{Name: name, Line: int(line), Err: fmt.Errorf("first record is %q, want a header", rec.Type)})
 			}
-			header = cloneHeader(rec)
+			header = cloneHeader(*rec)
 			haveHeader = true
 		} else if rec.Type == history.TypeHeader {
-			return header, &history.LineError{Name: name, Line: int(line), Err: errors.New("second header record")}
-		}
-		if err := fn(line, &rec); err != nil {
-			return header, fmt.Errorf("%s:%d: %w", name, line, err)
+			return fail(&history.LineError{Name: name, Line: int(line), Err: errors.New("second header record")})
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return header, &history.LineError{Name: name, Line: int(line + 1), Err: fmt.Errorf("read: %w", err)}
+		b.err = &history.LineError{Name: name, Line: int(line + 1), Err: fmt.Errorf("read: %w", err)}
+	} else if !haveHeader {
+		b.err = &history.LineError{Name: name, Line: 1, Err: errors.New("empty history: no header record")}
 	}
-	if !haveHeader {
-		return header, &history.LineError{Name: name, Line: 1, Err: errors.New("empty history: no header record")}
-	}
-	return header, nil
+	send()
+	return header
 }
 
 func cloneHeader(r history.Record) history.Record {
@@ -91,11 +189,15 @@ func cloneHeader(r history.Record) history.Record {
 
 func clone(s string) string { return string([]byte(s)) }
 
-// fastDecoder decodes record lines; its slices are reused between lines.
+// fastDecoder decodes record lines. Unless keep is set its slices are
+// reused between lines; with keep, the strings and slices of earlier lines
+// stay valid (scratch and strs only grow, until the owner resets them).
 type fastDecoder struct {
+	keep    bool
 	rcpt    []string
 	flags   []string
 	scratch []byte
+	strs    []string
 }
 
 // decode fills rec from line, by the fast path when it can and by
@@ -325,10 +427,38 @@ func (s *scanner) strs(buf []string) ([]string, bool) {
 // any state, when the line needs encoding/json.
 func (d *fastDecoder) fast(line []byte, rec *history.Record) bool {
 	*rec = history.Record{}
-	if cap(d.scratch) < len(line) {
-		d.scratch = make([]byte, 0, max(len(line), 4096))
+	if !d.keep {
+		d.scratch = d.scratch[:0]
 	}
-	s := scanner{b: line, scratch: d.scratch[:0]}
+	if cap(d.scratch)-len(d.scratch) < len(line) {
+		// Strings already handed out keep the old block alive.
+		d.scratch = make([]byte, 0, max(len(line), 64<<10))
+	}
+	s := scanner{b: line, scratch: d.scratch[len(d.scratch):]}
+	if !d.parse(&s, rec) {
+		return false
+	}
+	if d.keep {
+		d.scratch = d.scratch[:len(d.scratch)+len(s.scratch)]
+		if len(rec.Rcpt) > 0 {
+			rec.Rcpt = d.keepStrs(rec.Rcpt)
+		}
+		if len(rec.Flags) > 0 {
+			rec.Flags = d.keepStrs(rec.Flags)
+		}
+	}
+	return true
+}
+
+// keepStrs copies v into strs so that it outlives the next line.
+func (d *fastDecoder) keepStrs(v []string) []string {
+	start := len(d.strs)
+	d.strs = append(d.strs, v...)
+	return d.strs[start:len(d.strs):len(d.strs)]
+}
+
+// parse is fast's loop over the object's members.
+func (d *fastDecoder) parse(s *scanner, rec *history.Record) bool {
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
 		return false
