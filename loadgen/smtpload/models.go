@@ -102,11 +102,20 @@ type OpenConfig struct {
 	Schedule    Schedule
 	MaxMessages int    // stop dispatching after this many (0: no count bound beyond the schedule)
 	Stream      string // message ID stream (default "open"); seq is the arrival number
+	// WarmTimeout bounds the warm-up: before the first arrival every sender
+	// opens its session (see Sender.Warm), so that start-up connects are not
+	// counted as dropped ticks. The schedule starts when all are open or
+	// after WarmTimeout (default 10s); a sender still connecting then is
+	// busy, and ticks that find no idle sender are dropped as usual.
+	// Negative: no warm-up, sessions open at the first sends.
+	WarmTimeout time.Duration
 }
 
 // LoadResult summarises a run of a load model.
 type LoadResult struct {
 	Elapsed    time.Duration // from the first arrival to the end of dispatching
+	Warmup     time.Duration // open model: time spent opening sessions before the first arrival
+	Warm       int           // open model: senders with an open session when the schedule started
 	Dispatched int64         // sends started
 	Dropped    int64         // open model: arrivals that found no idle sender
 	Ticks      int64         // open model: arrivals scheduled
@@ -114,7 +123,8 @@ type LoadResult struct {
 
 // RunOpen runs the open model: arrivals follow the schedule whatever the
 // server does; each goes to an idle sender, and an arrival that finds none
-// is counted as dropped, never queued (no coordinated omission). It returns
+// is counted as dropped, never queued (no coordinated omission). Sessions are
+// opened before the first arrival (see OpenConfig.WarmTimeout). It returns
 // when the schedule ends or MaxMessages have been dispatched, and every
 // started send has finished. Senders are closed (QUIT) at the end.
 func RunOpen(ctx context.Context, cfg OpenConfig, senders []*Sender) (LoadResult, error) {
@@ -129,30 +139,67 @@ func RunOpen(ctx context.Context, cfg OpenConfig, senders []*Sender) (LoadResult
 		stream = "open"
 	}
 	stats := senders[0].cfg.Stats
+	warmFor := cfg.WarmTimeout
+	if warmFor == 0 {
+		warmFor = 10 * time.Second
+	}
 	work := make(chan int) // unbuffered: a send succeeds only if a sender is idle
-	var wg sync.WaitGroup
+	var (
+		wg, warming sync.WaitGroup
+		warm        atomic.Int64
+	)
+	warmStart := time.Now()
 	for _, s := range senders {
 		wg.Add(1)
+		warming.Add(1)
 		go func() {
 			defer wg.Done()
 			defer s.Close()
+			if warmFor > 0 && s.Warm(ctx) {
+				warm.Add(1)
+			}
+			warming.Done()
 			for seq := range work {
 				s.Send(ctx, stream, seq)
 			}
 		}()
 	}
-
 	var res LoadResult
-	total := cfg.Schedule.Duration()
+	if warmFor > 0 {
+		warmed := make(chan struct{})
+		go func() { warming.Wait(); close(warmed) }()
+		t := time.NewTimer(warmFor)
+		select {
+		case <-warmed:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		res.Warmup, res.Warm = time.Since(warmStart), int(warm.Load())
+	}
+
+	d := dispatch(ctx, cfg.Schedule, cfg.MaxMessages, work, stats)
+	res.Elapsed, res.Ticks, res.Dispatched, res.Dropped = d.Elapsed, d.Ticks, d.Dispatched, d.Dropped
+	close(work)
+	wg.Wait()
+	return res, ctx.Err()
+}
+
+// dispatch issues the arrivals of sched on work, which must be unbuffered:
+// an arrival is handed to a worker already waiting on it, or dropped. It
+// stops at the schedule's end, after maxMsgs dispatches (0: no bound) or
+// when ctx ends, and does not close work.
+func dispatch(ctx context.Context, sched Schedule, maxMsgs int, work chan<- int, stats *Stats) LoadResult {
+	var res LoadResult
+	total := sched.Duration()
 	start := time.Now()
-	timer := time.NewTimer(0)
+	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	<-timer.C
 	issued := 0
 loop:
 	for {
 		el := time.Since(start)
-		due := int(cfg.Schedule.Count(min(el, total)))
+		due := int(sched.Count(min(el, total)))
 		for issued < due {
 			issued++
 			res.Ticks++
@@ -164,14 +211,14 @@ loop:
 				res.Dropped++
 				stats.Dropped.Add(1)
 			}
-			if cfg.MaxMessages > 0 && res.Dispatched >= int64(cfg.MaxMessages) {
+			if maxMsgs > 0 && res.Dispatched >= int64(maxMsgs) {
 				break loop
 			}
 		}
 		if el >= total {
 			break
 		}
-		next := cfg.Schedule.TimeOf(issued + 1)
+		next := sched.TimeOf(issued + 1)
 		timer.Reset(max(next-time.Since(start), 0))
 		select {
 		case <-ctx.Done():
@@ -180,9 +227,7 @@ loop:
 		}
 	}
 	res.Elapsed = time.Since(start)
-	close(work)
-	wg.Wait()
-	return res, ctx.Err()
+	return res
 }
 
 // ClosedConfig configures a closed-model run.

@@ -233,6 +233,7 @@ func run(ctx context.Context, dir string, sessions, size, count, runs int, rate 
 	want := rate * dur.Seconds()
 	achieved := float64(s.Accepted) / dur.Seconds()
 	errPct := 100 * abs(float64(s.Accepted)-want) / want
+	fmt.Printf("# open model: %d of %d sessions opened in %v before the first arrival\n", res.Warm, workers, res.Warmup.Round(time.Millisecond))
 	fmt.Printf("# open model: asked %.0f msgs/s for %v with %d senders: %d ticks, %d dispatched, %d accepted, %d dropped ticks, %d failed; achieved %.1f msgs/s (dispatch window %v)\n",
 		rate, dur, workers, res.Ticks, res.Dispatched, s.Accepted, res.Dropped, s.Failed+s.Indeterminate, achieved, res.Elapsed.Round(time.Millisecond))
 	fmt.Printf("open_model_dropped_ticks %d\n", res.Dropped)

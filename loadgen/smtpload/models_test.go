@@ -1,0 +1,85 @@
+package smtpload
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailchaos/mailchaos/loadgen/internal/testsrv"
+)
+
+// TestOpenModelWarmsSessions checks that every sender has its session before
+// the first arrival, so start-up connects cost no ticks.
+func TestOpenModelWarmsSessions(t *testing.T) {
+	srv := testsrv.StartSMTP(t, testsrv.SMTPOptions{})
+	rec := newRec(t)
+	stats := &Stats{}
+	var senders []*Sender
+	for i := range 16 {
+		senders = append(senders, NewSender(SenderConfig{Name: fmt.Sprintf("smtp-%d", i+1), Endpoint: Endpoint{Addr: srv.Addr},
+			User: User{Address: "user0001@example.test"}, Corpus: gen(t), Recorder: rec, Stats: stats, MsgsPerSession: 1000}))
+	}
+	res, err := RunOpen(context.Background(), OpenConfig{Schedule: Constant(100, 200*time.Millisecond)}, senders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Warm != 16 || res.Warmup <= 0 {
+		t.Errorf("warm-up: %+v", res)
+	}
+	if n := stats.Sessions.Load(); n != 16 {
+		t.Errorf("%d sessions, want 16 (one each, opened before the first arrival)", n)
+	}
+}
+
+// TestOpenModelWarmTimeout checks that a server that never greets delays the
+// schedule by no more than the warm-up bound, and that the senders still
+// connecting are busy: their ticks are dropped.
+func TestOpenModelWarmTimeout(t *testing.T) {
+	addr := testsrv.StartRaw(t, func(c net.Conn) { time.Sleep(2 * time.Second); c.Close() })
+	s := NewSender(SenderConfig{Name: "smtp-1", Endpoint: Endpoint{Addr: addr}, User: User{Address: "user0001@example.test"},
+		Corpus: gen(t), Recorder: newRec(t), Timeouts: Timeouts{Command: time.Second}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, _ := RunOpen(ctx, OpenConfig{Schedule: Constant(100, 300*time.Millisecond), WarmTimeout: 200 * time.Millisecond}, []*Sender{s})
+	if res.Warm != 0 || res.Warmup < 200*time.Millisecond || res.Warmup > time.Second {
+		t.Errorf("warm-up: %+v", res)
+	}
+	if res.Dropped < 25 {
+		t.Errorf("ticks while the only sender was connecting: %+v", res)
+	}
+	if el := time.Since(start); el > 8*time.Second {
+		t.Errorf("took %v", el)
+	}
+}
+
+// BenchmarkDispatch measures the open model's dispatcher alone, with workers
+// that do no I/O: the cost of a tick and the rate error it adds on its own.
+func BenchmarkDispatch(b *testing.B) {
+	for _, workers := range []int{8, 256} {
+		b.Run(fmt.Sprint(workers), func(b *testing.B) {
+			for range b.N {
+				work := make(chan int)
+				var wg sync.WaitGroup
+				for range workers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for range work {
+						}
+					}()
+				}
+				stats := &Stats{}
+				res := dispatch(context.Background(), Constant(2000, time.Second), 0, work, stats)
+				close(work)
+				wg.Wait()
+				b.ReportMetric(float64(res.Dropped), "dropped")
+				b.ReportMetric(float64(res.Dispatched)/float64(res.Ticks), "dispatched/tick")
+				b.ReportMetric(float64(res.Elapsed.Milliseconds()), "window-ms")
+			}
+		})
+	}
+}
