@@ -3,6 +3,7 @@ package check
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -273,6 +274,15 @@ func (s *scanner) str() (string, bool) {
 		return "", false
 	}
 	start := s.i + 1
+	// Common case: the closing quote found by IndexByte, and no escape,
+	// control or non-ASCII byte before it (checked 8 bytes at a time).
+	if q := bytes.IndexByte(s.b[start:], '"'); q >= 0 && plainASCII(s.b[start:start+q]) {
+		s.i = start + q + 1
+		if q == 0 {
+			return "", true
+		}
+		return unsafe.String(&s.b[start], q), true
+	}
 	ascii := true
 	esc := false
 	j := start
@@ -335,6 +345,27 @@ func (s *scanner) str() (string, bool) {
 		return "", true
 	}
 	return unsafe.String(&v[0], len(v)), true
+}
+
+// plainASCII reports whether b has no byte that is a backslash, a control
+// character (< 0x20) or non-ASCII (>= 0x80).
+func plainASCII(b []byte) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		bs := x ^ (lo * '\\')
+		// high bit of a byte: >= 0x80; (x - 0x20) borrows: < 0x20; bs zero: backslash.
+		if (x|((x-lo*0x20)&^x)|((bs-lo)&^bs))&hi != 0 {
+			return false
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c >= 0x80 || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // int reads a JSON integer that fits in bits (signed or not); ok=false for

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -210,5 +212,44 @@ func TestRunCancelled(t *testing.T) {
 	cancel()
 	if _, err := RunReader(ctx, "h", &buf, Policy{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// plainASCII's word-at-a-time test must agree with the byte-by-byte one.
+func TestPlainASCII(t *testing.T) {
+	naive := func(b []byte) bool {
+		for _, c := range b {
+			if c < 0x20 || c >= 0x80 || c == '\\' {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 0; n <= 17; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				for _, fill := range []byte{'a', ' ', 0x7f, '"', ']', 0x5d, 0x21} {
+					b := bytes.Repeat([]byte{fill}, n)
+					b[pos] = byte(c)
+					if got, want := plainASCII(b), naive(b); got != want {
+						t.Fatalf("plainASCII(%q) = %v, want %v", b, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// The message-ID table keeps every ID apart across growth.
+func TestIDTableGrows(t *testing.T) {
+	tab := newIDTable(maphash.MakeSeed(), 0)
+	for round := range 2 {
+		for i := range 5000 {
+			id := "m." + strconv.Itoa(i)
+			got, isNew := tab.id(id)
+			if got != uint32(i) || isNew != (round == 0) || tab.name(got) != id {
+				t.Fatalf("round %d: id(%q) = %d, %v", round, id, got, isNew)
+			}
+		}
 	}
 }

@@ -61,36 +61,36 @@ func (in *interner) id(s string) (uint32, bool) {
 	return v, true
 }
 
-// idTable interns message IDs without pointers the GC must scan: a map
-// from a 64-bit hash to the index, the bytes of every ID in one buffer, and
-// an overflow map for the (astronomically rare) hash collision.
+// idTable interns message IDs without pointers the GC must scan: an
+// open-addressing table of uint64 slots (the hash's upper 32 bits as a tag,
+// and the index + 1), and the bytes of every ID in one buffer. A lookup
+// touches one slot (linear probing, load at most 3/4) and compares the
+// stored bytes only when the tag matches, so two IDs with equal hashes are
+// still told apart.
 type idTable struct {
-	seed     maphash.Seed
-	m        map[uint64]uint32
-	buf      []byte
-	ends     []uint32 // ID i is buf[ends[i-1]:ends[i]]
-	overflow map[string]uint32
+	seed  maphash.Seed
+	slots []uint64 // tag<<32 | index+1; 0 is empty; len is a power of two
+	buf   []byte
+	ends  []uint32 // ID i is buf[ends[i-1]:ends[i]]
 }
 
 func newIDTable(seed maphash.Seed, n int) idTable {
-	return idTable{seed: seed, m: make(map[uint64]uint32, n), ends: make([]uint32, 0, n), buf: make([]byte, 0, n*24)}
+	size := 1024
+	for size*3/4 < n {
+		size *= 2
+	}
+	return idTable{seed: seed, slots: make([]uint64, size), ends: make([]uint32, 0, n), buf: make([]byte, 0, n*24)}
 }
 
-func (t *idTable) name(i uint32) string {
+func (t *idTable) bytes(i uint32) []byte {
 	start := uint32(0)
 	if i > 0 {
 		start = t.ends[i-1]
 	}
-	return string(t.buf[start:t.ends[i]])
+	return t.buf[start:t.ends[i]]
 }
 
-func (t *idTable) equal(i uint32, s string) bool {
-	start := uint32(0)
-	if i > 0 {
-		start = t.ends[i-1]
-	}
-	return string(t.buf[start:t.ends[i]]) == s
-}
+func (t *idTable) name(i uint32) string { return string(t.bytes(i)) }
 
 func (t *idTable) add(s string) uint32 {
 	t.buf = append(t.buf, s...)
@@ -101,23 +101,35 @@ func (t *idTable) add(s string) uint32 {
 // id returns the index of s and whether it is new.
 func (t *idTable) id(s string) (uint32, bool) {
 	h := maphash.String(t.seed, s)
-	if i, ok := t.m[h]; ok {
-		if t.equal(i, s) {
-			return i, false
+	mask := uint64(len(t.slots) - 1)
+	tag := h >> 32
+	for p := h & mask; ; p = (p + 1) & mask {
+		e := t.slots[p]
+		if e == 0 {
+			i := t.add(s)
+			t.slots[p] = tag<<32 | uint64(i+1)
+			if len(t.ends) > len(t.slots)*3/4 {
+				t.grow()
+			}
+			return i, true
 		}
-		if i, ok := t.overflow[s]; ok {
-			return i, false
+		if e>>32 == tag && string(t.bytes(uint32(e)-1)) == s {
+			return uint32(e) - 1, false
 		}
-		if t.overflow == nil {
-			t.overflow = map[string]uint32{}
-		}
-		i := t.add(s)
-		t.overflow[strings.Clone(s)] = i
-		return i, true
 	}
-	i := t.add(s)
-	t.m[h] = i
-	return i, true
+}
+
+func (t *idTable) grow() {
+	t.slots = make([]uint64, 2*len(t.slots))
+	mask := uint64(len(t.slots) - 1)
+	for i := range uint32(len(t.ends)) {
+		h := maphash.Bytes(t.seed, t.bytes(i))
+		p := h & mask
+		for t.slots[p] != 0 {
+			p = (p + 1) & mask
+		}
+		t.slots[p] = h>>32<<32 | uint64(i+1)
+	}
 }
 
 // Message state bits.
