@@ -529,21 +529,15 @@ func (c *checker) imapInvariants(v *Verdict) (Result, []offender) {
 
 	// UID order against arrival: if message A was observed in a mailbox
 	// before message B was first submitted, B arrived later and must have a
-	// higher UID under the same UIDVALIDITY.
-	// Sorted in place (nothing reads uidList by index after this point),
-	// which keeps the sort's memory access sequential at a million UIDs.
+	// higher UID under the same UIDVALIDITY. Each (mailbox, uidvalidity)
+	// pair is walked in descending UID order: straight from its dense UID
+	// index when no UID needed the sparse map, else after sorting uidList
+	// in place (nothing reads uidList by index after this point).
 	ul := c.uidList
-	slices.SortFunc(ul, func(x, y uidEntry) int {
-		return cmp.Or(cmp.Compare(x.mbox, y.mbox), cmp.Compare(x.uidv, y.uidv), cmp.Compare(y.uid, x.uid))
-	})
-	for i := 0; i < len(ul); {
-		j := i
-		minFirst, minIdx := int64(-1), 0
-		for ; j < len(ul); j++ {
+	group := func(g []uint32) {
+		minFirst, minIdx := int64(-1), uint32(0)
+		for _, j := range g {
 			e := &ul[j]
-			if e.mbox != ul[i].mbox || e.uidv != ul[i].uidv {
-				break
-			}
 			// Entries come in descending UID order: minFirst is the
 			// earliest observation of a higher UID.
 			if e.msg != none && minFirst >= 0 {
@@ -558,7 +552,41 @@ func (c *checker) imapInvariants(v *Verdict) (Result, []offender) {
 				minFirst, minIdx = e.first, j
 			}
 		}
-		i = j
+	}
+	var g []uint32
+	if len(c.uids) == 0 {
+		type pk struct {
+			k uidvKey
+			p uint32
+		}
+		ps := make([]pk, 0, len(c.pairs))
+		for k, p := range c.pairs {
+			ps = append(ps, pk{k, p})
+		}
+		slices.SortFunc(ps, func(x, y pk) int { return cmp.Or(cmp.Compare(x.k.mbox, y.k.mbox), cmp.Compare(x.k.uidv, y.k.uidv)) })
+		for _, p := range ps {
+			g = g[:0]
+			d := c.dense[p.p]
+			for u := len(d) - 1; u >= 0; u-- {
+				if d[u] != 0 {
+					g = append(g, d[u]-1)
+				}
+			}
+			group(g)
+		}
+	} else {
+		slices.SortFunc(ul, func(x, y uidEntry) int {
+			return cmp.Or(cmp.Compare(x.mbox, y.mbox), cmp.Compare(x.uidv, y.uidv), cmp.Compare(y.uid, x.uid))
+		})
+		for i := 0; i < len(ul); {
+			g = g[:0]
+			j := i
+			for ; j < len(ul) && ul[j].mbox == ul[i].mbox && ul[j].uidv == ul[i].uidv; j++ {
+				g = append(g, uint32(j))
+			}
+			group(g)
+			i = j
+		}
 	}
 
 	v.Metrics["uidvalidity_changes"] = float64(changes)

@@ -91,3 +91,32 @@ func TestUIDValidityChangeReportsWhen(t *testing.T) {
 		t.Fatalf("changes = %+v", ch)
 	}
 }
+
+// The UID-order check walks dense UID indexes, or sorts when some UID is
+// too sparse for them; both must find the same violations in the same order.
+func TestUIDOrderDenseAndSparseAgree(t *testing.T) {
+	build := func(base uint32) []history.Record {
+		var recs []history.Record
+		for k, box := range []string{inbox2, inbox1} {
+			a, b, c := box+"-a", box+"-b", box+"-c"
+			recs = append(recs,
+				send(a, ok, 10*k, 10*k+1), seen(a, box, base+5, 100),
+				send(b, ok, 200, 201), seen(b, box, base+3, 300),
+				send(c, ok, 400, 401), seen(c, box, base+4, 500))
+		}
+		return mkHist(recs...)
+	}
+	dense, sparse := mustRun(t, build(1), Policy{}), mustRun(t, build(1_000_000), Policy{})
+	if dense.IMAP.UIDOrder != 4 || sparse.IMAP.UIDOrder != dense.IMAP.UIDOrder {
+		t.Fatalf("uid order: dense %d, sparse %d", dense.IMAP.UIDOrder, sparse.IMAP.UIDOrder)
+	}
+	de, se := result(dense, CheckIMAP).Evidence, result(sparse, CheckIMAP).Evidence
+	if len(de) != len(se) {
+		t.Fatalf("evidence: %d vs %d", len(de), len(se))
+	}
+	for i := range de {
+		if de[i].MsgID != se[i].MsgID || de[i].Mailbox != se[i].Mailbox || de[i].UID+999_999 != se[i].UID {
+			t.Fatalf("evidence %d: %+v vs %+v", i, de[i], se[i])
+		}
+	}
+}
