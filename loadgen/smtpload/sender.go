@@ -148,7 +148,31 @@ type session struct {
 	hold     *holdConn // the plain session's connection as go-smtp sees it; nil under TLS
 	c        *smtp.Client
 	eightBit bool
-	sent     int
+	// pipelining: the server offers PIPELINING and the session is plain:
+	// RCPT and DATA are sent with MAIL.
+	pipelining bool
+	sent       int
+	cmds       []byte // storage of the pipelined commands
+	lines      [][]byte
+}
+
+// commands returns the RCPT and DATA lines for rcpt exactly as go-smtp
+// writes them (no RCPT parameters).
+func (ss *session) commands(rcpt []string) [][]byte {
+	ss.cmds, ss.lines = ss.cmds[:0], ss.lines[:0]
+	for _, r := range rcpt {
+		ss.cmds = append(ss.cmds, "RCPT TO:<"...)
+		ss.cmds = append(ss.cmds, r...)
+		ss.cmds = append(ss.cmds, ">\r\n"...)
+	}
+	ss.cmds = append(ss.cmds, "DATA\r\n"...)
+	rest := ss.cmds
+	for _, r := range rcpt {
+		n := len("RCPT TO:<>\r\n") + len(r)
+		ss.lines = append(ss.lines, rest[:n:n])
+		rest = rest[n:]
+	}
+	return append(ss.lines, rest)
 }
 
 // holdMax is the largest message whose DATA is held back and sent in one
@@ -161,12 +185,33 @@ const holdMax = 256 << 10
 // "."), so a message's body and its final "." cost one system call. It
 // remembers a failed write, so that a connection lost while the final "."
 // was being written is told apart from one lost after it.
+//
+// It also pipelines (RFC 2920) when the server offers PIPELINING: the RCPT
+// and DATA commands go out in the same write as MAIL, and when go-smtp then
+// writes them, the identical bytes are not sent again. go-smtp still reads
+// every reply in order, so each command's reply is its own; while commands
+// sent ahead remain (a MAIL or RCPT refused), the session cannot be RSET
+// and is dropped instead.
 type holdConn struct {
 	*netx.Conn
 	holding bool
 	buf     []byte
-	werr    error // the first write error since the last DATA began
+	werr    error    // the first write error since the last DATA began
+	next    [][]byte // commands to send with the held bytes
+	ahead   [][]byte // commands sent that go-smtp has yet to write
 }
+
+// errPipeline is what go-smtp gets if it writes a command other than the
+// one pipelined ahead of it (a bug: the session is dropped).
+var errPipeline = errors.New("smtp client wrote a command other than the one pipelined")
+
+// pipeline makes the next MAIL command go out with the commands cmds, each
+// a whole line with its CRLF. (go-smtp may write an EHLO first.)
+func (h *holdConn) pipeline(cmds [][]byte) {
+	h.next = cmds
+}
+
+var mailCmd = []byte("MAIL FROM:")
 
 // hold starts holding writes, with b as their first bytes.
 func (h *holdConn) hold(b []byte) {
@@ -174,10 +219,23 @@ func (h *holdConn) hold(b []byte) {
 	h.buf = append(h.buf[:0], b...)
 }
 
-// Write holds b while holding, else writes it.
+// Write holds b while holding, skips it if it was sent ahead, else writes it.
 func (h *holdConn) Write(b []byte) (int, error) {
 	if h.holding {
 		h.buf = append(h.buf, b...)
+		return len(b), nil
+	}
+	if h.next != nil && bytes.HasPrefix(b, mailCmd) {
+		h.holding = true
+		h.buf = append(h.buf[:0], b...)
+		return len(b), nil
+	}
+	if len(h.ahead) > 0 {
+		if !bytes.Equal(b, h.ahead[0]) {
+			h.ahead = nil
+			return 0, errPipeline
+		}
+		h.ahead = h.ahead[1:]
 		return len(b), nil
 	}
 	n, err := h.Conn.Write(b)
@@ -191,6 +249,10 @@ func (h *holdConn) Write(b []byte) (int, error) {
 func (h *holdConn) Read(b []byte) (int, error) {
 	if h.holding {
 		h.holding = false
+		for _, c := range h.next {
+			h.buf = append(h.buf, c...)
+		}
+		h.ahead, h.next = h.next, nil
 		_, err := h.Conn.Write(h.buf)
 		if cap(h.buf) > holdMax+4096 {
 			h.buf = nil
@@ -264,6 +326,17 @@ func hashName(s string) uint64 {
 		h *= 1099511628211
 	}
 	return h
+}
+
+// Warm opens the sender's session if it has none, so that its first send
+// does not pay for connecting, and reports whether a session is open. A
+// failure is not recorded: it has no message, and the next Send connects
+// again and records what happens then.
+func (s *Sender) Warm(ctx context.Context) bool {
+	if s.sess == nil && ctx.Err() == nil {
+		s.sess, _ = s.connect(ctx)
+	}
+	return s.sess != nil
 }
 
 // Name returns the sender's client name.
@@ -397,6 +470,9 @@ func (s *Sender) try(ctx context.Context, stream string, seq int, out *outgoing)
 	m := out.msg
 	to := s.cfg.Timeouts
 
+	if ss.pipelining {
+		ss.hold.pipeline(ss.commands(m.Rcpt))
+	}
 	ss.conn.ArmFor(to.Command)
 	if err := ss.c.Mail(s.cfg.User.Address, &smtp.MailOptions{Size: int64(m.Size())}); err != nil {
 		return s.failed(StageMail, err)
@@ -508,8 +584,9 @@ func (s *Sender) connect(ctx context.Context) (*session, attempt) {
 		}
 	}
 	ok, _ := c.Extension("8BITMIME")
+	pipe, _ := c.Extension("PIPELINING")
 	s.cfg.Stats.Sessions.Add(1)
-	return &session{conn: conn, hold: hold, c: c, eightBit: ok}, attempt{}
+	return &session{conn: conn, hold: hold, c: c, eightBit: ok, pipelining: pipe && hold != nil}, attempt{}
 }
 
 // failed classifies a failed step of a live session, and keeps the session
@@ -517,7 +594,7 @@ func (s *Sender) connect(ctx context.Context) (*session, attempt) {
 func (s *Sender) failed(stage string, err error) attempt {
 	a := classify(stage, s.sess.conn, err)
 	var se *smtp.SMTPError
-	if errors.As(err, &se) && se.Code != 421 {
+	if errors.As(err, &se) && se.Code != 421 && (s.sess.hold == nil || len(s.sess.hold.ahead) == 0) {
 		s.sess.conn.ArmFor(s.cfg.Timeouts.Command)
 		if s.sess.c.Reset() == nil {
 			return a

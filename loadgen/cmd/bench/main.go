@@ -22,6 +22,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mailchaos/mailchaos/loadgen/corpus"
@@ -106,8 +107,16 @@ func (s *sink) stop() {
 	s.cmd.Wait()
 }
 
-// theirs runs smtp-source and returns messages/s.
-func theirs(ctx context.Context, dir, addr string, sessions, size, count int) (float64, error) {
+// cpuTime returns the CPU time (user + system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// theirs runs smtp-source and returns messages/s and its CPU time per
+// message.
+func theirs(ctx context.Context, dir, addr string, sessions, size, count int) (float64, time.Duration, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(dir, "usr/sbin/smtp-source"), "-4", "-d",
 		"-s", fmt.Sprint(sessions), "-m", fmt.Sprint(count), "-l", fmt.Sprint(size),
 		"-f", "user0001@example.test", "-t", "user0002@example.test", "-M", "loadgen.mailchaos.test", addr)
@@ -116,9 +125,10 @@ func theirs(ctx context.Context, dir, addr string, sessions, size, count int) (f
 	out, err := cmd.CombinedOutput()
 	el := time.Since(start)
 	if err != nil {
-		return 0, fmt.Errorf("smtp-source: %w: %s", err, out)
+		return 0, 0, fmt.Errorf("smtp-source: %w: %s", err, out)
 	}
-	return float64(count) / el.Seconds(), nil
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return float64(count) / el.Seconds(), cpu / time.Duration(count), nil
 }
 
 func newSenders(addr string, n, perSession int, gen *corpus.Generator, w *history.Writer, stats *smtpload.Stats) []*smtpload.Sender {
@@ -147,24 +157,27 @@ func setup(tmp string, run, size int) (*corpus.Generator, *history.Writer, error
 	return gen, w, err
 }
 
-// ours runs the closed model with the same sessions and count; messages/s.
-func ours(ctx context.Context, tmp, addr string, run, sessions, size, count int) (float64, int64, error) {
+// ours runs the closed model with the same sessions and count; messages/s,
+// bytes per message and CPU time per message (message generation included).
+func ours(ctx context.Context, tmp, addr string, run, sessions, size, count int) (float64, int64, time.Duration, error) {
 	gen, w, err := setup(tmp, run, size)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer w.Close()
 	stats := &smtpload.Stats{}
+	cpu0 := cpuTime()
 	res, err := smtpload.RunClosed(ctx, smtpload.ClosedConfig{Duration: time.Minute, MaxMessages: count},
 		newSenders(addr, sessions, count, gen, w, stats))
+	cpu := cpuTime() - cpu0
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	s := stats.Snapshot()
 	if s.Accepted != int64(count) {
-		return 0, 0, fmt.Errorf("ours: %d of %d accepted (%d failed)", s.Accepted, count, s.Failed+s.Indeterminate)
+		return 0, 0, 0, fmt.Errorf("ours: %d of %d accepted (%d failed)", s.Accepted, count, s.Failed+s.Indeterminate)
 	}
-	return float64(count) / res.Elapsed.Seconds(), s.Bytes / s.Accepted, nil
+	return float64(count) / res.Elapsed.Seconds(), s.Bytes / s.Accepted, cpu / time.Duration(count), nil
 }
 
 func median(v []float64) float64 {
@@ -199,22 +212,23 @@ func run(ctx context.Context, dir string, sessions, size, count, runs int, rate 
 	defer sk.stop()
 	fmt.Printf("# smtp-sink on %s; %d sessions, %d messages of %d payload bytes, %d runs each, interleaved\n", sk.addr, sessions, count, size, runs)
 
-	var us, them []float64
+	var us, them, usCPU, themCPU []float64
 	var ourBytes int64
 	for r := 1; r <= runs; r++ {
-		o, b, err := ours(ctx, tmp, sk.addr, r, sessions, size, count)
+		o, b, oc, err := ours(ctx, tmp, sk.addr, r, sessions, size, count)
 		if err != nil {
 			return err
 		}
-		t, err := theirs(ctx, dir, sk.addr, sessions, size, count)
+		t, tc, err := theirs(ctx, dir, sk.addr, sessions, size, count)
 		if err != nil {
 			return err
 		}
 		us, them, ourBytes = append(us, o), append(them, t), b
-		fmt.Printf("# run %d: mailchaos %.0f msgs/s, smtp-source %.0f msgs/s\n", r, o, t)
+		usCPU, themCPU = append(usCPU, float64(oc.Microseconds())), append(themCPU, float64(tc.Microseconds()))
+		fmt.Printf("# run %d: mailchaos %.0f msgs/s (%v CPU/msg), smtp-source %.0f msgs/s (%v CPU/msg)\n", r, o, oc.Round(time.Microsecond), t, tc.Round(time.Microsecond))
 	}
-	fmt.Printf("# mailchaos msgs/s: %s (median %.0f, %d bytes/message incl. headers)\n", fmtRates(us), median(us), ourBytes)
-	fmt.Printf("# smtp-source msgs/s: %s (median %.0f, %d payload bytes + headers)\n", fmtRates(them), median(them), size)
+	fmt.Printf("# mailchaos msgs/s: %s (median %.0f, %d bytes/message incl. headers; median CPU %.0fµs/msg incl. message generation)\n", fmtRates(us), median(us), ourBytes, median(usCPU))
+	fmt.Printf("# smtp-source msgs/s: %s (median %.0f, %d payload bytes + headers; median CPU %.0fµs/msg)\n", fmtRates(them), median(them), size, median(themCPU))
 	fmt.Printf("loadgen_vs_smtp_source %.3f\n", median(us)/median(them))
 
 	// Open model at a fixed arrival rate.
