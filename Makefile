@@ -41,6 +41,10 @@ RUN_ID ?=
 clean: $(MAILCHAOS) ## remove the containers, networks and volumes of crashed runs: make clean [RUN_ID=<run id>] (default: every run)
 	$(MAILCHAOS) clean $(if $(RUN_ID),--run $(RUN_ID))
 
+.PHONY: bench-faults
+bench-faults: images ## median inject/heal latency per fault kind on the reference stack
+	$(GO) test -count=1 -timeout 30m -run '^TestFaultLatency$$' -v ./faults/harnessenv/ | grep -E '^(fault_latency|--- |ok|FAIL)'
+
 .PHONY: bench-up
 bench-up: images ## time the reference stack: cold_images_s, warm_up_s, teardown_s (MAILCHAOS_BENCH_COLD=0 skips the cold build)
 	$(GO) test -count=1 -timeout 40m -run '^TestUpTimes$$' -v ./harness/ \
@@ -79,8 +83,14 @@ rehearse: images ## upgrade rehearsal under load: make rehearse FROM=v1 TO=v2 (t
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "rehearse: give FROM=... and TO=... (e.g. FROM=v1 TO=v2)"; exit 2; }
 	$(MAILCHAOS) run --label upgrade --from '$(FROM)' --to '$(TO)' $(RUN_FLAGS)
 
+.PHONY: docker-check
+docker-check:
+	@# The Docker suites skip themselves where no engine answers (handy for a
+	@# quick `go test`); make test is the gate, so it refuses to run without one.
+	@docker info >/dev/null 2>&1 || { echo "make test needs a Docker engine: is the Docker daemon running? (or set DOCKER_HOST)" >&2; exit 2; }
+
 .PHONY: test
-test: tools tools-report images ## the tests: unit, in-process protocol tests, and the Docker suites (smoke)
+test: tools tools-report docker-check images ## the tests: unit, in-process protocol tests, and the Docker suites (smoke)
 	$(GO) vet ./...
 	@# -p 1: the Docker suites each bring a whole stack up; two at once on a
 	@# 2-core machine only makes both slower and flakier.
