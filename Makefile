@@ -66,7 +66,9 @@ verify: $(MAILCHAOS) ## re-hash a run folder or bundle against its manifest: mak
 	$(MAILCHAOS) verify $(if $(PUBKEY),-pubkey $(PUBKEY)) $(RUN)
 
 # Scenario runs. bin/mailchaos run exits 0 when every gate passed, 1 when a
-# gate failed (the system under test), 2 when the harness failed.
+# gate failed (the system under test), 2 when the harness failed; make turns
+# any failure into its own 2, so CI that tells 1 from 2 calls bin/mailchaos
+# run itself or reads out/latest/status.json.
 RUN_FLAGS = --stack $(STACK) --out $(OUT) $(if $(DURATION),--duration $(DURATION)) $(if $(RATE),--rate $(RATE)) \
 	$(if $(USERS),--users $(USERS)) $(if $(SEED),--seed $(SEED)) $(if $(RUN_ID),--run-id $(RUN_ID))
 
