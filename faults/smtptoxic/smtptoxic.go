@@ -68,6 +68,16 @@ func init() { toxics.Register(Type, new(DataCut)) }
 // of Pipe (Toxiproxy interrupts a toxic whenever the chain changes).
 func (t *DataCut) NewState() any { return new(Parser) }
 
+// Cleanup runs before Toxiproxy removes the toxic. There is nothing to
+// release; what matters is that a toxic with a Cleanup makes Toxiproxy look
+// whether the stub is already closed (a connection this toxic cut) and then
+// leave the chain alone. Without it, removing the toxic from a cut connection
+// may rewire the previous stub onto the closed output, and that stub panics
+// ("close of closed channel") when its connection ends.
+func (t *DataCut) Cleanup(*toxics.ToxicStub) {}
+
+var _ toxics.CleanupToxic = (*DataCut)(nil)
+
 // Pipe forwards the stream until a message ends, then cuts.
 func (t *DataCut) Pipe(stub *toxics.ToxicStub) {
 	p, _ := stub.State.(*Parser)
