@@ -3,6 +3,8 @@ package images
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -195,6 +197,25 @@ func (b *builder) goInfo(ctx context.Context, im *Image) (GoInfo, error) {
 		}
 	}
 	sort.Strings(gi.Modules)
+	// Packages of the main module carry no version: hash their files, so a
+	// change to our own code (a toxic, say) rebuilds the image.
+	out, err = goCmd("list", "-deps", "-f", `{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{end}}{{end}}`, im.Package)
+	if err != nil {
+		return GoInfo{}, err
+	}
+	for _, path := range strings.Fields(out) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return GoInfo{}, fmt.Errorf("hash %s: %w", path, err)
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			rel = path
+		}
+		sum := sha256.Sum256(data)
+		gi.Sources = append(gi.Sources, filepath.ToSlash(rel)+" "+hex.EncodeToString(sum[:]))
+	}
+	sort.Strings(gi.Sources)
 	return gi, nil
 }
 

@@ -24,6 +24,9 @@ type GoInfo struct {
 	Platform string
 	// Modules lists path@version of every module the package links.
 	Modules []string
+	// Sources lists "path sha256" of every Go file the package links from
+	// the main module: it has no version, so its files are the version.
+	Sources []string
 }
 
 // GoResolver reports the GoInfo of a go image; Build runs the go command.
@@ -67,6 +70,11 @@ func (s *Spec) Hashes(resolve GoResolver) (map[string]string, error) {
 			sort.Strings(mods)
 			for _, m := range mods {
 				line("module", m)
+			}
+			srcs := append([]string(nil), gi.Sources...)
+			sort.Strings(srcs)
+			for _, src := range srcs {
+				line("source", src)
 			}
 			hashConfig(line, im)
 		case KindDocker:

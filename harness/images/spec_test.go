@@ -203,7 +203,7 @@ func TestHashesPropagate(t *testing.T) {
 	}
 }
 
-func TestGoHashCoversToolchainAndModules(t *testing.T) {
+func TestGoHashCoversToolchainModulesAndSources(t *testing.T) {
 	s, err := Load(filepath.Join(goodTree(t), "images.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -219,8 +219,16 @@ func TestGoHashCoversToolchainAndModules(t *testing.T) {
 		gi.GoVersion = "go1.27.0"
 		return gi, nil
 	})
+	h4, _ := s.Hashes(func(im *Image) (GoInfo, error) {
+		gi, _ := fakeGo(im)
+		gi.Sources = []string{"faults/smtptoxic/smtptoxic.go 0123"}
+		return gi, nil
+	})
 	if h1["t/proxy:1"] == h2["t/proxy:1"] || h1["t/proxy:1"] == h3["t/proxy:1"] {
 		t.Error("module or toolchain change did not change the go image hash")
+	}
+	if h1["t/proxy:1"] == h4["t/proxy:1"] {
+		t.Error("a change to our own source did not change the go image hash")
 	}
 	if h1["t/app:v1"] != h2["t/app:v1"] {
 		t.Error("go module change leaked into an unrelated image")
