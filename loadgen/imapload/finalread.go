@@ -116,9 +116,11 @@ func readMailbox(ctx context.Context, o Options, name string, acct Account, roun
 	var validity uint32
 	_, err := cl.do(ctx, history.KindIMAPFetch, StageFetch, to.Command, func(ctx context.Context, s *session, rec *history.Record) error {
 		msgs, validity = nil, s.uidValidity
-		if s.c.Mailbox() == nil || s.c.Mailbox().NumMessages == 0 {
-			return nil
-		}
+		// Always UID FETCH 1:*, never skip on the client's cached message
+		// count: that cache read 0 for mailboxes that held mail, and the
+		// round then reported a full INBOX as empty (messages "lost" from
+		// one final read to the next). On an empty mailbox the server
+		// simply returns nothing.
 		var all imap.UIDSet
 		all.AddRange(1, 0)
 		got, err := fetch(s, all, true, to.Command)
