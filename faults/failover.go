@@ -127,10 +127,5 @@ func (f *Failover) Heal(ctx context.Context) error {
 
 // AwaitHealed verifies the primaries are ready.
 func (f *Failover) AwaitHealed(ctx context.Context) error {
-	for _, n := range f.primaries {
-		if err := n.WaitReady(ctx); err != nil {
-			return fmt.Errorf("node %s ready: %w", n.Name(), err)
-		}
-	}
-	return nil
+	return waitReady(ctx, f.primaries...)
 }

@@ -169,11 +169,19 @@ func (f *NodeFault) Heal(ctx context.Context) error {
 
 // AwaitHealed verifies the node answers its readiness probe.
 func (f *NodeFault) AwaitHealed(ctx context.Context) error {
-	if err := f.node.WaitReady(ctx); err != nil {
-		return fmt.Errorf("node %s ready: %w", f.node.Name(), err)
-	}
-	return nil
+	return waitReady(ctx, f.node)
 }
 
 // errNoCapability says a handle lacks an optional capability a fault needs.
 var errNoCapability = errors.New("not supported by this environment")
+
+// waitReady verifies that every node answers its readiness probe: the heal
+// check shared by the faults that take nodes down.
+func waitReady(ctx context.Context, nodes ...Node) error {
+	for _, n := range nodes {
+		if err := n.WaitReady(ctx); err != nil {
+			return fmt.Errorf("node %s ready: %w", n.Name(), err)
+		}
+	}
+	return nil
+}

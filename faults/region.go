@@ -135,10 +135,8 @@ func (f *RegionFault) Heal(ctx context.Context) error {
 
 // AwaitHealed verifies every node is ready and every link passes traffic.
 func (f *RegionFault) AwaitHealed(ctx context.Context) error {
-	for _, n := range f.region.Nodes() {
-		if err := n.WaitReady(ctx); err != nil {
-			return fmt.Errorf("node %s ready: %w", n.Name(), err)
-		}
+	if err := waitReady(ctx, f.region.Nodes()...); err != nil {
+		return err
 	}
 	for _, l := range f.links {
 		if err := awaitLinkPasses(ctx, l); err != nil {
@@ -199,10 +197,5 @@ func (f *RegionPartition) Heal(ctx context.Context) error {
 
 // AwaitHealed verifies every node of the region is ready.
 func (f *RegionPartition) AwaitHealed(ctx context.Context) error {
-	for _, n := range f.region.Nodes() {
-		if err := n.WaitReady(ctx); err != nil {
-			return fmt.Errorf("node %s ready: %w", n.Name(), err)
-		}
-	}
-	return nil
+	return waitReady(ctx, f.region.Nodes()...)
 }

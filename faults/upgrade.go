@@ -154,12 +154,7 @@ func (f *RollingUpgrade) Heal(ctx context.Context) error {
 
 // AwaitHealed verifies every node of the tier is ready.
 func (f *RollingUpgrade) AwaitHealed(ctx context.Context) error {
-	for _, n := range f.nodes {
-		if err := n.WaitReady(ctx); err != nil {
-			return fmt.Errorf("node %s ready: %w", n.Name(), err)
-		}
-	}
-	return nil
+	return waitReady(ctx, f.nodes...)
 }
 
 func (f *RollingUpgrade) roll(ctx context.Context, images []string) error {
