@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 )
@@ -127,12 +126,7 @@ func init() {
 }
 
 func linkNotFound(env Env, name string, err error) error {
-	var names []string
-	for _, l := range env.Links() {
-		names = append(names, l.Name())
-	}
-	sort.Strings(names)
-	return fmt.Errorf("link %q: %w; links: %s", name, err, strings.Join(names, ", "))
+	return notFound("link", name, err, env.Links())
 }
 
 // ToxicFault adds Toxiproxy toxics to a link and removes them on heal.

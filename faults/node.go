@@ -103,12 +103,18 @@ func init() {
 }
 
 func nodeNotFound(env Env, name string, err error) error {
-	var names []string
-	for _, n := range env.Nodes() {
-		names = append(names, n.Name())
+	return notFound("node", name, err, env.Nodes())
+}
+
+// notFound names what a spec asked for and lists what the stack has, so a
+// typo in a target is fixed from the error alone.
+func notFound[T interface{ Name() string }](kind, name string, err error, have []T) error {
+	names := make([]string, 0, len(have))
+	for _, h := range have {
+		names = append(names, h.Name())
 	}
 	sort.Strings(names)
-	return fmt.Errorf("node %q: %w; nodes: %s", name, err, strings.Join(names, ", "))
+	return fmt.Errorf("%s %q: %w; %ss: %s", kind, name, err, kind, strings.Join(names, ", "))
 }
 
 // startIfDown makes a node ready: if it already answers its readiness
