@@ -32,6 +32,10 @@ type Descriptor struct {
 	Links []LinkSpec `yaml:"links" json:"links"`
 	// Services maps a service name to its definition.
 	Services map[string]*ServiceSpec `yaml:"services" json:"services"`
+	// Base, when set, makes this descriptor an overlay of another one (a
+	// path relative to this file's folder): it states only what differs.
+	// See overlay.go for how the two merge.
+	Base string `yaml:"base" json:"base,omitempty"`
 
 	// Path is the file the descriptor was read from ("" when parsed from memory).
 	Path string `yaml:"-" json:"-"`
@@ -105,6 +109,11 @@ type ServiceSpec struct {
 	DependsOn []string `yaml:"depends_on" json:"depends_on"`
 	// Volumes maps a volume name to a mount path; volumes are named per run.
 	Volumes map[string]string `yaml:"volumes" json:"volumes"`
+	// Tmpfs maps a mount path to tmpfs mount options ("" for the engine's
+	// defaults, e.g. "size=64m,mode=0755"): memory that is empty at every
+	// container start, unlike the container's own writable layer, which a
+	// kill and start keeps.
+	Tmpfs map[string]string `yaml:"tmpfs" json:"tmpfs"`
 	// Env is extra environment.
 	Env map[string]string `yaml:"env" json:"env"`
 	// StopTimeout bounds a graceful stop before the container is killed (default 10s).
@@ -144,6 +153,12 @@ type FileSpec struct {
 	Source string `yaml:"source" json:"source"`
 	// Render renders Source as a text/template.
 	Render bool `yaml:"render" json:"render"`
+	// Edits are regexp replacements applied to the text (source or
+	// template) before it is rendered; each must match at least once.
+	Edits []Edit `yaml:"edits" json:"edits,omitempty"`
+	// Append is text added at the end, after the edits (and rendered with
+	// the rest when the file is a template).
+	Append string `yaml:"append" json:"append,omitempty"`
 }
 
 // ControlSpec holds the edge's control commands. Each is run inside the edge
@@ -190,21 +205,39 @@ func Load(path string) (*Descriptor, error) {
 }
 
 // Parse decodes and validates a descriptor. name is the file path used in
-// messages and to resolve relative file sources.
+// messages and to resolve relative file sources and the base (see Base).
 func Parse(name string, data []byte) (*Descriptor, error) {
+	d, _, err := parse(name, data, nil)
+	return d, err
+}
+
+// parse is Parse that also returns the merged YAML document (for an overlay
+// of this descriptor); chain lists the descriptors that named it as base.
+func parse(name string, data []byte, chain []string) (*Descriptor, *yaml.Node, error) {
 	p := &parser{file: name, lines: map[string]int{}}
 	d := &Descriptor{Path: name, Dir: filepath.Dir(name)}
 
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		p.addYAMLError(err)
-		return nil, p.err()
+		return nil, nil, p.err()
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		p.add(1, "the descriptor is empty: start with 'version: 1' and a 'services:' map")
-		return nil, p.err()
+		return nil, nil, p.err()
 	}
 	doc := root.Content[0]
+	if doc.Kind == yaml.MappingNode {
+		if chain == nil {
+			if abs, err := filepath.Abs(name); err == nil {
+				chain = []string{abs}
+			}
+		}
+		doc = p.resolveBase(doc, name, chain)
+		if len(p.problems) > 0 {
+			return nil, nil, p.err()
+		}
+	}
 	p.walk(doc, descriptorType, nil)
 	if err := doc.Decode(d); err != nil {
 		p.addYAMLError(err)
@@ -221,9 +254,9 @@ func Parse(name string, data []byte) (*Descriptor, error) {
 	}
 	p.validate(d)
 	if len(p.problems) > 0 {
-		return nil, p.err()
+		return nil, nil, p.err()
 	}
-	return d, nil
+	return d, doc, nil
 }
 
 // ServiceNames returns the service names in start order (dependencies first).

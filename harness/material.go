@@ -190,6 +190,10 @@ func renderFiles(d *Descriptor, s *ServiceSpec, data TemplateData) ([]renderedFi
 			}
 			text, render = string(b), f.Render
 		}
+		text, err := f.edited(text)
+		if err != nil {
+			return nil, fmt.Errorf("service %q: file %s: %w", s.Name, f.Path, err)
+		}
 		if render {
 			t, err := template.New(f.Path).Option("missingkey=error").Parse(text)
 			if err != nil {

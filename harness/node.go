@@ -136,6 +136,7 @@ func (n *Node) create(ctx context.Context, image string) error {
 		NetworkMode:  container.NetworkMode(primary),
 		PortBindings: bindings,
 		Mounts:       mounts,
+		Tmpfs:        s.Tmpfs, // empty at every start, unlike the writable layer
 	}
 	// API 1.41 accepts a single network at create; the others are joined below.
 	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{primary: endpointConfig(n.aliases())}}

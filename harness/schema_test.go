@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -51,7 +52,9 @@ func yamlAsJSON(t *testing.T, path string) any {
 // fixtures against the published JSON Schema.
 func TestSchemaAcceptsDescriptors(t *testing.T) {
 	sch := compileSchema(t)
-	for _, path := range []string{referenceStack, "testdata/toy/stack.yaml"} {
+	// Every stack variant under fixtures/stacks/defects is an overlay of the reference.
+	variants, _ := filepath.Glob("../fixtures/stacks/defects/*/stack.yaml")
+	for _, path := range append([]string{referenceStack, "testdata/toy/stack.yaml", "testdata/overlay/stack.yaml"}, variants...) {
 		t.Run(path, func(t *testing.T) {
 			if _, err := os.Stat(path); os.IsNotExist(err) {
 				t.Skipf("%s not there yet", path)
@@ -100,6 +103,7 @@ func TestSchemaCoversEveryKey(t *testing.T) {
 		reflect.TypeOf(ServiceSpec{}): service,
 		reflect.TypeOf(ReadySpec{}):   props(service["ready"].(map[string]any)),
 		reflect.TypeOf(FileSpec{}):    props(defs["file"].(map[string]any)),
+		reflect.TypeOf(Edit{}):        props(props(defs["file"].(map[string]any))["edits"].(map[string]any)["items"].(map[string]any)),
 		reflect.TypeOf(ControlSpec{}): props(service["control"].(map[string]any)),
 	}
 	for typ, p := range objects {

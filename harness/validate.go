@@ -291,6 +291,21 @@ func (p *parser) validateService(d *Descriptor, s *ServiceSpec) {
 			p.add(at("volumes", vn), "service %q: volume %s mount path %q must be absolute", name, vn, s.Volumes[vn])
 		}
 	}
+	mounts := map[string]string{}
+	for _, vn := range sortedKeys(s.Volumes) {
+		mounts[path.Clean(s.Volumes[vn])] = "volume " + vn
+	}
+	for _, mp := range sortedKeys(s.Tmpfs) {
+		switch {
+		case !path.IsAbs(mp):
+			p.add(at("tmpfs", mp), "service %q: tmpfs mount path %q must be absolute", name, mp)
+		case mounts[path.Clean(mp)] != "":
+			p.add(at("tmpfs", mp), "service %q: tmpfs %s is also the mount path of %s: keep one (an overlay removes a base volume with '<name>: null')", name, mp, mounts[path.Clean(mp)])
+		}
+		if strings.ContainsAny(s.Tmpfs[mp], " \t\n") {
+			p.add(at("tmpfs", mp), "service %q: tmpfs %s: options %q: write them comma-separated without spaces, e.g. size=64m,mode=0755", name, mp, s.Tmpfs[mp])
+		}
+	}
 	for i, f := range s.Files {
 		p.validateFile(d, s, i, f)
 	}
@@ -356,6 +371,17 @@ func (p *parser) validateFile(d *Descriptor, s *ServiceSpec, i int, f FileSpec) 
 		}
 		if st, err := os.Stat(src); err != nil || st.IsDir() {
 			p.add(p.line("services", name, "files", strconv.Itoa(i), "source"), "service %q: file %s: source %s is missing (sources are relative to the descriptor's folder)", name, f.Path, src)
+		} else if len(f.Edits) > 0 {
+			if b, err := os.ReadFile(src); err != nil {
+				p.add(l, "service %q: file %s: read source %s: %v", name, f.Path, src, err)
+			} else if _, err := f.edited(string(b)); err != nil {
+				p.add(p.line("services", name, "files", strconv.Itoa(i), "edits"), "service %q: file %s (source %s): %v", name, f.Path, src, err)
+			}
+		}
+	}
+	if f.Template != "" && len(f.Edits) > 0 {
+		if _, err := f.edited(f.Template); err != nil {
+			p.add(p.line("services", name, "files", strconv.Itoa(i), "edits"), "service %q: file %s (template): %v", name, f.Path, err)
 		}
 	}
 	if f.Mode > 0o7777 {
