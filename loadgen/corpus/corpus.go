@@ -21,20 +21,14 @@ package corpus
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"math/rand/v2"
-	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/emersion/go-message"
-	"github.com/emersion/go-message/mail"
 )
 
 // The identity and integrity headers every message carries.
@@ -146,6 +140,9 @@ func (o Options) Validate() error {
 type Generator struct {
 	o           Options
 	ascii, utf8 *pool
+	mailbox     map[string]string // recipient address → its mailbox as go-message formats it
+	subject     []string          // encoded subject of each template without a sequence number
+	folded      foldedFields      // header fields go-message folds, formatted once
 }
 
 // New returns a Generator for o, or every problem with o.
@@ -156,7 +153,19 @@ func New(o Options) (*Generator, error) {
 	o = o.Defaults()
 	o.Recipients = append([]string(nil), o.Recipients...)
 	r := rand.New(rand.NewPCG(uint64(o.Seed), 0x6d61696c6368616f))
-	return &Generator{o: o, ascii: newPool(r, false), utf8: newPool(r, true)}, nil
+	g := &Generator{o: o, ascii: newPool(r, false), utf8: newPool(r, true), mailbox: map[string]string{}}
+	for _, a := range o.Recipients {
+		g.mailbox[a] = formatMailbox(a)
+	}
+	for _, s := range subjects {
+		if strings.Contains(s, "%d") {
+			s = ""
+		} else {
+			s = encodeText(s)
+		}
+		g.subject = append(g.subject, s)
+	}
+	return g, nil
 }
 
 // Options returns the generator's options with defaults applied.
@@ -186,11 +195,17 @@ func MessageID(runID, stream string, seq int) string {
 	return fmt.Sprintf("%s.%s.%d", runID, stream, seq)
 }
 
-// rngFor derives the random source of one message.
+// rngFor derives the random source of one message from the FNV-1a hash of
+// stream, a NUL and seq in decimal.
 func (g *Generator) rngFor(stream string, seq int) *rand.Rand {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%d", stream, seq)
-	return rand.New(rand.NewPCG(uint64(g.o.Seed), h.Sum64()))
+	var b [64]byte
+	key := strconv.AppendInt(append(append(b[:0], stream...), 0), int64(seq), 10)
+	h := uint64(14695981039346656037)
+	for _, c := range key {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return rand.New(rand.NewPCG(uint64(g.o.Seed), h))
 }
 
 // SampleSize draws one message size from the log-normal distribution of o
@@ -207,7 +222,22 @@ func SampleSize(o Options, r *rand.Rand) int {
 // the server offered 8BITMIME: if so, non-ASCII text parts go as 8bit,
 // otherwise as quoted-printable. The same arguments give the same bytes.
 func (g *Generator) Message(stream string, seq int, from string, eightBit bool) (*Message, error) {
-	m, size, err := g.build(stream, seq, from, eightBit, 0)
+	m, err := g.sized(stream, seq, from, eightBit, g.build)
+	if err != nil {
+		return nil, err
+	}
+	m.seal()
+	return m, nil
+}
+
+// buildFunc builds a message with the body budget reduced by over bytes, and
+// returns the size it aimed at.
+type buildFunc func(stream string, seq int, from string, eightBit bool, over int) (*Message, int, error)
+
+// sized builds a message with build, and builds it again once if it missed
+// its size by more than 5%.
+func (g *Generator) sized(stream string, seq int, from string, eightBit bool, build buildFunc) (*Message, error) {
+	m, size, err := build(stream, seq, from, eightBit, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -215,98 +245,34 @@ func (g *Generator) Message(stream string, seq int, from string, eightBit bool) 
 	// estimate of the framing cost approximate: correct it once, from the
 	// same random source, so the size distribution is the asked one.
 	if d := m.Size() - size; d > size/20 || -d > size/20 {
-		if m2, _, err := g.build(stream, seq, from, eightBit, d); err == nil {
+		if m2, _, err := build(stream, seq, from, eightBit, d); err == nil {
 			m = m2
 		}
 	}
 	return m, nil
 }
 
-func (g *Generator) build(stream string, seq int, from string, eightBit bool, over int) (*Message, int, error) {
+// start draws what every message has before its header and body: its size,
+// shape and recipients (distinct test users, To first, then Cc), from the
+// message's own random source, which it returns for the rest.
+func (g *Generator) start(stream string, seq int, from string) (*Message, *rand.Rand, int) {
 	r := g.rngFor(stream, seq)
 	o := g.o
 	m := &Message{ID: MessageID(o.RunID, stream, seq), From: from}
-
 	size := SampleSize(o, r)
 	m.Shape = pickShape(o.Weights, size, r)
-
-	// Recipients: distinct test users, To first, then Cc.
 	n := 1 + r.IntN(min(o.MaxRecipients, len(o.Recipients)))
 	perm := r.Perm(len(o.Recipients))
 	nTo := 1 + r.IntN(n)
+	m.Rcpt = make([]string, n)
 	for i := range n {
-		a := o.Recipients[perm[i]]
-		if i < nTo {
-			m.To = append(m.To, a)
-		} else {
-			m.Cc = append(m.Cc, a)
-		}
+		m.Rcpt[i] = o.Recipients[perm[i]]
 	}
-	m.Rcpt = append(append([]string(nil), m.To...), m.Cc...)
-
-	var h mail.Header
-	h.SetAddressList("From", []*mail.Address{{Address: from}})
-	h.SetAddressList("To", addrs(m.To))
-	if len(m.Cc) > 0 {
-		h.SetAddressList("Cc", addrs(m.Cc))
+	m.To = m.Rcpt[:nTo:nTo]
+	if n > nTo {
+		m.Cc = m.Rcpt[nTo:]
 	}
-	h.SetSubject(subject(r, seq))
-	h.SetDate(o.Date.Add(time.Duration(seq) * time.Second))
-	h.SetMessageID(m.ID + "@mailchaos.test")
-	h.Set(HeaderID, m.ID)
-
-	// Room left for the body, once headers and MIME framing (~600 bytes)
-	// are paid for.
-	budget := max(size-len(m.ID)*2-600-80*len(m.Rcpt)-over, 64)
-	buf := bufs.Get().(*bytes.Buffer)
-	defer bufs.Put(buf)
-	buf.Reset()
-	buf.Grow(size + 1024)
-	var err error
-	switch m.Shape {
-	case ShapePlain:
-		err = g.writePlain(buf, h, r, budget, eightBit, &m.EightBit)
-	case ShapeAlternative:
-		err = g.writeAlternative(buf, h, r, budget, eightBit, &m.EightBit)
-	default:
-		err = g.writeAttachment(buf, h, r, budget, eightBit, &m.EightBit)
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("build message %s: %w", m.ID, err)
-	}
-	if !bytes.HasSuffix(buf.Bytes(), crlf) {
-		buf.Write(crlf)
-	}
-	raw := buf.Bytes()
-	hdrEnd := bytes.Index(raw, []byte("\r\n\r\n"))
-	if hdrEnd < 0 {
-		return nil, 0, fmt.Errorf("build message %s: no header/body separator", m.ID)
-	}
-	body := raw[hdrEnd+4:]
-	sum := sha256.Sum256(body)
-	m.BodySHA256 = hex.EncodeToString(sum[:])
-	// The hash header can only be known once the body exists, so it is
-	// spliced in as the header's last field.
-	out := make([]byte, 0, len(raw)+len(HeaderBodySHA256)+len(m.BodySHA256)+6)
-	out = append(out, raw[:hdrEnd+2]...)
-	out = append(out, HeaderBodySHA256+": "...)
-	out = append(out, m.BodySHA256...)
-	out = append(out, "\r\n\r\n"...)
-	m.BodyOffset = len(out)
-	m.Bytes = append(out, body...)
-	return m, size, nil
-}
-
-// bufs holds the buffers messages are built in before the hash header is
-// spliced into their final, exactly sized copy.
-var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func addrs(l []string) []*mail.Address {
-	out := make([]*mail.Address, len(l))
-	for i, a := range l {
-		out[i] = &mail.Address{Address: a}
-	}
-	return out
+	return m, r, size
 }
 
 func pickShape(w [3]float64, size int, r *rand.Rand) Shape {
@@ -334,20 +300,6 @@ meeting agenda quarterly budget project deadline review approved pending`)
 var utf8Words = strings.Fields(`Grüße Köln Straße naïve café crème déjà vu
 Ærøskøbing smörgåsbord Привет мир Почта 日本語 メール 東京 中文 邮件 Ελληνικά
 ταχυδρομείο עברית العربية ½ € ©`)
-
-var subjects = []string{
-	"Quarterly report", "Re: meeting agenda", "Invoice %d", "Fwd: project update",
-	"Grüße aus Köln %d", "Café crème et déjà vu", "Привет из почты %d", "日本語のテスト %d",
-	"Ελληνικά θέματα", "Status of ticket #%d", "Smörgåsbord at noon", "½ price offer €%d",
-}
-
-func subject(r *rand.Rand, seq int) string {
-	s := subjects[r.IntN(len(subjects))]
-	if strings.Contains(s, "%d") {
-		s = fmt.Sprintf(s, seq)
-	}
-	return s
-}
 
 // pool is a block of pre-generated prose lines (CRLF-terminated, at most 72
 // bytes plus CRLF) that messages copy runs of lines from: generating text
@@ -438,164 +390,6 @@ func (g *Generator) appendHTML(dst []byte, r *rand.Rand, n int, nonASCII bool) [
 		dst = append(dst, "</p>\r\n"...)
 	}
 	return append(dst, "</body></html>\r\n"...)
-}
-
-// scratch buffers for the parts of a message being built: their bytes are
-// copied into the message, so they are reused across messages.
-var scratch = sync.Pool{New: func() any { return new([]byte) }}
-
-// writeText writes about n bytes of prose as the entity w and closes it.
-func (g *Generator) writeText(w *message.Writer, r *rand.Rand, n int, nonASCII bool) error {
-	bp := scratch.Get().(*[]byte)
-	defer scratch.Put(bp)
-	*bp = g.appendText((*bp)[:0], r, n, nonASCII)
-	return writeEntity(w, *bp)
-}
-
-// writeHTML writes about n bytes of HTML as the entity w and closes it.
-func (g *Generator) writeHTML(w *message.Writer, r *rand.Rand, n int, nonASCII bool) error {
-	bp := scratch.Get().(*[]byte)
-	defer scratch.Put(bp)
-	*bp = g.appendHTML((*bp)[:0], r, n, nonASCII)
-	return writeEntity(w, *bp)
-}
-
-// textHeader chooses the transfer encoding of a text part: 8bit only if the
-// server offered 8BITMIME, quoted-printable for non-ASCII text otherwise.
-func textHeader(mediaType string, nonASCII, eightBit bool, used *bool) message.Header {
-	var h message.Header
-	h.SetContentType(mediaType, map[string]string{"charset": "utf-8"})
-	switch {
-	case !nonASCII:
-		h.Set("Content-Transfer-Encoding", "7bit")
-	case eightBit:
-		h.Set("Content-Transfer-Encoding", "8bit")
-		*used = true
-	default:
-		h.Set("Content-Transfer-Encoding", "quoted-printable")
-	}
-	return h
-}
-
-func writeEntity(w *message.Writer, b []byte) error {
-	if _, err := w.Write(b); err != nil {
-		return err
-	}
-	return w.Close()
-}
-
-func (g *Generator) writePlain(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int, eightBit bool, used *bool) error {
-	nonASCII := r.IntN(2) == 0
-	th := textHeader("text/plain", nonASCII, eightBit, used)
-	for f := th.Fields(); f.Next(); {
-		h.Set(f.Key(), f.Value())
-	}
-	w, err := message.CreateWriter(buf, h.Header)
-	if err != nil {
-		return err
-	}
-	return g.writeText(w, r, budget, nonASCII)
-}
-
-func boundary(r *rand.Rand) string {
-	return fmt.Sprintf("mc-%016x%016x", r.Uint64(), r.Uint64())
-}
-
-func (g *Generator) writeAltParts(mw *message.Writer, r *rand.Rand, budget int, eightBit bool, used *bool) error {
-	nonASCII := r.IntN(2) == 0
-	pw, err := mw.CreatePart(textHeader("text/plain", nonASCII, eightBit, used))
-	if err != nil {
-		return err
-	}
-	if err := g.writeText(pw, r, budget*2/5, nonASCII); err != nil {
-		return err
-	}
-	pw, err = mw.CreatePart(textHeader("text/html", nonASCII, eightBit, used))
-	if err != nil {
-		return err
-	}
-	return g.writeHTML(pw, r, budget*3/5, nonASCII)
-}
-
-func (g *Generator) writeAlternative(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int, eightBit bool, used *bool) error {
-	h.SetContentType("multipart/alternative", map[string]string{"boundary": boundary(r)})
-	w, err := message.CreateWriter(buf, h.Header)
-	if err != nil {
-		return err
-	}
-	if err := g.writeAltParts(w, r, budget, eightBit, used); err != nil {
-		return err
-	}
-	return w.Close()
-}
-
-var attachmentTypes = []struct{ mediaType, ext string }{
-	{"application/pdf", "pdf"}, {"image/png", "png"}, {"application/zip", "zip"},
-	{"application/octet-stream", "bin"},
-}
-
-func (g *Generator) writeAttachment(buf *bytes.Buffer, h mail.Header, r *rand.Rand, budget int, eightBit bool, used *bool) error {
-	h.SetContentType("multipart/mixed", map[string]string{"boundary": boundary(r)})
-	w, err := message.CreateWriter(buf, h.Header)
-	if err != nil {
-		return err
-	}
-	textLen := min(budget/4, 2048+r.IntN(2048))
-	if r.IntN(2) == 0 {
-		var ah message.Header
-		ah.SetContentType("multipart/alternative", map[string]string{"boundary": boundary(r)})
-		aw, err := w.CreatePart(ah)
-		if err != nil {
-			return err
-		}
-		if err := g.writeAltParts(aw, r, textLen, eightBit, used); err != nil {
-			return err
-		}
-		if err := aw.Close(); err != nil {
-			return err
-		}
-	} else {
-		nonASCII := r.IntN(2) == 0
-		pw, err := w.CreatePart(textHeader("text/plain", nonASCII, eightBit, used))
-		if err != nil {
-			return err
-		}
-		if err := g.writeText(pw, r, textLen, nonASCII); err != nil {
-			return err
-		}
-	}
-	// base64 costs 4/3 plus CRLF every 76 characters.
-	raw := max((budget-textLen)*57/78, 16)
-	nAtt := 1 + r.IntN(3)
-	for i := range nAtt {
-		part := raw / nAtt
-		if i == nAtt-1 {
-			part = raw - part*(nAtt-1)
-		}
-		at := attachmentTypes[r.IntN(len(attachmentTypes))]
-		var ph message.Header
-		ph.SetContentType(at.mediaType, nil)
-		ph.SetContentDisposition("attachment", map[string]string{"filename": fmt.Sprintf("file-%d.%s", i+1, at.ext)})
-		ph.Set("Content-Transfer-Encoding", "base64")
-		pw, err := w.CreatePart(ph)
-		if err != nil {
-			return err
-		}
-		var key [32]byte
-		for k := range 4 {
-			binary.LittleEndian.PutUint64(key[8*k:], r.Uint64())
-		}
-		bp := scratch.Get().(*[]byte)
-		data := slices.Grow((*bp)[:0], part)[:part]
-		_, _ = rand.NewChaCha8(key).Read(data)
-		err = writeEntity(pw, data)
-		*bp = data
-		scratch.Put(bp)
-		if err != nil {
-			return err
-		}
-	}
-	return w.Close()
 }
 
 // SplitBody returns the body of a raw message: the bytes after the first
