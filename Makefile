@@ -80,6 +80,15 @@ run: images ## the nightly scenarios against the reference stack; report in out/
 smoke: images ## the short smoke scenario (steady-state), with its report in out/latest/
 	$(MAILCHAOS) run --label smoke --duration $(or $(DURATION),30s) --steady 5s $(RUN_FLAGS)
 
+# The stack variants with seeded defects (fixtures/stacks/defects) against
+# their scenarios, and the clean stack against the same scenarios: proof of
+# what the gates catch. Exit 0 when every defect was caught with its
+# expected finding and the clean stack raised no alarm.
+.PHONY: defects
+defects: images ## seeded-defect variants vs the clean stack, table in out/latest-defects/ (VARIANTS=a,b DURATION= RATE= SEED=)
+	$(MAILCHAOS) defects --out $(OUT) $(if $(VARIANTS),--variant $(VARIANTS)) $(if $(DURATION),--duration $(DURATION)) \
+		$(if $(RATE),--rate $(RATE)) $(if $(USERS),--users $(USERS)) $(if $(SEED),--seed $(SEED))
+
 .PHONY: rehearse
 rehearse: images ## upgrade rehearsal under load: make rehearse FROM=v1 TO=v2 (tags, or service=image,...)
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "rehearse: give FROM=... and TO=... (e.g. FROM=v1 TO=v2)"; exit 2; }
