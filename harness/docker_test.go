@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/client"
 )
 
 // banner dials addr and returns the first line, bounded by a deadline.
@@ -209,14 +211,72 @@ func TestToyStack(t *testing.T) {
 		a, _ := env.Node("back-a")
 		addr, _ := a.Addr("smtp")
 		// Write into the volume, replace, read back.
+		writeFile(ctx, t, a, "/data/marker", "kept")
 		if err := a.Replace(ctx, testImage); err != nil {
 			t.Fatal(err)
 		}
 		if line, err := banner(t, addr); err != nil || line != "220 back-a ready" {
 			t.Errorf("after replace: %q %v", line, err)
 		}
+		if code, outp, err := a.Exec(ctx, []string{"/bannerd", "cat", "/data/marker"}); err != nil || code != 0 || outp != "kept" {
+			t.Errorf("volume after replace: exit %d %q %v", code, outp, err)
+		}
 		if err := a.Replace(ctx, "mailchaos/does-not-exist:v9"); err == nil || !errors.Is(err, ErrImageMissing) {
 			t.Errorf("replace with a missing image: %v", err)
+		}
+	})
+	t.Run("drop volumes", func(t *testing.T) {
+		a, _ := env.Node("back-a")
+		addr, _ := a.Addr("smtp")
+		writeFile(ctx, t, a, "/data/marker", "doomed")
+		if err := a.DropVolumes(ctx); err == nil || !strings.Contains(err.Error(), "kill or stop it first") {
+			t.Fatalf("drop volumes of a running node = %v, want a refusal", err)
+		}
+		if code, _, _ := a.Exec(ctx, []string{"/bannerd", "cat", "/data/marker"}); code != 0 {
+			t.Fatal("a refused drop deleted the volume")
+		}
+		if err := a.Kill(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Disconnect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.DropVolumes(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Still down and still cut off: the caller decides when it returns.
+		if a.running(ctx) {
+			t.Error("running after DropVolumes")
+		}
+		ins, err := env.cli.ContainerInspect(ctx, a.containerID(), client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nets := ins.Container.NetworkSettings.Networks; len(nets) != 0 {
+			t.Errorf("recreated container joined %d networks while its node was disconnected", len(nets))
+		}
+		vol := env.volumeName("back-a", "data")
+		v, err := env.cli.VolumeInspect(ctx, vol, client.VolumeInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Volume.Labels[LabelRun] != runID || v.Volume.Labels[LabelService] != "back-a" {
+			t.Errorf("new volume %s labels %v: Teardown would miss it", vol, v.Volume.Labels)
+		}
+		if err := a.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if code, outp, _ := a.Exec(ctx, []string{"/bannerd", "cat", "/data/marker"}); code == 0 {
+			t.Errorf("marker survived DropVolumes: %q", outp)
+		}
+		if line, err := banner(t, addr); err != nil || line != "220 back-a ready" {
+			t.Errorf("same host port after DropVolumes: %q %v", line, err)
+		}
+		if code, outp, _ := a.Exec(ctx, []string{"/bannerd", "cat", "/etc/back.conf"}); code != 0 || !strings.Contains(outp, runID) {
+			t.Errorf("recreated container lacks its files: exit %d %q", code, outp)
 		}
 	})
 	t.Run("region stop and start", func(t *testing.T) {
@@ -328,5 +388,18 @@ func TestNoDocker(t *testing.T) {
 	t.Logf("error: %s", msg)
 	if strings.Contains(msg, "\n") || !strings.Contains(msg, "tcp://127.0.0.1:1") || !strings.Contains(msg, "is the Docker daemon running? set DOCKER_HOST") {
 		t.Errorf("want one line naming the host, the cause and the fix: %q", msg)
+	}
+}
+
+// writeFile puts content at path in n's container (into a volume when the
+// path is on one), through the Docker API: the test image has no shell.
+func writeFile(ctx context.Context, t *testing.T, n *Node, path, content string) {
+	t.Helper()
+	tarball, err := tarFiles([]renderedFile{{Path: path, Mode: 0o644, Data: []byte(content)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.cli().CopyToContainer(ctx, n.containerID(), client.CopyToContainerOptions{DestinationPath: "/", Content: tarball}); err != nil {
+		t.Fatalf("write %s in %s: %v", path, n.Name(), err)
 	}
 }

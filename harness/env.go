@@ -140,13 +140,15 @@ func (e *Env) up(ctx context.Context) error {
 	for _, n := range names {
 		nports += len(d.Services[n].Ports)
 	}
-	var endpointListens []int
-	for _, ep := range sortedKeys(d.Endpoints) {
-		if l, ok := d.Link(d.Endpoints[ep]); ok && !containsInt(endpointListens, l.Listen) {
-			endpointListens = append(endpointListens, l.Listen)
+	// Every link's listen port is published on loopback, not only the
+	// endpoints': faults probe a link to observe a cut and verify a heal.
+	var linkListens []int
+	for _, l := range d.Links {
+		if !containsInt(linkListens, l.Listen) {
+			linkListens = append(linkListens, l.Listen)
 		}
 	}
-	hostPorts, err := freePorts(nports + 1 + len(endpointListens))
+	hostPorts, err := freePorts(nports + 1 + len(linkListens))
 	if err != nil {
 		return err
 	}
@@ -192,11 +194,7 @@ func (e *Env) up(ctx context.Context) error {
 	}
 	if err := parallel(ctx, vols, func(ctx context.Context, v string) error {
 		svc, vn, _ := strings.Cut(v, "\x00")
-		name := e.resName(svc + "-" + vn)
-		if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: map[string]string{LabelRun: e.runID, LabelService: svc}}); err != nil {
-			return fmt.Errorf("create volume %s: %w", name, err)
-		}
-		return nil
+		return e.createVolume(ctx, svc, vn)
 	}); err != nil {
 		return err
 	}
@@ -208,8 +206,8 @@ func (e *Env) up(ctx context.Context) error {
 	if len(d.Links) > 0 {
 		px := &Node{env: e, image: d.Proxy.Image, proxy: true, ports: map[string]int{"api": toxiproxyAPIPort}, hostPorts: map[string]int{"api": hostPorts[0]},
 			spec: &ServiceSpec{Name: "toxiproxy", Role: "x-toxiproxy", Command: d.Proxy.Command, Networks: d.Networks()}}
-		for i, l := range endpointListens {
-			pn := "link-" + strconv.Itoa(l)
+		for i, l := range linkListens {
+			pn := linkPort(l)
 			px.ports[pn] = l
 			px.hostPorts[pn] = hostPorts[1+i]
 		}
@@ -369,11 +367,11 @@ func (e *Env) Endpoint(name string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("endpoint %q: not in the descriptor (endpoints: %v)", name, sortedKeys(e.d.Endpoints))
 	}
-	l, _ := e.d.Link(ln)
-	if e.proxy == nil {
+	l, ok := e.links[ln]
+	if !ok || e.proxy == nil {
 		return "", fmt.Errorf("endpoint %q: the stack is not up", name)
 	}
-	return e.proxy.Addr("link-" + strconv.Itoa(l.Listen))
+	return l.Addr()
 }
 
 // ProxyAPI returns the host address of Toxiproxy's HTTP API.

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 )
@@ -43,6 +44,19 @@ func (l *Link) Listen() int { return l.spec.Listen }
 
 // Upstream returns the link's "service:port".
 func (l *Link) Upstream() string { return l.spec.Upstream }
+
+// Addr returns the host address ("127.0.0.1:port") where the link's listen
+// port is published: connecting there goes through the link like its
+// from side does. Endpoints are such addresses.
+func (l *Link) Addr() (string, error) {
+	if l.env.proxy == nil {
+		return "", fmt.Errorf("link %s: the stack is not up", l.spec.Name)
+	}
+	return l.env.proxy.Addr(linkPort(l.spec.Listen))
+}
+
+// linkPort names the toxiproxy container's published port of a listen port.
+func linkPort(listen int) string { return "link-" + strconv.Itoa(listen) }
 
 func (l *Link) proxy(ctx context.Context) (*toxiproxy.Proxy, error) {
 	if l.env.tp == nil {
