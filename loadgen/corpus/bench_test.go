@@ -7,9 +7,11 @@ func BenchmarkMessage(b *testing.B) {
 	g := newGen(b, Options{Seed: 1})
 	b.ReportAllocs()
 	for i := range b.N {
-		if _, err := g.Message("s", i, "a@example.test", true); err != nil {
+		m, err := g.Message("s", i, "a@example.test", true)
+		if err != nil {
 			b.Fatal(err)
 		}
+		m.Release() // as the sender does once a message is sent
 	}
 }
 
@@ -24,6 +26,7 @@ func BenchmarkMessageFixed10K(b *testing.B) {
 			b.Fatal(err)
 		}
 		n += m.Size()
+		m.Release()
 	}
 	b.SetBytes(int64(n / b.N))
 }

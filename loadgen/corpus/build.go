@@ -94,15 +94,19 @@ var attachmentTypes = []struct{ mediaType, ext string }{
 // maxAttachments bounds the attachments of one message.
 const maxAttachments = 3
 
-// fixed are the header blocks that do not vary between messages, written by
-// go-message once.
-var fixed = sync.OnceValue(func() (f struct {
+// fixedHeaders are the header blocks that do not vary between messages
+// (or only by a boundary), written by go-message once.
+type fixedHeaders struct {
 	mimeVersion []byte                   // the MIME-Version field CreateWriter adds
 	plainTop    [3][]byte                // Content-Type and -Transfer-Encoding of a text/plain message, by encoding
 	plainPart   [3][]byte                // header of a text/plain part with its blank line, by encoding
 	htmlPart    [3][]byte                // the same for text/html
 	attachment  [][maxAttachments][]byte // header of attachment i+1 of each type, with its blank line
-}) {
+	alternative stamp                    // the Content-Type field of a multipart/alternative entity
+	mixed       stamp                    // the same for multipart/mixed
+}
+
+var fixed = sync.OnceValue(func() (f fixedHeaders) {
 	must := func(b []byte, err error) []byte {
 		if err != nil {
 			panic(fmt.Sprintf("corpus: go-message refused a constant header: %v", err))
@@ -120,6 +124,18 @@ var fixed = sync.OnceValue(func() (f struct {
 		f.plainTop[enc] = bytes.TrimSuffix(must(writeHeader(top)), crlf)
 		f.plainPart[enc] = must(writeHeader(th))
 		f.htmlPart[enc] = must(writeHeader(textPartHeader("text/html", textEnc(enc))))
+	}
+	for _, mp := range []struct {
+		s    *stamp
+		kind string
+	}{{&f.alternative, "alternative"}, {&f.mixed, "mixed"}} {
+		var ok bool
+		*mp.s, ok = newStamp(func(p string) ([]byte, error) {
+			return formatField("Content-Type", "multipart/"+mp.kind+"; boundary=mc-"+p)
+		}, boundaryHex)
+		if !ok {
+			panic("corpus: go-message split a multipart boundary while folding its Content-Type")
+		}
 	}
 	f.attachment = make([][maxAttachments][]byte, len(attachmentTypes))
 	for t, at := range attachmentTypes {
@@ -151,6 +167,46 @@ func formatField(k, v string) ([]byte, error) {
 		return nil, err
 	}
 	return b[:len(b)-2], nil
+}
+
+// stamp is a header field as go-message formats it, made once with a
+// placeholder where each message's own characters go. go-message folds a
+// field by its length and where its spaces are, so a value of the
+// placeholder's length without spaces folds the same way, and writing it
+// over the placeholder gives the bytes go-message would have written.
+type stamp struct {
+	field []byte
+	at, n int // the placeholder is field[at : at+n]
+}
+
+// newStamp formats a field twice, with placeholders of n '0's and of n
+// '1's, and finds the run of n bytes where the two differ. ok is false if
+// the placeholder did not come through formatting whole and unchanged: then
+// each message's field must be formatted on its own.
+func newStamp(format func(placeholder string) ([]byte, error), n int) (stamp, bool) {
+	p0, p1 := strings.Repeat("0", n), strings.Repeat("1", n)
+	f0, err0 := format(p0)
+	f1, err1 := format(p1)
+	if err0 != nil || err1 != nil || len(f0) != len(f1) {
+		return stamp{}, false
+	}
+	at := 0
+	for at < len(f0) && f0[at] == f1[at] {
+		at++
+	}
+	if at+n > len(f0) || string(f0[at:at+n]) != p0 || string(f1[at:at+n]) != p1 || !bytes.Equal(f0[at+n:], f1[at+n:]) {
+		return stamp{}, false
+	}
+	return stamp{field: f0, at: at, n: n}, true
+}
+
+// append appends the field with value over the placeholder; len(value)
+// must be the placeholder's.
+func (s *stamp) append(dst []byte, value string) []byte {
+	n := len(dst)
+	dst = append(dst, s.field...)
+	copy(dst[n+s.at:n+s.at+s.n], value)
+	return dst
 }
 
 // appendField appends the header field k: v as go-message writes it. k must
@@ -242,16 +298,55 @@ var subjects = []string{
 	"Ελληνικά θέματα", "Status of ticket #%d", "Smörgåsbord at noon", "½ price offer €%d",
 }
 
-// subjectValue is the encoded Subject of template i for sequence seq.
-func (g *Generator) subjectValue(i, seq int) string {
+// appendSubject appends the Subject field of template i for sequence seq.
+// A template with a sequence number is stamped: formatted once per number
+// of digits, the digits written over its placeholder.
+func (g *Generator) appendSubject(dst []byte, i, seq int) ([]byte, error) {
 	if s := g.subject[i]; s != "" {
-		return s
+		return g.appendField(dst, "Subject", s, true)
 	}
-	return encodeText(strings.Replace(subjects[i], "%d", strconv.Itoa(seq), 1))
+	var d [20]byte
+	digits := strconv.AppendInt(d[:0], int64(seq), 10)
+	if seq >= 0 {
+		if st := g.subjectStamp(i, len(digits)); st != nil {
+			return st.append(dst, string(digits)), nil
+		}
+	}
+	return g.appendField(dst, "Subject", encodeText(strings.Replace(subjects[i], "%d", string(digits), 1)), false)
 }
 
+// subjectStamp returns the stamp of template i with n digits, making it at
+// first use, or nil if that subject cannot be stamped.
+func (g *Generator) subjectStamp(i, n int) *stamp {
+	slot := &g.subjectStamps[i][n]
+	if st := slot.Load(); st != nil {
+		if st.field == nil {
+			return nil
+		}
+		return st
+	}
+	st, _ := newStamp(func(p string) ([]byte, error) {
+		return formatField("Subject", encodeText(strings.Replace(subjects[i], "%d", p, 1)))
+	}, n)
+	slot.Store(&st)
+	if st.field == nil {
+		return nil
+	}
+	return &st
+}
+
+// boundaryHex is the length of a boundary's random part.
+const boundaryHex = 32
+
+// boundary draws a multipart boundary: "mc-" and 32 hex digits.
 func boundary(r *rand.Rand) string {
-	return fmt.Sprintf("mc-%016x%016x", r.Uint64(), r.Uint64())
+	var raw [boundaryHex / 2]byte
+	binary.BigEndian.PutUint64(raw[:8], r.Uint64())
+	binary.BigEndian.PutUint64(raw[8:], r.Uint64())
+	var b [3 + boundaryHex]byte
+	copy(b[:], "mc-")
+	hex.Encode(b[3:], raw[:])
+	return string(b[:])
 }
 
 func (g *Generator) build(stream string, seq int, from string, eightBit bool, over int) (*Message, int, error) {
@@ -266,7 +361,7 @@ func (g *Generator) build(stream string, seq int, from string, eightBit bool, ov
 	// The header, in the order go-message writes it (the reverse of the
 	// order the fields were set in).
 	f := fixed()
-	b := make([]byte, 0, size+size/16+4096)
+	b := getBuffer(size + size/16 + 4096)
 	b = append(b, f.mimeVersion...)
 	var (
 		bnd      string
@@ -279,10 +374,10 @@ func (g *Generator) build(stream string, seq int, from string, eightBit bool, ov
 		b = append(b, f.plainTop[textEncoding(nonASCII, eightBit)]...)
 	case ShapeAlternative:
 		bnd = boundary(r)
-		b, err = g.appendField(b, "Content-Type", "multipart/alternative; boundary="+bnd, false)
+		b = f.alternative.append(b, bnd[3:])
 	default:
 		bnd = boundary(r)
-		b, err = g.appendField(b, "Content-Type", "multipart/mixed; boundary="+bnd, false)
+		b = f.mixed.append(b, bnd[3:])
 	}
 	fields := [...]struct {
 		k, v   string
@@ -291,7 +386,7 @@ func (g *Generator) build(stream string, seq int, from string, eightBit bool, ov
 		{HeaderID, m.ID, false},
 		{"Message-Id", "<" + m.ID + "@mailchaos.test>", false},
 		{"Date", o.Date.Add(time.Duration(seq) * time.Second).Format(dateLayout), false},
-		{"Subject", g.subjectValue(subj, seq), true},
+		{"Subject", "", false}, // see appendSubject
 		{"Cc", "", true},
 		{"To", g.addressList(m.To), true},
 		{"From", g.mailboxOf(from), true},
@@ -300,7 +395,11 @@ func (g *Generator) build(stream string, seq int, from string, eightBit bool, ov
 		fields[4].v = g.addressList(m.Cc)
 	}
 	for _, fl := range fields {
-		if err == nil && fl.v != "" {
+		switch {
+		case err != nil:
+		case fl.k == "Subject":
+			b, err = g.appendSubject(b, subj, seq)
+		case fl.v != "":
 			b, err = g.appendField(b, fl.k, fl.v, fl.recurs)
 		}
 	}
@@ -340,6 +439,45 @@ func (m *Message) seal() {
 	hashAt := m.BodyOffset - len("\r\n\r\n") - sha256.Size*2
 	hex.Encode(m.Bytes[hashAt:], sum[:])
 	m.BodySHA256 = string(m.Bytes[hashAt : m.BodyOffset-4])
+}
+
+// buffers holds message buffers given back by Message.Release, by size
+// class: class k holds buffers of capacity minBuffer<<k exactly.
+var buffers [16]sync.Pool
+
+const minBuffer = 4 << 10
+
+// bufferClass returns the smallest class whose buffers hold n bytes.
+func bufferClass(n int) int {
+	k := 0
+	for minBuffer<<k < n {
+		k++
+	}
+	return k
+}
+
+// getBuffer returns an empty buffer with room for at least n bytes.
+func getBuffer(n int) []byte {
+	k := bufferClass(n)
+	if k >= len(buffers) {
+		return make([]byte, 0, n)
+	}
+	if p, ok := buffers[k].Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, minBuffer<<k)
+}
+
+// Release gives the message's buffer back for a later message to be built
+// in. Neither m.Bytes nor anything sliced from it may be used afterwards; the
+// other fields stay valid. Calling it is optional (a message not released is
+// garbage collected as usual) and a second call does nothing.
+func (m *Message) Release() {
+	b := m.Bytes
+	m.Bytes = nil
+	if k := bufferClass(cap(b)); b != nil && k < len(buffers) && cap(b) == minBuffer<<k {
+		buffers[k].Put(&b)
+	}
 }
 
 // scratch buffers for text to be quoted-printable encoded and attachment
@@ -415,10 +553,7 @@ func (g *Generator) appendMixed(dst []byte, r *rand.Rand, bnd string, budget int
 	dst = appendPartStart(dst, bnd, true)
 	if r.IntN(2) == 0 {
 		inner := boundary(r)
-		var err error
-		if dst, err = g.appendField(dst, "Content-Type", "multipart/alternative; boundary="+inner, false); err != nil {
-			return nil, err
-		}
+		dst = f.alternative.append(dst, inner[3:])
 		dst = append(dst, crlf...)
 		dst = g.appendAlternative(dst, r, inner, textLen, eightBit, used)
 	} else {

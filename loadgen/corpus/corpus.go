@@ -28,6 +28,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -143,6 +144,9 @@ type Generator struct {
 	mailbox     map[string]string // recipient address → its mailbox as go-message formats it
 	subject     []string          // encoded subject of each template without a sequence number
 	folded      foldedFields      // header fields go-message folds, formatted once
+	// subjectStamps[i][n] is the Subject of template i with an n-digit
+	// sequence number, made at first use (see appendSubject).
+	subjectStamps [][20]atomic.Pointer[stamp]
 }
 
 // New returns a Generator for o, or every problem with o.
@@ -153,7 +157,8 @@ func New(o Options) (*Generator, error) {
 	o = o.Defaults()
 	o.Recipients = append([]string(nil), o.Recipients...)
 	r := rand.New(rand.NewPCG(uint64(o.Seed), 0x6d61696c6368616f))
-	g := &Generator{o: o, ascii: newPool(r, false), utf8: newPool(r, true), mailbox: map[string]string{}}
+	g := &Generator{o: o, ascii: newPool(r, false), utf8: newPool(r, true), mailbox: map[string]string{},
+		subjectStamps: make([][20]atomic.Pointer[stamp], len(subjects))}
 	for _, a := range o.Recipients {
 		g.mailbox[a] = formatMailbox(a)
 	}
@@ -192,7 +197,7 @@ func (m *Message) Size() int { return len(m.Bytes) }
 
 // MessageID returns the X-Mailchaos-Id for a stream and sequence number.
 func MessageID(runID, stream string, seq int) string {
-	return fmt.Sprintf("%s.%s.%d", runID, stream, seq)
+	return runID + "." + stream + "." + strconv.Itoa(seq)
 }
 
 // rngFor derives the random source of one message from the FNV-1a hash of
@@ -246,6 +251,7 @@ func (g *Generator) sized(stream string, seq int, from string, eightBit bool, bu
 	// same random source, so the size distribution is the asked one.
 	if d := m.Size() - size; d > size/20 || -d > size/20 {
 		if m2, _, err := build(stream, seq, from, eightBit, d); err == nil {
+			m.Release()
 			m = m2
 		}
 	}

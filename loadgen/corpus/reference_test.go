@@ -255,6 +255,8 @@ func TestSameBytesAsGoMessageWriters(t *testing.T) {
 					got.Shape != want.Shape || fmt.Sprint(got.To, got.Cc, got.Rcpt) != fmt.Sprint(want.To, want.Cc, want.Rcpt) {
 					t.Fatalf("case %d seq %d: message facts differ: %+v vs %+v", ci, seq, got, want)
 				}
+				// The next message is built in this one's buffer.
+				got.Release()
 			}
 		}
 	}
