@@ -180,6 +180,18 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// WriteBuffers writes bufs in order, in one writev where the connection
+// allows it, counting bytes and remembering the first error like Write.
+func (c *Conn) WriteBuffers(bufs ...[]byte) (int64, error) {
+	nb := net.Buffers(bufs)
+	n, err := nb.WriteTo(c.Conn)
+	c.written.Add(n)
+	if err != nil {
+		c.note(err)
+	}
+	return n, err
+}
+
 func (c *Conn) note(err error) {
 	c.mu.Lock()
 	if c.firstErr == nil {

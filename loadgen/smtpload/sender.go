@@ -175,16 +175,13 @@ func (ss *session) commands(rcpt []string) [][]byte {
 	return append(ss.lines, rest)
 }
 
-// holdMax is the largest message whose DATA is held back and sent in one
-// write with its final "."; larger ones go out in two writes.
-const holdMax = 256 << 10
-
 // holdConn is a plain session's connection as go-smtp sees it. While it
-// holds, writes are collected and leave in one write just before the next
-// read (go-smtp always reads a reply after writing a command or the final
-// "."), so a message's body and its final "." cost one system call. It
-// remembers a failed write, so that a connection lost while the final "."
-// was being written is told apart from one lost after it.
+// holds, writes are collected and leave together just before the next read
+// (go-smtp always reads a reply after writing a command or the final "."):
+// a message's body and its final "." cost one system call, and the body is
+// held by reference and written with writev, never copied on its way to the
+// kernel. It remembers a failed write, so that a connection lost while the
+// final "." was being written is told apart from one lost after it.
 //
 // It also pipelines (RFC 2920) when the server offers PIPELINING: the RCPT
 // and DATA commands go out in the same write as MAIL, and when go-smtp then
@@ -195,7 +192,8 @@ const holdMax = 256 << 10
 type holdConn struct {
 	*netx.Conn
 	holding bool
-	buf     []byte
+	body    []byte   // held by reference (hold): the stuffed message
+	buf     []byte   // held by copy: commands, the final "."
 	werr    error    // the first write error since the last DATA began
 	next    [][]byte // commands to send with the held bytes
 	ahead   [][]byte // commands sent that go-smtp has yet to write
@@ -213,10 +211,12 @@ func (h *holdConn) pipeline(cmds [][]byte) {
 
 var mailCmd = []byte("MAIL FROM:")
 
-// hold starts holding writes, with b as their first bytes.
-func (h *holdConn) hold(b []byte) {
+// hold starts holding writes, with body as their first bytes. body is not
+// copied: it must stay unchanged until the next read has sent it.
+func (h *holdConn) hold(body []byte) {
 	h.holding = true
-	h.buf = append(h.buf[:0], b...)
+	h.body = body
+	h.buf = h.buf[:0]
 }
 
 // Write holds b while holding, skips it if it was sent ahead, else writes it.
@@ -226,8 +226,8 @@ func (h *holdConn) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	if h.next != nil && bytes.HasPrefix(b, mailCmd) {
-		h.holding = true
-		h.buf = append(h.buf[:0], b...)
+		h.hold(nil)
+		h.buf = append(h.buf, b...)
 		return len(b), nil
 	}
 	if len(h.ahead) > 0 {
@@ -253,12 +253,14 @@ func (h *holdConn) Read(b []byte) (int, error) {
 			h.buf = append(h.buf, c...)
 		}
 		h.ahead, h.next = h.next, nil
-		_, err := h.Conn.Write(h.buf)
-		if cap(h.buf) > holdMax+4096 {
-			h.buf = nil
+		var err error
+		if h.body != nil {
+			_, err = h.Conn.WriteBuffers(h.body, h.buf)
+			h.body = nil
 		} else {
-			h.buf = h.buf[:0]
+			_, err = h.Conn.Write(h.buf)
 		}
+		h.buf = h.buf[:0]
 		if err != nil {
 			if h.werr == nil {
 				h.werr = err
@@ -276,10 +278,25 @@ func (h *holdConn) Read(b []byte) (int, error) {
 // are returned as they are. It returns nil for a message the dot-encoder
 // must handle itself: one with a bare LF, or not ending with CRLF.
 func wire(msg []byte) []byte {
-	if !bytes.HasSuffix(msg, crlf) || bytes.Count(msg, lf) != bytes.Count(msg, crlf) {
+	if !bytes.HasSuffix(msg, crlf) {
 		return nil
 	}
-	if msg[0] != '.' && !bytes.Contains(msg, crlfDot) {
+	// One pass over the line ends: each must be a CRLF, and one followed
+	// by "." starts a line that needs stuffing.
+	stuff := msg[0] == '.'
+	for i := 0; ; {
+		j := bytes.IndexByte(msg[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j
+		if i == 0 || msg[i-1] != '\r' {
+			return nil
+		}
+		i++
+		stuff = stuff || i < len(msg) && msg[i] == '.'
+	}
+	if !stuff {
 		return msg
 	}
 	out := make([]byte, 0, len(msg)+64)
@@ -298,7 +315,6 @@ func wire(msg []byte) []byte {
 }
 
 var (
-	lf      = []byte("\n")
 	crlf    = []byte("\r\n")
 	crlfDot = []byte("\r\n.")
 )
@@ -429,6 +445,10 @@ func (s *Sender) Send(ctx context.Context, stream string, seq int) Result {
 	}
 	s.cfg.Stats.op(res)
 	_ = s.cfg.Recorder.Op(rec)
+	if out.msg != nil {
+		// Every attempt is over and nothing holds the bytes any more.
+		out.msg.Release()
+	}
 	return Result{MsgID: msgID, Outcome: res, Class: last.class, Stage: last.stage, Attempts: n, Err: last.err}
 }
 
@@ -490,16 +510,12 @@ func (s *Sender) try(ctx context.Context, stream string, seq int, out *outgoing)
 	}
 	ss.conn.ArmFor(to.Data + time.Duration(m.Size()>>20)*time.Second)
 	var werr error
-	switch h := ss.hold; {
-	case h != nil && out.wire != nil && len(out.wire) <= holdMax:
-		// The stuffed body but its last CRLF, which the dot-writer's
+	if h := ss.hold; h != nil && out.wire != nil {
+		// The stuffed message but its last CRLF, which the dot-writer's
 		// close sends before the final "."; held and sent with it.
 		h.werr = nil
 		h.hold(out.wire[:len(out.wire)-2])
-	case h != nil && out.wire != nil:
-		h.werr = nil
-		_, werr = h.Write(out.wire[:len(out.wire)-2])
-	default:
+	} else {
 		_, werr = wc.Write(m.Bytes)
 	}
 	if werr != nil {

@@ -39,7 +39,7 @@ func TestWireMatchesDotWriter(t *testing.T) {
 			t.Errorf("%q:\n got %q\nwant %q", msg, got.Bytes(), want.Bytes())
 		}
 	}
-	if wire([]byte("bare\nLF\r\n")) != nil || wire([]byte("no final CRLF")) != nil {
+	if wire([]byte("bare\nLF\r\n")) != nil || wire([]byte("no final CRLF")) != nil || wire([]byte("\nfirst\r\n")) != nil {
 		t.Error("wire accepted a message the dot-encoder must handle")
 	}
 	if m := []byte("plain\r\nbody\r\n"); &wire(m)[0] != &m[0] {
