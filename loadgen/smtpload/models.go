@@ -113,20 +113,39 @@ type OpenConfig struct {
 
 // LoadResult summarises a run of a load model.
 type LoadResult struct {
-	Elapsed    time.Duration // from the first arrival to the end of dispatching
+	// Elapsed runs from the first arrival's schedule start (the closed
+	// model's start) to the last arrival's due time or the last send's
+	// start, whichever is later.
+	Elapsed    time.Duration
 	Warmup     time.Duration // open model: time spent opening sessions before the first arrival
 	Warm       int           // open model: senders with an open session when the schedule started
 	Dispatched int64         // sends started
 	Dropped    int64         // open model: arrivals that found no idle sender
-	Ticks      int64         // open model: arrivals scheduled
+	Ticks      int64         // open model: arrivals decided (Dispatched + Dropped)
+	// Open model: how long after their due time sends started. Late counts
+	// those that started more than LateAfter after it, MaxLag is the worst.
+	// A late start is not a drop: the sender was free and had taken the
+	// arrival before it was due.
+	Late   int64
+	MaxLag time.Duration
 }
 
+// LateAfter is how long after its due time a send may start before it
+// counts as late: well above the timer's usual slack, well below the time a
+// send takes.
+const LateAfter = 2 * time.Millisecond
+
 // RunOpen runs the open model: arrivals follow the schedule whatever the
-// server does; each goes to an idle sender, and an arrival that finds none
-// is counted as dropped, never queued (no coordinated omission). Sessions are
-// opened before the first arrival (see OpenConfig.WarmTimeout). It returns
-// when the schedule ends or MaxMessages have been dispatched, and every
-// started send has finished. Senders are closed (QUIT) at the end.
+// server does. Every sender that is free takes the next arrival nobody has
+// taken and waits for its due time; an arrival whose time comes before any
+// sender took it found every sender busy and is counted as dropped, never
+// queued (no coordinated omission). Because free senders take arrivals ahead
+// of time, an arrival is never dropped just because a timer or goroutine ran
+// late: a late wake-up delays that send (see LoadResult.Late) but does not
+// lose it. Sessions are opened before the first arrival (see
+// OpenConfig.WarmTimeout). It returns when the schedule ends or MaxMessages
+// have been dispatched, and every started send has finished. Senders are
+// closed (QUIT) at the end.
 func RunOpen(ctx context.Context, cfg OpenConfig, senders []*Sender) (LoadResult, error) {
 	if err := cfg.Schedule.Validate(); err != nil {
 		return LoadResult{}, err
@@ -138,12 +157,12 @@ func RunOpen(ctx context.Context, cfg OpenConfig, senders []*Sender) (LoadResult
 	if stream == "" {
 		stream = "open"
 	}
-	stats := senders[0].cfg.Stats
 	warmFor := cfg.WarmTimeout
 	if warmFor == 0 {
 		warmFor = 10 * time.Second
 	}
-	work := make(chan int) // unbuffered: a send succeeds only if a sender is idle
+	a := newArrivals(cfg.Schedule, cfg.MaxMessages, senders[0].cfg.Stats)
+	begin := make(chan struct{}) // closed when the schedule starts
 	var (
 		wg, warming sync.WaitGroup
 		warm        atomic.Int64
@@ -159,12 +178,15 @@ func RunOpen(ctx context.Context, cfg OpenConfig, senders []*Sender) (LoadResult
 				warm.Add(1)
 			}
 			warming.Done()
-			for seq := range work {
-				s.Send(ctx, stream, seq)
+			select {
+			case <-begin:
+			case <-ctx.Done():
+				return
 			}
+			a.serve(ctx, func(seq int) { s.Send(ctx, stream, seq) })
 		}()
 	}
-	var res LoadResult
+	var warmup time.Duration
 	if warmFor > 0 {
 		warmed := make(chan struct{})
 		go func() { warming.Wait(); close(warmed) }()
@@ -175,59 +197,116 @@ func RunOpen(ctx context.Context, cfg OpenConfig, senders []*Sender) (LoadResult
 		case <-ctx.Done():
 		}
 		t.Stop()
-		res.Warmup, res.Warm = time.Since(warmStart), int(warm.Load())
+		warmup = time.Since(warmStart)
 	}
-
-	d := dispatch(ctx, cfg.Schedule, cfg.MaxMessages, work, stats)
-	res.Elapsed, res.Ticks, res.Dispatched, res.Dropped = d.Elapsed, d.Ticks, d.Dispatched, d.Dropped
-	close(work)
+	a.start = time.Now()
+	close(begin)
 	wg.Wait()
+	res := a.result()
+	res.Warmup, res.Warm = warmup, int(warm.Load())
 	return res, ctx.Err()
 }
 
-// dispatch issues the arrivals of sched on work, which must be unbuffered:
-// an arrival is handed to a worker already waiting on it, or dropped. It
-// stops at the schedule's end, after maxMsgs dispatches (0: no bound) or
-// when ctx ends, and does not close work.
-func dispatch(ctx context.Context, sched Schedule, maxMsgs int, work chan<- int, stats *Stats) LoadResult {
-	var res LoadResult
-	total := sched.Duration()
-	start := time.Now()
+// arrivals hands the arrivals of an open-model schedule to free senders.
+type arrivals struct {
+	sched   Schedule
+	total   int64 // arrivals in the schedule
+	maxMsgs int64 // 0: no bound
+	stats   *Stats
+	start   time.Time // set before any sender serves
+
+	next                atomic.Int64 // the last arrival taken
+	dispatched, dropped atomic.Int64
+	late                atomic.Int64
+	maxLag, end         atomic.Int64 // nanoseconds; end: see LoadResult.Elapsed
+}
+
+func newArrivals(sched Schedule, maxMsgs int, stats *Stats) *arrivals {
+	// A hair over the count, so that floating-point error in a ramp's
+	// integral cannot lose its last arrival.
+	return &arrivals{sched: sched, total: int64(sched.Count(sched.Duration()) + 1e-6), maxMsgs: int64(maxMsgs), stats: stats}
+}
+
+// serve is one free sender's loop: take the next arrival, wait for its due
+// time, send it with send; until no arrival is left or ctx ends.
+func (a *arrivals) serve(ctx context.Context, send func(seq int)) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	issued := 0
-loop:
 	for {
-		el := time.Since(start)
-		due := int(sched.Count(min(el, total)))
-		for issued < due {
-			issued++
-			res.Ticks++
-			stats.Ticks.Add(1)
+		seq, due, ok := a.take()
+		if !ok {
+			return
+		}
+		if wait := due - time.Since(a.start); wait > 0 {
+			timer.Reset(wait)
 			select {
-			case work <- issued:
-				res.Dispatched++
-			default:
-				res.Dropped++
-				stats.Dropped.Add(1)
-			}
-			if maxMsgs > 0 && res.Dispatched >= int64(maxMsgs) {
-				break loop
+			case <-ctx.Done():
+				return
+			case <-timer.C:
 			}
 		}
-		if el >= total {
-			break
+		if !a.dispatch(due) {
+			return
 		}
-		next := sched.TimeOf(issued + 1)
-		timer.Reset(max(next-time.Since(start), 0))
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-timer.C:
+		send(seq)
+	}
+}
+
+// take gives a free sender the next arrival nobody has taken, with its due
+// time. Arrivals already due were not taken in time because every sender
+// was busy: they are dropped on the way. ok is false when none is left.
+func (a *arrivals) take() (seq int, due time.Duration, ok bool) {
+	for {
+		if a.maxMsgs > 0 && a.dispatched.Load() >= a.maxMsgs {
+			return 0, 0, false
+		}
+		n := a.next.Add(1)
+		if n > a.total {
+			return 0, 0, false
+		}
+		due := a.sched.TimeOf(int(n))
+		if time.Since(a.start) <= due {
+			return int(n), due, true
+		}
+		a.dropped.Add(1)
+		a.stats.Ticks.Add(1)
+		a.stats.Dropped.Add(1)
+		atomicMax(&a.end, int64(due))
+	}
+}
+
+// dispatch records the start of the send of an arrival due at due, or
+// reports false if MaxMessages have been dispatched already.
+func (a *arrivals) dispatch(due time.Duration) bool {
+	if n := a.dispatched.Add(1); a.maxMsgs > 0 && n > a.maxMsgs {
+		a.dispatched.Add(-1)
+		return false
+	}
+	a.stats.Ticks.Add(1)
+	now := time.Since(a.start)
+	if now-due > LateAfter {
+		a.late.Add(1)
+	}
+	atomicMax(&a.maxLag, int64(now-due))
+	atomicMax(&a.end, int64(now))
+	return true
+}
+
+func atomicMax(v *atomic.Int64, x int64) {
+	for {
+		old := v.Load()
+		if x <= old || v.CompareAndSwap(old, x) {
+			return
 		}
 	}
-	res.Elapsed = time.Since(start)
-	return res
+}
+
+func (a *arrivals) result() LoadResult {
+	d, dr := a.dispatched.Load(), a.dropped.Load()
+	return LoadResult{
+		Elapsed: time.Duration(a.end.Load()), Dispatched: d, Dropped: dr, Ticks: d + dr,
+		Late: a.late.Load(), MaxLag: time.Duration(a.maxLag.Load()),
+	}
 }
 
 // ClosedConfig configures a closed-model run.
