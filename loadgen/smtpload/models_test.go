@@ -83,3 +83,32 @@ func BenchmarkDispatch(b *testing.B) {
 		})
 	}
 }
+
+// TestArrivalTakenAheadIsSentLate checks the open model's accounting when a
+// sender runs late: the arrival it had taken before its due time is sent,
+// late, not dropped; the arrivals that came due while no sender was free to
+// take them are dropped; every arrival is counted once.
+func TestArrivalTakenAheadIsSentLate(t *testing.T) {
+	stats := &Stats{}
+	a := newArrivals(Constant(1000, time.Second), 0, stats)
+	a.start = time.Now()
+	seq, due, ok := a.take()
+	if !ok || seq != 1 || due > 2*time.Millisecond {
+		t.Fatalf("first take: %d %v %v", seq, due, ok)
+	}
+	time.Sleep(30 * time.Millisecond) // the sender's goroutine runs late
+	if !a.dispatch(due) {
+		t.Fatal("dispatch refused")
+	}
+	seq, _, ok = a.take()
+	res := a.result()
+	if !ok || res.Dispatched != 1 || res.Late != 1 || res.MaxLag < 25*time.Millisecond {
+		t.Errorf("late send: %+v", res)
+	}
+	if res.Dropped < 25 || int64(seq) != res.Dropped+2 || res.Ticks != res.Dispatched+res.Dropped {
+		t.Errorf("arrivals due while the only sender was late: next %d, %+v", seq, res)
+	}
+	if s := stats.Snapshot(); s.Ticks != res.Ticks || s.Dropped != res.Dropped {
+		t.Errorf("stats %+v vs result %+v", s, res)
+	}
+}
