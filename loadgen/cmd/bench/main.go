@@ -1,11 +1,28 @@
 // Command bench measures the mailchaos SMTP sender against Postfix's
 // smtp-source, both sending to Postfix's smtp-sink on loopback with the same
-// session count, message size and message count, side by side in one run
-// (interleaved, -runs times each, medians), and the open model's rate
-// accuracy against smtp-sink. It prints
+// session count, message size and message count, and the open model's rate
+// accuracy against smtp-sink.
 //
-//	loadgen_vs_smtp_source <ours msgs/s over theirs>
-//	open_model_rate_error <percent>
+// The machine it runs on is usually shared, so every figure is taken in
+// rounds and reported as a median, with the load average beside it. In each
+// round both tools run back to back (which one goes first alternates), so a
+// change in the machine's load hits both alike. Besides messages/s, which
+// moves with the load, it reports the CPU time each tool spends per message
+// (getrusage: of this process for ours, of the smtp-source child for
+// theirs), which moves much less, and the CPU time smtp-sink spent serving
+// each tool. It prints
+//
+//	loadgen_vs_smtp_source <median msgs/s ours over median theirs>
+//	loadgen_cpu_us_per_msg <median CPU µs per message, ours>
+//	smtp_source_cpu_us_per_msg <median CPU µs per message, theirs>
+//	loadgen_cpu_vs_smtp_source <ours over theirs; lower is better>
+//	open_model_dropped_ticks <median>
+//	open_model_rate_error <median percent>
+//
+// For the open model it also says what starved the senders when arrivals
+// were dropped: sends starting late, the process waiting for a CPU
+// (run-queue time from /proc/self/task/*/schedstat), goroutines waiting for
+// a thread (the runtime's scheduling latency).
 //
 // It is driven by `make bench-loadgen`, which fetches smtp-source and
 // smtp-sink from Debian's postfix package into a cache directory first.
@@ -19,8 +36,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,36 +50,76 @@ import (
 	"github.com/mailchaos/mailchaos/loadgen/smtpload"
 )
 
+// config is what the flags set.
+type config struct {
+	postfix                   string
+	sessions, size, count     int
+	rounds, warmup            int
+	openRate                  float64
+	openDur                   time.Duration
+	openWorkers, openRounds   int
+	skipClosed, skipOpenModel bool
+	onlyOurs                  bool
+}
+
 func main() {
-	var (
-		postfix    = flag.String("postfix", ".cache/postfix", "directory the postfix package was extracted into (usr/sbin, usr/lib/postfix)")
-		sessions   = flag.Int("sessions", 8, "parallel SMTP sessions")
-		size       = flag.Int("size", 10240, "message payload bytes (smtp-source -l); our messages are sized to the same total")
-		count      = flag.Int("count", 5000, "messages per run")
-		runs       = flag.Int("runs", 3, "runs of each sender (medians are reported)")
-		openRate   = flag.Float64("open-rate", 2000, "open-model arrival rate, messages/s")
-		openDur    = flag.Duration("open-duration", 5*time.Second, "open-model run length")
-		openWorker = flag.Int("open-workers", 256, "open-model senders")
-		timeout    = flag.Duration("timeout", 5*time.Minute, "bound on the whole benchmark")
-		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the benchmark here")
-	)
+	var c config
+	flag.StringVar(&c.postfix, "postfix", ".cache/postfix", "directory the postfix package was extracted into (usr/sbin, usr/lib/postfix)")
+	flag.IntVar(&c.sessions, "sessions", 8, "parallel SMTP sessions")
+	flag.IntVar(&c.size, "size", 10240, "message payload bytes (smtp-source -l); our messages are sized to the same total")
+	flag.IntVar(&c.count, "count", 5000, "messages per run")
+	flag.IntVar(&c.rounds, "runs", 5, "rounds; each runs both senders once (medians are reported)")
+	flag.IntVar(&c.warmup, "warmup", 1000, "messages each sender sends once, unmeasured, before the rounds")
+	flag.Float64Var(&c.openRate, "open-rate", 2000, "open-model arrival rate, messages/s")
+	flag.DurationVar(&c.openDur, "open-duration", 5*time.Second, "open-model run length")
+	flag.IntVar(&c.openWorkers, "open-workers", 256, "open-model senders")
+	flag.IntVar(&c.openRounds, "open-runs", 3, "open-model runs (medians are reported)")
+	flag.BoolVar(&c.skipClosed, "no-closed", false, "skip the comparison with smtp-source")
+	flag.BoolVar(&c.skipOpenModel, "no-open", false, "skip the open model")
+	flag.BoolVar(&c.onlyOurs, "only-ours", false, "run only our sender in the comparison rounds (for profiling and tracing it)")
+	timeout := flag.Duration("timeout", 5*time.Minute, "bound on the whole benchmark")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the benchmark here")
+	memprofile := flag.String("memprofile", "", "write an allocation profile of the benchmark here")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	if err := run(ctx, *postfix, *sessions, *size, *count, *runs, *openRate, *openDur, *openWorker); err != nil {
+	if err := profiled(*cpuprofile, *memprofile, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		defer cancel()
+		return run(ctx, c)
+	}); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
+}
+
+// profiled runs f under the CPU profile and writes the allocation profile
+// after it, when asked for.
+func profiled(cpuprofile, memprofile string, f func() error) error {
+	if cpuprofile != "" {
+		out, err := os.Create(cpuprofile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if memprofile != "" {
+		runtime.MemProfileRate = 4096
+	}
+	if err := f(); err != nil {
+		return err
+	}
+	if memprofile != "" {
+		out, err := os.Create(memprofile)
+		if err != nil {
+			return fmt.Errorf("allocation profile: %w", err)
+		}
+		defer out.Close()
+		return pprof.Lookup("allocs").WriteTo(out, 0)
+	}
+	return nil
 }
 
 type sink struct {
@@ -107,6 +167,43 @@ func (s *sink) stop() {
 	s.cmd.Wait()
 }
 
+// cpu returns the CPU time smtp-sink has used so far.
+func (s *sink) cpu() time.Duration {
+	cpu, _ := schedstat(s.cmd.Process.Pid)
+	return cpu
+}
+
+// schedstat sums, over the threads of process pid, the time spent on a CPU
+// and the time spent runnable waiting for one (/proc/PID/task/*/schedstat,
+// in nanoseconds). Threads that have exited are not counted.
+func schedstat(pid int) (onCPU, waiting time.Duration) {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 {
+			continue
+		}
+		run, _ := strconv.ParseInt(f[0], 10, 64)
+		wait, _ := strconv.ParseInt(f[1], 10, 64)
+		onCPU += time.Duration(run)
+		waiting += time.Duration(wait)
+	}
+	return onCPU, waiting
+}
+
+// loadavg returns the 1-minute load average.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
+}
+
 // cpuTime returns the CPU time (user + system) this process has used.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -114,21 +211,32 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// theirs runs smtp-source and returns messages/s and its CPU time per
-// message.
-func theirs(ctx context.Context, dir, addr string, sessions, size, count int) (float64, time.Duration, error) {
+// sample is one run of one sender.
+type sample struct {
+	rate    float64       // messages/s
+	cpu     time.Duration // sender CPU per message
+	sinkCPU time.Duration // smtp-sink CPU per message
+}
+
+// theirs runs smtp-source for count messages.
+func theirs(ctx context.Context, dir string, sk *sink, sessions, size, count int) (sample, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(dir, "usr/sbin/smtp-source"), "-4", "-d",
 		"-s", fmt.Sprint(sessions), "-m", fmt.Sprint(count), "-l", fmt.Sprint(size),
-		"-f", "user0001@example.test", "-t", "user0002@example.test", "-M", "loadgen.mailchaos.test", addr)
+		"-f", "user0001@example.test", "-t", "user0002@example.test", "-M", "loadgen.mailchaos.test", sk.addr)
 	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+filepath.Join(dir, "usr/lib/postfix"))
+	sink0 := sk.cpu()
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	el := time.Since(start)
 	if err != nil {
-		return 0, 0, fmt.Errorf("smtp-source: %w: %s", err, out)
+		return sample{}, fmt.Errorf("smtp-source: %w: %s", err, out)
 	}
-	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	return float64(count) / el.Seconds(), cpu / time.Duration(count), nil
+	n := time.Duration(count)
+	return sample{
+		rate:    float64(count) / el.Seconds(),
+		cpu:     (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()) / n,
+		sinkCPU: (sk.cpu() - sink0) / n,
+	}, nil
 }
 
 func newSenders(addr string, n, perSession int, gen *corpus.Generator, w *history.Writer, stats *smtpload.Stats) []*smtpload.Sender {
@@ -157,46 +265,55 @@ func setup(tmp string, run, size int) (*corpus.Generator, *history.Writer, error
 	return gen, w, err
 }
 
-// ours runs the closed model with the same sessions and count; messages/s,
-// bytes per message and CPU time per message (message generation included).
-func ours(ctx context.Context, tmp, addr string, run, sessions, size, count int) (float64, int64, time.Duration, error) {
+// ours runs the closed model with the same sessions and count, and returns
+// the sample and the bytes per message. CPU time is the whole process's
+// (message generation, the history and the runtime included).
+func ours(ctx context.Context, tmp string, sk *sink, run, sessions, size, count int) (sample, int64, error) {
 	gen, w, err := setup(tmp, run, size)
 	if err != nil {
-		return 0, 0, 0, err
+		return sample{}, 0, err
 	}
 	defer w.Close()
 	stats := &smtpload.Stats{}
-	cpu0 := cpuTime()
-	res, err := smtpload.RunClosed(ctx, smtpload.ClosedConfig{Duration: time.Minute, MaxMessages: count},
-		newSenders(addr, sessions, count, gen, w, stats))
-	cpu := cpuTime() - cpu0
+	senders := newSenders(sk.addr, sessions, count, gen, w, stats)
+	runtime.GC() // the previous run's garbage is not this run's cost
+	sink0, cpu0 := sk.cpu(), cpuTime()
+	res, err := smtpload.RunClosed(ctx, smtpload.ClosedConfig{Duration: time.Minute, MaxMessages: count}, senders)
+	if err == nil {
+		err = w.Close()
+	}
+	cpu, sinkCPU := cpuTime()-cpu0, sk.cpu()-sink0
 	if err != nil {
-		return 0, 0, 0, err
+		return sample{}, 0, err
 	}
 	s := stats.Snapshot()
 	if s.Accepted != int64(count) {
-		return 0, 0, 0, fmt.Errorf("ours: %d of %d accepted (%d failed)", s.Accepted, count, s.Failed+s.Indeterminate)
+		return sample{}, 0, fmt.Errorf("ours: %d of %d accepted (%d failed)", s.Accepted, count, s.Failed+s.Indeterminate)
 	}
-	return float64(count) / res.Elapsed.Seconds(), s.Bytes / s.Accepted, cpu / time.Duration(count), nil
+	n := time.Duration(count)
+	return sample{rate: float64(count) / res.Elapsed.Seconds(), cpu: cpu / n, sinkCPU: sinkCPU / n}, s.Bytes / s.Accepted, nil
 }
 
-func median(v []float64) float64 {
+func median[T int64 | float64 | time.Duration](v []T) T {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
 }
 
-func fmtRates(v []float64) string {
+func list[T any](v []T, format func(T) string) string {
 	var p []string
 	for _, x := range v {
-		p = append(p, fmt.Sprintf("%.0f", x))
+		p = append(p, format(x))
 	}
 	return strings.Join(p, " ")
 }
 
-func run(ctx context.Context, dir string, sessions, size, count, runs int, rate float64, dur time.Duration, workers int) error {
+func rate(x float64) string         { return fmt.Sprintf("%.0f", x) }
+func micros(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Microsecond)) }
+
+func run(ctx context.Context, c config) error {
 	for _, b := range []string{"usr/sbin/smtp-source", "usr/sbin/smtp-sink"} {
-		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+		if _, err := os.Stat(filepath.Join(c.postfix, b)); err != nil {
 			return fmt.Errorf("find %s: %w (run make bench-loadgen to fetch it)", b, err)
 		}
 	}
@@ -205,53 +322,177 @@ func run(ctx context.Context, dir string, sessions, size, count, runs int, rate 
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	sk, err := startSink(ctx, dir)
+	sk, err := startSink(ctx, c.postfix)
 	if err != nil {
 		return err
 	}
 	defer sk.stop()
-	fmt.Printf("# smtp-sink on %s; %d sessions, %d messages of %d payload bytes, %d runs each, interleaved\n", sk.addr, sessions, count, size, runs)
+	fmt.Printf("# %d CPUs, GOMAXPROCS %d; load average %s at start\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+	if !c.skipClosed {
+		if err := compare(ctx, c, tmp, sk); err != nil {
+			return err
+		}
+	}
+	if !c.skipOpenModel {
+		if err := openModel(ctx, c, tmp, sk); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("load_average %s\n", loadavg())
+	return nil
+}
 
-	var us, them, usCPU, themCPU []float64
+// compare runs both senders in interleaved rounds and prints the medians.
+func compare(ctx context.Context, c config, tmp string, sk *sink) error {
+	fmt.Printf("# smtp-sink on %s; %d sessions, %d messages of %d payload bytes; %d rounds, both senders each round, first one alternating\n",
+		sk.addr, c.sessions, c.count, c.size, c.rounds)
+	if c.warmup > 0 {
+		if _, _, err := ours(ctx, tmp, sk, 1000, c.sessions, c.size, c.warmup); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		if !c.onlyOurs {
+			if _, err := theirs(ctx, c.postfix, sk, c.sessions, c.size, c.warmup); err != nil {
+				return fmt.Errorf("warm-up: %w", err)
+			}
+		}
+	}
+	var us, them []sample
 	var ourBytes int64
-	for r := 1; r <= runs; r++ {
-		o, b, oc, err := ours(ctx, tmp, sk.addr, r, sessions, size, count)
-		if err != nil {
+	for r := 1; r <= c.rounds; r++ {
+		load := loadavg()
+		var o, t sample
+		var err error
+		runOurs := func() error { o, ourBytes, err = ours(ctx, tmp, sk, r, c.sessions, c.size, c.count); return err }
+		runTheirs := func() error {
+			if c.onlyOurs {
+				t = sample{rate: 1, cpu: 1, sinkCPU: 1}
+				return nil
+			}
+			t, err = theirs(ctx, c.postfix, sk, c.sessions, c.size, c.count)
 			return err
 		}
-		t, tc, err := theirs(ctx, dir, sk.addr, sessions, size, count)
-		if err != nil {
+		first, second := runOurs, runTheirs
+		if r%2 == 0 {
+			first, second = runTheirs, runOurs
+		}
+		if err := first(); err != nil {
 			return err
 		}
-		us, them, ourBytes = append(us, o), append(them, t), b
-		usCPU, themCPU = append(usCPU, float64(oc.Microseconds())), append(themCPU, float64(tc.Microseconds()))
-		fmt.Printf("# run %d: mailchaos %.0f msgs/s (%v CPU/msg), smtp-source %.0f msgs/s (%v CPU/msg)\n", r, o, oc.Round(time.Microsecond), t, tc.Round(time.Microsecond))
+		if err := second(); err != nil {
+			return err
+		}
+		us, them = append(us, o), append(them, t)
+		fmt.Printf("# round %d (load %s): mailchaos %.0f msgs/s, %s µs CPU/msg (sink %s µs/msg); smtp-source %.0f msgs/s, %s µs CPU/msg (sink %s µs/msg)\n",
+			r, load, o.rate, micros(o.cpu), micros(o.sinkCPU), t.rate, micros(t.cpu), micros(t.sinkCPU))
 	}
-	fmt.Printf("# mailchaos msgs/s: %s (median %.0f, %d bytes/message incl. headers; median CPU %.0fµs/msg incl. message generation)\n", fmtRates(us), median(us), ourBytes, median(usCPU))
-	fmt.Printf("# smtp-source msgs/s: %s (median %.0f, %d payload bytes + headers; median CPU %.0fµs/msg)\n", fmtRates(them), median(them), size, median(themCPU))
-	fmt.Printf("loadgen_vs_smtp_source %.3f\n", median(us)/median(them))
+	field := func(v []sample, f func(sample) time.Duration) []time.Duration {
+		out := make([]time.Duration, len(v))
+		for i, s := range v {
+			out[i] = f(s)
+		}
+		return out
+	}
+	rates := func(v []sample) []float64 {
+		out := make([]float64, len(v))
+		for i, s := range v {
+			out[i] = s.rate
+		}
+		return out
+	}
+	cpu := func(s sample) time.Duration { return s.cpu }
+	sinkCPU := func(s sample) time.Duration { return s.sinkCPU }
+	for _, side := range []struct {
+		name, what string
+		v          []sample
+	}{
+		{"mailchaos", fmt.Sprintf("%d bytes/message incl. headers; CPU includes message generation", ourBytes), us},
+		{"smtp-source", fmt.Sprintf("%d payload bytes + headers", c.size), them},
+	} {
+		fmt.Printf("# %s: msgs/s %s (median %.0f); CPU µs/msg %s (median %s); sink CPU µs/msg median %s (%s)\n", side.name,
+			list(rates(side.v), rate), median(rates(side.v)), list(field(side.v, cpu), micros), micros(median(field(side.v, cpu))),
+			micros(median(field(side.v, sinkCPU))), side.what)
+	}
+	ourCPU, theirCPU := median(field(us, cpu)), median(field(them, cpu))
+	fmt.Printf("loadgen_vs_smtp_source %.3f\n", median(rates(us))/median(rates(them)))
+	fmt.Printf("loadgen_cpu_us_per_msg %s\n", micros(ourCPU))
+	fmt.Printf("smtp_source_cpu_us_per_msg %s\n", micros(theirCPU))
+	fmt.Printf("loadgen_cpu_vs_smtp_source %.3f\n", float64(ourCPU)/float64(theirCPU))
+	return nil
+}
 
-	// Open model at a fixed arrival rate.
-	gen, w, err := setup(tmp, 100, size)
-	if err != nil {
-		return err
+// schedLatency is the runtime's histogram of how long goroutines waited,
+// runnable, for a thread to run them.
+func schedLatency() *metrics.Float64Histogram {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return nil
 	}
-	defer w.Close()
-	stats := &smtpload.Stats{}
-	res, err := smtpload.RunOpen(ctx, smtpload.OpenConfig{Schedule: smtpload.Constant(rate, dur)},
-		newSenders(sk.addr, workers, 1<<20, gen, w, stats))
-	if err != nil {
-		return err
+	return s[0].Value.Float64Histogram()
+}
+
+// quantile returns the q-quantile of the waits recorded between two readings
+// of schedLatency (the upper bound of its bucket).
+func quantile(before, after *metrics.Float64Histogram, q float64) time.Duration {
+	if before == nil || after == nil {
+		return 0
 	}
-	s := stats.Snapshot()
-	want := rate * dur.Seconds()
-	achieved := float64(s.Accepted) / dur.Seconds()
-	errPct := 100 * abs(float64(s.Accepted)-want) / want
-	fmt.Printf("# open model: %d of %d sessions opened in %v before the first arrival\n", res.Warm, workers, res.Warmup.Round(time.Millisecond))
-	fmt.Printf("# open model: asked %.0f msgs/s for %v with %d senders: %d ticks, %d dispatched, %d accepted, %d dropped ticks, %d failed; achieved %.1f msgs/s (dispatch window %v)\n",
-		rate, dur, workers, res.Ticks, res.Dispatched, s.Accepted, res.Dropped, s.Failed+s.Indeterminate, achieved, res.Elapsed.Round(time.Millisecond))
-	fmt.Printf("open_model_dropped_ticks %d\n", res.Dropped)
-	fmt.Printf("open_model_rate_error %.2f\n", errPct)
+	var total uint64
+	for i := range after.Counts {
+		total += after.Counts[i] - before.Counts[i]
+	}
+	var seen uint64
+	for i := range after.Counts {
+		seen += after.Counts[i] - before.Counts[i]
+		if total > 0 && float64(seen) >= q*float64(total) {
+			return time.Duration(after.Buckets[i+1] * float64(time.Second))
+		}
+	}
+	return 0
+}
+
+// openModel runs the open model at a fixed arrival rate, several times, and
+// prints the medians of its dropped ticks and rate error, with what explains
+// them.
+func openModel(ctx context.Context, c config, tmp string, sk *sink) error {
+	var drops []int64
+	var errs []float64
+	for r := 1; r <= c.openRounds; r++ {
+		gen, w, err := setup(tmp, 100+r, c.size)
+		if err != nil {
+			return err
+		}
+		stats := &smtpload.Stats{}
+		senders := newSenders(sk.addr, c.openWorkers, 1<<20, gen, w, stats)
+		load := loadavg()
+		runtime.GC()
+		cpu0, lat0 := cpuTime(), schedLatency()
+		_, wait0 := schedstat(os.Getpid())
+		start := time.Now()
+		res, err := smtpload.RunOpen(ctx, smtpload.OpenConfig{Schedule: smtpload.Constant(c.openRate, c.openDur)}, senders)
+		if err == nil {
+			err = w.Close()
+		}
+		el := time.Since(start) // warm-up included, as in the CPU and wait figures
+		cpu, lat1 := cpuTime()-cpu0, schedLatency()
+		_, wait1 := schedstat(os.Getpid())
+		if err != nil {
+			return err
+		}
+		s := stats.Snapshot()
+		want := c.openRate * c.openDur.Seconds()
+		errPct := 100 * abs(float64(s.Accepted)-want) / want
+		drops, errs = append(drops, res.Dropped), append(errs, errPct)
+		fmt.Printf("# open model %d (load %s): asked %.0f msgs/s for %v with %d senders (%d warm in %v): %d ticks, %d dispatched, %d accepted, %d failed; achieved %.1f msgs/s, error %.2f%%\n",
+			r, load, c.openRate, c.openDur, c.openWorkers, res.Warm, res.Warmup.Round(time.Millisecond),
+			res.Ticks, res.Dispatched, s.Accepted, s.Failed+s.Indeterminate, float64(s.Accepted)/c.openDur.Seconds(), errPct)
+		fmt.Printf("#   dropped %d (no sender free when due); %d sends started over %v late, worst %v; process CPU %.0f%% of one core (%s µs/msg), threads waiting for a CPU %v (summed over threads, %.0f%% of the run), goroutine scheduling latency p99 %v\n",
+			res.Dropped, res.Late, smtpload.LateAfter, res.MaxLag.Round(time.Microsecond),
+			100*cpu.Seconds()/el.Seconds(), micros(cpu/time.Duration(max(s.Accepted, 1))), (wait1 - wait0).Round(time.Millisecond), 100*(wait1-wait0).Seconds()/el.Seconds(),
+			quantile(lat0, lat1, 0.99).Round(time.Microsecond))
+	}
+	fmt.Printf("open_model_dropped_ticks %d\n", median(drops))
+	fmt.Printf("open_model_rate_error %.2f\n", median(errs))
 	return nil
 }
 
