@@ -2,7 +2,6 @@ package history
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -41,7 +40,7 @@ type Writer struct {
 
 	mu     sync.Mutex
 	buf    *bufio.Writer
-	enc    *json.Encoder
+	line   []byte // the record being encoded
 	closer io.Closer
 	err    error // first write error; later writes are dropped and Close reports it
 	closed bool
@@ -82,11 +81,9 @@ func NewWriter(out io.Writer, clock Clock, h Header) (*Writer, error) {
 	w := &Writer{
 		clock: clock,
 		buf:   buf,
-		enc:   json.NewEncoder(buf),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
-	w.enc.SetEscapeHTML(false)
 	hdr := Record{
 		Type:     TypeHeader,
 		Version:  SchemaVersion,
@@ -95,7 +92,7 @@ func NewWriter(out io.Writer, clock Clock, h Header) (*Writer, error) {
 		Scenario: h.Scenario,
 		BaseTime: clock.Base().Round(0).UTC(),
 	}
-	if err := w.enc.Encode(&hdr); err != nil {
+	if err := w.encode(&hdr); err != nil {
 		return nil, fmt.Errorf("write history header: %w", err)
 	}
 	if err := buf.Flush(); err != nil {
@@ -145,11 +142,22 @@ func (w *Writer) Write(r Record) error {
 	if w.err != nil {
 		return fmt.Errorf("write history record: %w", w.err)
 	}
-	if err := w.enc.Encode(&r); err != nil {
+	if err := w.encode(&r); err != nil {
 		w.err = err
 		return fmt.Errorf("write history record: %w", err)
 	}
 	return nil
+}
+
+// encode writes r as one line into the buffer; w.mu must be held (or w not
+// yet shared).
+func (w *Writer) encode(r *Record) error {
+	var err error
+	if w.line, err = appendRecord(w.line[:0], r); err != nil {
+		return err
+	}
+	_, err = w.buf.Write(w.line)
+	return err
 }
 
 // Op records an operation (Type is set to TypeOp).
