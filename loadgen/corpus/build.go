@@ -223,41 +223,40 @@ func (g *Generator) appendField(dst []byte, k, v string, recurs bool) ([]byte, e
 		f, err := formatField(k, v)
 		return append(dst, f...), err
 	}
-	f, err := g.folded.get(k, v)
+	f, err := g.folded.get(k+"\x00"+v, func() ([]byte, error) { return formatField(k, v) })
 	return append(dst, f...), err
 }
 
-// foldedFields keeps recurring header fields that go-message folds, up to a
-// bound: a run has few distinct recipient lists, and the bound keeps a
-// pathological one from growing it without end.
-type foldedFields struct {
+// cache keeps values made at first use, up to a bound: a run has few
+// distinct senders and recipient lists, and the bound keeps a pathological
+// one from growing it without end (values past it are made every time).
+type cache[V any] struct {
 	mu sync.RWMutex
-	m  map[string][]byte
+	m  map[string]V
 }
 
-const maxFoldedFields = 4096
+const maxCached = 4096
 
-func (c *foldedFields) get(k, v string) ([]byte, error) {
-	key := k + "\x00" + v
+func (c *cache[V]) get(key string, make func() (V, error)) (V, error) {
 	c.mu.RLock()
-	f, ok := c.m[key]
+	v, ok := c.m[key]
 	c.mu.RUnlock()
 	if ok {
-		return f, nil
+		return v, nil
 	}
-	f, err := formatField(k, v)
+	v, err := make()
 	if err != nil {
-		return nil, err
+		return v, err
 	}
 	c.mu.Lock()
 	if c.m == nil {
-		c.m = map[string][]byte{}
+		c.m = map[string]V{}
 	}
-	if len(c.m) < maxFoldedFields {
-		c.m[key] = f
+	if len(c.m) < maxCached {
+		c.m[key] = v
 	}
 	c.mu.Unlock()
-	return f, nil
+	return v, nil
 }
 
 // formatMailbox formats address as go-message's address list fields do.
@@ -278,10 +277,8 @@ func (g *Generator) addressList(l []string) string {
 }
 
 func (g *Generator) mailboxOf(a string) string {
-	if s, ok := g.mailbox[a]; ok {
-		return s
-	}
-	return formatMailbox(a)
+	s, _ := g.mailboxes.get(a, func() (string, error) { return formatMailbox(a), nil })
+	return s
 }
 
 // encodeText is s as go-message encodes unstructured header text (RFC 2047
@@ -361,7 +358,8 @@ func (g *Generator) build(stream string, seq int, from string, eightBit bool, ov
 	// The header, in the order go-message writes it (the reverse of the
 	// order the fields were set in).
 	f := fixed()
-	b := getBuffer(size + size/16 + 4096)
+	b, pooled := getBuffer(size + size/16 + 4096)
+	m.pooled = pooled
 	b = append(b, f.mimeVersion...)
 	var (
 		bnd      string
@@ -385,7 +383,7 @@ func (g *Generator) build(stream string, seq int, from string, eightBit bool, ov
 	}{
 		{HeaderID, m.ID, false},
 		{"Message-Id", "<" + m.ID + "@mailchaos.test>", false},
-		{"Date", o.Date.Add(time.Duration(seq) * time.Second).Format(dateLayout), false},
+		{"Date", "", false},    // always short: appended in place
 		{"Subject", "", false}, // see appendSubject
 		{"Cc", "", true},
 		{"To", g.addressList(m.To), true},
@@ -399,6 +397,10 @@ func (g *Generator) build(stream string, seq int, from string, eightBit bool, ov
 		case err != nil:
 		case fl.k == "Subject":
 			b, err = g.appendSubject(b, subj, seq)
+		case fl.k == "Date":
+			b = append(b, "Date: "...)
+			b = o.Date.Add(time.Duration(seq)*time.Second).AppendFormat(b, dateLayout)
+			b = append(b, crlf...)
 		case fl.v != "":
 			b, err = g.appendField(b, fl.k, fl.v, fl.recurs)
 		}
@@ -456,16 +458,17 @@ func bufferClass(n int) int {
 	return k
 }
 
-// getBuffer returns an empty buffer with room for at least n bytes.
-func getBuffer(n int) []byte {
+// getBuffer returns an empty buffer with room for at least n bytes, and the
+// pointer Message.Release gives it back with.
+func getBuffer(n int) ([]byte, *[]byte) {
 	k := bufferClass(n)
 	if k >= len(buffers) {
-		return make([]byte, 0, n)
+		return make([]byte, 0, n), nil
 	}
 	if p, ok := buffers[k].Get().(*[]byte); ok {
-		return (*p)[:0]
+		return (*p)[:0], p
 	}
-	return make([]byte, 0, minBuffer<<k)
+	return make([]byte, 0, minBuffer<<k), new([]byte)
 }
 
 // Release gives the message's buffer back for a later message to be built
@@ -473,10 +476,13 @@ func getBuffer(n int) []byte {
 // other fields stay valid. Calling it is optional (a message not released is
 // garbage collected as usual) and a second call does nothing.
 func (m *Message) Release() {
-	b := m.Bytes
-	m.Bytes = nil
-	if k := bufferClass(cap(b)); b != nil && k < len(buffers) && cap(b) == minBuffer<<k {
-		buffers[k].Put(&b)
+	b, p := m.Bytes, m.pooled
+	m.Bytes, m.pooled = nil, nil
+	// A buffer that had to grow is no longer of its class: left to the
+	// garbage collector.
+	if k := bufferClass(cap(b)); p != nil && k < len(buffers) && cap(b) == minBuffer<<k {
+		*p = b
+		buffers[k].Put(p)
 	}
 }
 
@@ -495,20 +501,30 @@ func (a *appender) Write(p []byte) (int, error) {
 // appendTextBody appends about n bytes of prose (html: as HTML) in the
 // transfer encoding enc.
 func (g *Generator) appendTextBody(dst []byte, r *rand.Rand, n int, nonASCII bool, enc textEnc, html bool) []byte {
-	text := g.appendText
-	if html {
-		text = g.appendHTML
-	}
 	if enc != encQP {
-		return text(dst, r, n, nonASCII)
+		return g.appendProse(dst, r, n, nonASCII, html)
 	}
 	bp := scratch.Get().(*[]byte)
 	defer scratch.Put(bp)
-	*bp = text((*bp)[:0], r, n, nonASCII)
+	*bp = g.appendProse((*bp)[:0], r, n, nonASCII, html)
+	return appendQuotedPrintable(dst, *bp)
+}
+
+// appendQuotedPrintable appends text quoted-printable encoded, as
+// go-message's writer encodes it.
+func appendQuotedPrintable(dst, text []byte) []byte {
 	w := quotedprintable.NewWriter((*appender)(&dst))
-	_, _ = w.Write(*bp) // appending cannot fail
+	_, _ = w.Write(text) // appending cannot fail
 	_ = w.Close()
 	return dst
+}
+
+// appendProse appends about n bytes of prose, as HTML if html.
+func (g *Generator) appendProse(dst []byte, r *rand.Rand, n int, nonASCII, html bool) []byte {
+	if html {
+		return g.appendHTML(dst, r, n, nonASCII)
+	}
+	return g.appendText(dst, r, n, nonASCII)
 }
 
 // appendPartStart appends the delimiter before a part: the first one of a

@@ -141,9 +141,9 @@ func (o Options) Validate() error {
 type Generator struct {
 	o           Options
 	ascii, utf8 *pool
-	mailbox     map[string]string // recipient address → its mailbox as go-message formats it
-	subject     []string          // encoded subject of each template without a sequence number
-	folded      foldedFields      // header fields go-message folds, formatted once
+	mailboxes   cache[string] // address → its mailbox as go-message formats it
+	subject     []string      // encoded subject of each template without a sequence number
+	folded      cache[[]byte] // header fields go-message folds, formatted once
 	// subjectStamps[i][n] is the Subject of template i with an n-digit
 	// sequence number, made at first use (see appendSubject).
 	subjectStamps [][20]atomic.Pointer[stamp]
@@ -157,11 +157,8 @@ func New(o Options) (*Generator, error) {
 	o = o.Defaults()
 	o.Recipients = append([]string(nil), o.Recipients...)
 	r := rand.New(rand.NewPCG(uint64(o.Seed), 0x6d61696c6368616f))
-	g := &Generator{o: o, ascii: newPool(r, false), utf8: newPool(r, true), mailbox: map[string]string{},
+	g := &Generator{o: o, ascii: newPool(r, false), utf8: newPool(r, true),
 		subjectStamps: make([][20]atomic.Pointer[stamp], len(subjects))}
-	for _, a := range o.Recipients {
-		g.mailbox[a] = formatMailbox(a)
-	}
 	for _, s := range subjects {
 		if strings.Contains(s, "%d") {
 			s = ""
@@ -187,6 +184,8 @@ type Message struct {
 	Bytes      []byte // the whole message, CRLF line endings, ends with CRLF
 	BodyOffset int    // Bytes[BodyOffset:] is the body
 	BodySHA256 string // hex SHA-256 of Bytes[BodyOffset:]
+
+	pooled *[]byte // where Release puts Bytes back; nil: not from the pool
 }
 
 // Body returns the body: the bytes after the header's blank line.

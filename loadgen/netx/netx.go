@@ -181,10 +181,10 @@ func (c *Conn) Write(b []byte) (int, error) {
 }
 
 // WriteBuffers writes bufs in order, in one writev where the connection
-// allows it, counting bytes and remembering the first error like Write.
-func (c *Conn) WriteBuffers(bufs ...[]byte) (int64, error) {
-	nb := net.Buffers(bufs)
-	n, err := nb.WriteTo(c.Conn)
+// allows it, counting bytes and remembering the first error like Write. It
+// consumes bufs as net.Buffers.WriteTo does.
+func (c *Conn) WriteBuffers(bufs *net.Buffers) (int64, error) {
+	n, err := bufs.WriteTo(c.Conn)
 	c.written.Add(n)
 	if err != nil {
 		c.note(err)

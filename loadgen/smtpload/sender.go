@@ -192,11 +192,12 @@ func (ss *session) commands(rcpt []string) [][]byte {
 type holdConn struct {
 	*netx.Conn
 	holding bool
-	body    []byte   // held by reference (hold): the stuffed message
-	buf     []byte   // held by copy: commands, the final "."
-	werr    error    // the first write error since the last DATA began
-	next    [][]byte // commands to send with the held bytes
-	ahead   [][]byte // commands sent that go-smtp has yet to write
+	body    []byte    // held by reference (hold): the stuffed message
+	buf     []byte    // held by copy: commands, the final "."
+	vec     [2][]byte // the body and buf, for one writev
+	werr    error     // the first write error since the last DATA began
+	next    [][]byte  // commands to send with the held bytes
+	ahead   [][]byte  // commands sent that go-smtp has yet to write
 }
 
 // errPipeline is what go-smtp gets if it writes a command other than the
@@ -255,8 +256,10 @@ func (h *holdConn) Read(b []byte) (int, error) {
 		h.ahead, h.next = h.next, nil
 		var err error
 		if h.body != nil {
-			_, err = h.Conn.WriteBuffers(h.body, h.buf)
-			h.body = nil
+			h.vec = [2][]byte{h.body, h.buf}
+			iov := net.Buffers(h.vec[:])
+			_, err = h.Conn.WriteBuffers(&iov)
+			h.body, h.vec = nil, [2][]byte{}
 		} else {
 			_, err = h.Conn.Write(h.buf)
 		}
