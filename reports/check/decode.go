@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 	"unicode/utf8"
 	"unsafe"
 
@@ -43,22 +45,65 @@ func readerSource(name string, open func() (io.ReadCloser, error)) lineSource {
 	}
 }
 
-// scanHistory is history.Reader's loop with the fast decoder in front. It
-// runs as a two-stage pipeline: a goroutine reads, splits, decodes and
-// validates lines into batches while the caller's goroutine hands the
-// records to fn, in file order. Records of a batch stay valid until fn has
-// seen the whole batch; the batch is then reused.
+// scanHistory is history.Reader's loop with the fast decoder in front, run
+// as a pipeline so that decoding, the costliest part, uses every core: a
+// reader goroutine cuts the input into chunks of whole lines, a pool of
+// workers decodes and validates chunks concurrently, and the caller's
+// goroutine hands the records to fn strictly in file order (chunk by chunk,
+// waiting for each to be decoded). Records of a chunk stay valid until fn
+// has seen the whole chunk; the chunk is then reused.
 func scanHistory(name string, r io.Reader, fn func(int64, *history.Record) error) (history.Record, error) {
-	full := make(chan *batch, 2)
-	free := make(chan *batch, 4)
+	return scanHistoryN(name, r, fn, scanWorkers(), chunkBytes)
+}
+
+// chunkBytes is the reader's buffer size and so the usual size of a chunk:
+// about a thousand records, small enough to keep every worker busy.
+const chunkBytes = 256 << 10
+
+// scanWorkers is how many goroutines decode: one per usable core, at
+// least two so that decoding overlaps the checker even on one core.
+func scanWorkers() int { return min(max(runtime.GOMAXPROCS(0), 2), 8) }
+
+// chunk is a run of whole lines, then their decoded records and the memory
+// the records' strings use.
+type chunk struct {
+	buf     []byte   // the lines, as read
+	first   int64    // line number of buf's first line
+	scratch []byte   // unescaped strings
+	strs    []string // rcpt and flags slices
+	recs    []history.Record
+	lines   []int64
+	err     error         // after recs: the line that failed to decode or validate
+	done    chan struct{} // a worker has decoded the chunk
+}
+
+// scanHistoryN is scanHistory with workers decoders and a reader buffer of
+// bufBytes (tests vary both so that chunk edges fall everywhere).
+func scanHistoryN(name string, r io.Reader, fn func(int64, *history.Record) error, workers, bufBytes int) (history.Record, error) {
+	work := make(chan *chunk, workers)
+	order := make(chan *chunk, 2*workers+2)
+	free := make(chan *chunk, 3*workers+4)
 	stop := make(chan struct{})
-	done := make(chan struct{})
-	var header history.Record
+	var wg sync.WaitGroup
+	var readErr error // set before order is closed
+	wg.Add(1 + workers)
 	go func() {
-		defer close(done)
-		defer close(full)
-		header = produce(name, r, full, free, stop)
+		defer wg.Done()
+		defer close(order)
+		defer close(work)
+		readErr = readChunks(name, r, bufBytes, work, order, free, stop)
 	}()
+	for range workers {
+		go func() {
+			defer wg.Done()
+			var d fastDecoder
+			d.keep = true
+			for c := range work {
+				decodeChunk(name, &d, c)
+				c.done <- struct{}{}
+			}
+		}()
+	}
 	stopped := false
 	halt := func() {
 		if !stopped {
@@ -66,122 +111,146 @@ func scanHistory(name string, r io.Reader, fn func(int64, *history.Record) error
 			close(stop)
 		}
 	}
-	defer halt() // fn panicked: let the producer go
-	var err error
-	for b := range full {
-		if err == nil {
-			for i := range b.recs {
-				if e := fn(b.lines[i], &b.recs[i]); e != nil {
-					err = fmt.Errorf("%s:%d: %w", name, b.lines[i], e)
-					halt()
-					break
-				}
-			}
-			if err == nil {
-				err = b.err
-			}
-		}
-		select {
-		case free <- b:
-		default:
-		}
-	}
-	<-done
-	return header, err
-}
-
-// batch is a run of decoded records and the memory their strings use.
-type batch struct {
-	buf     []byte   // the lines
-	scratch []byte   // unescaped strings
-	strs    []string // rcpt and flags slices
-	recs    []history.Record
-	lines   []int64
-	err     error // after recs: the error that ended the history
-}
-
-const (
-	batchRecords = 1024
-	batchBytes   = 512 << 10
-)
-
-// produce reads the history into batches sent on full until the end, an
-// error (sent as the last batch's err), or stop. It returns the header.
-func produce(name string, r io.Reader, full chan<- *batch, free <-chan *batch, stop <-chan struct{}) history.Record {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 256<<10), history.MaxLineBytes)
-	d := fastDecoder{keep: true}
+	defer wg.Wait()
+	defer halt() // fn panicked or failed: let the reader and workers go
 	var header history.Record
 	haveHeader := false
-	line := int64(0)
-	var b *batch
-	next := func() {
-		select {
-		case b = <-free:
-		default:
-			b = &batch{buf: make([]byte, 0, batchBytes+4096), recs: make([]history.Record, 0, batchRecords), lines: make([]int64, 0, batchRecords)}
+	var err error
+	for c := range order {
+		if err != nil {
+			continue // draining after a failure
 		}
-		b.buf, b.recs, b.lines, b.err = b.buf[:0], b.recs[:0], b.lines[:0], nil
-		d.scratch, d.strs = b.scratch[:0], b.strs[:0]
-	}
-	send := func() bool {
-		b.scratch, b.strs = d.scratch, d.strs
-		select {
-		case full <- b:
-			b = nil
-			return true
-		case <-stop:
-			return false
+		<-c.done
+		for i := range c.recs {
+			rec := &c.recs[i]
+			line := c.lines[i]
+			if !haveHeader {
+				if rec.Type != history.TypeHeader {
+					err = &history.LineError{Name: name, Line: int(line), Err: fmt.Errorf("first record is %q, want a header", rec.Type)}
+					break
+				}
+				header = cloneHeader(*rec)
+				haveHeader = true
+			} else if rec.Type == history.TypeHeader {
+				err = &history.LineError{Name: name, Line: int(line), Err: errors.New("second header record")}
+				break
+			}
+			if e := fn(line, rec); e != nil {
+				err = fmt.Errorf("%s:%d: %w", name, line, e)
+				break
+			}
 		}
-	}
-	fail := func(err error) history.Record {
-		b.recs, b.lines = b.recs[:len(b.recs)-1], b.lines[:len(b.lines)-1]
-		b.err = err
-		send()
-		return header
-	}
-	next()
-	for sc.Scan() {
-		line++
-		raw := bytes.TrimSpace(sc.Bytes())
-		if len(raw) == 0 {
+		if err == nil {
+			err = c.err
+		}
+		if err != nil {
+			halt()
 			continue
 		}
-		if len(b.recs) >= batchRecords || len(b.buf) >= batchBytes {
-			if !send() {
-				return header
-			}
-			next()
+		select {
+		case free <- c:
+		default:
 		}
-		start := len(b.buf)
-		b.buf = append(b.buf, raw...)
-		l := b.buf[start:len(b.buf):len(b.buf)]
-		b.recs = append(b.recs, history.Record{})
-		b.lines = append(b.lines, line)
-		rec := &b.recs[len(b.recs)-1]
-		if err := d.decode(l, rec); err != nil {
-			return fail(&history.LineError{Name: name, Line: int(line), Err: err})
+	}
+	if err != nil {
+		return header, err
+	}
+	if readErr != nil {
+		return header, readErr
+	}
+	if !haveHeader {
+		return header, &history.LineError{Name: name, Line: 1, Err: errors.New("empty history: no header record")}
+	}
+	return header, nil
+}
+
+// readChunks reads r into chunks of whole lines and sends each to a worker
+// (work) and to the caller (order), in file order. bufio.Scanner does the
+// reading with a split function that returns every complete line it holds
+// at once, so a line that does not fit, a read error after a partial last
+// line or a reader that makes no progress end the history exactly as they
+// do in history.Reader, whose Scanner returns one line at a time. It
+// returns the read error, naming the line after the last one read.
+func readChunks(name string, r io.Reader, bufBytes int, work, order chan<- *chunk, free <-chan *chunk, stop <-chan struct{}) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, min(bufBytes, history.MaxLineBytes)), history.MaxLineBytes)
+	sc.Split(scanLineRuns)
+	line := int64(0)
+	for sc.Scan() {
+		tok := sc.Bytes()
+		var c *chunk
+		select {
+		case c = <-free:
+		default:
+			c = &chunk{done: make(chan struct{}, 1)}
 		}
-		if err := rec.Validate(); err != nil {
-			return fail(&history.LineError{Name: name, Line: int(line), Err: err})
+		c.buf = append(c.buf[:0], tok...)
+		c.first = line + 1
+		line += int64(bytes.Count(tok, []byte{'\n'}))
+		if tok[len(tok)-1] != '\n' {
+			line++ // the last line, without its newline
 		}
-		if !haveHeader {
-			if rec.Type != history.TypeHeader {
-				return fail(&history.LineError{Name: name, Line: int(line), Err: fmt.Errorf("first record is %q, want a header", rec.Type)})
-			}
-			header = cloneHeader(*rec)
-			haveHeader = true
-		} else if rec.Type == history.TypeHeader {
-			return fail(&history.LineError{Name: name, Line: int(line), Err: errors.New("second header record")})
+		select {
+		case work <- c:
+		case <-stop:
+			return nil
+		}
+		select {
+		case order <- c:
+		case <-stop:
+			return nil
 		}
 	}
 	if err := sc.Err(); err != nil {
-		b.err = &history.LineError{Name: name, Line: int(line + 1), Err: fmt.Errorf("read: %w", err)}
-	} else if !haveHeader {
-		b.err = &history.LineError{Name: name, Line: 1, Err: errors.New("empty history: no header record")}
+		return &history.LineError{Name: name, Line: int(line + 1), Err: fmt.Errorf("read: %w", err)}
 	}
-	send()
-	return header
+	return nil
+}
+
+// scanLineRuns is a bufio.SplitFunc returning all complete lines in data,
+// newlines included, as one token; at EOF the rest is the last line.
+func scanLineRuns(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i+1], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// decodeChunk splits c into lines and decodes and validates each non-blank
+// one into c.recs; the first line that fails ends the chunk with c.err.
+// Strings of the records alias c.buf and c.scratch.
+func decodeChunk(name string, d *fastDecoder, c *chunk) {
+	c.recs, c.lines, c.err = c.recs[:0], c.lines[:0], nil
+	d.scratch, d.strs = c.scratch[:0], c.strs[:0]
+	defer func() { c.scratch, c.strs = d.scratch, d.strs }()
+	buf := c.buf
+	for line := c.first; len(buf) > 0; line++ {
+		raw := buf
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			raw, buf = buf[:i], buf[i+1:]
+		} else {
+			buf = nil
+		}
+		raw = bytes.TrimSpace(raw)
+		if len(raw) == 0 {
+			continue
+		}
+		c.recs = append(c.recs, history.Record{})
+		rec := &c.recs[len(c.recs)-1]
+		err := d.decode(raw[:len(raw):len(raw)], rec)
+		if err == nil {
+			err = rec.Validate()
+		}
+		if err != nil {
+			c.recs = c.recs[:len(c.recs)-1]
+			c.err = &history.LineError{Name: name, Line: int(line), Err: err}
+			return
+		}
+		c.lines = append(c.lines, line)
+	}
 }
 
 func cloneHeader(r history.Record) history.Record {
