@@ -58,6 +58,11 @@ type Conn struct {
 	mu       sync.Mutex
 	hard     time.Time // zero: not armed
 	rd, wd   time.Time // deadlines the library asked for
+	// The deadlines last set on the connection: go-smtp sets and clears a
+	// deadline around every command, which under a hard deadline mostly
+	// clamps to the one already set, and setting it again would cost a
+	// runtime timer update each time for nothing.
+	rSet, wSet time.Time
 	timer    *time.Timer
 	firstErr error
 	written  atomic.Int64
@@ -103,14 +108,36 @@ func (c *Conn) Arm(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.hard = t
-	_ = c.Conn.SetReadDeadline(c.clamp(c.rd))
-	_ = c.Conn.SetWriteDeadline(c.clamp(c.wd))
+	c.apply()
 	wait := time.Until(t) + WatchdogGrace
 	if c.timer == nil {
 		c.timer = time.AfterFunc(wait, c.watchdog)
 	} else {
 		c.timer.Reset(wait)
 	}
+}
+
+// apply sets on the connection the deadlines the library asked for,
+// clamped to the hard deadline, where they differ from those already set.
+// c.mu must be held.
+func (c *Conn) apply() error {
+	rd, wd := c.clamp(c.rd), c.clamp(c.wd)
+	var err error
+	switch {
+	case rd.Equal(c.rSet) && wd.Equal(c.wSet):
+	case rd.Equal(wd):
+		err = c.Conn.SetDeadline(rd)
+	case rd.Equal(c.rSet):
+		err = c.Conn.SetWriteDeadline(wd)
+	case wd.Equal(c.wSet):
+		err = c.Conn.SetReadDeadline(rd)
+	default:
+		err = errors.Join(c.Conn.SetReadDeadline(rd), c.Conn.SetWriteDeadline(wd))
+	}
+	if err == nil {
+		c.rSet, c.wSet = rd, wd
+	}
+	return err
 }
 
 // ArmFor arms the hard deadline d from now.
@@ -141,7 +168,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rd, c.wd = t, t
-	return c.Conn.SetDeadline(c.clamp(t))
+	return c.apply()
 }
 
 // SetReadDeadline sets the read deadline, clamped to the hard deadline.
@@ -149,7 +176,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rd = t
-	return c.Conn.SetReadDeadline(c.clamp(t))
+	return c.apply()
 }
 
 // SetWriteDeadline sets the write deadline, clamped to the hard deadline.
@@ -157,7 +184,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.wd = t
-	return c.Conn.SetWriteDeadline(c.clamp(t))
+	return c.apply()
 }
 
 // Read reads from the connection, remembering the first error.

@@ -496,17 +496,23 @@ func (s *Sender) try(ctx context.Context, stream string, seq int, out *outgoing)
 	if ss.pipelining {
 		ss.hold.pipeline(ss.commands(m.Rcpt))
 	}
+	// Each command has the command timeout; pipelined, MAIL, RCPT and DATA
+	// leave in one write and their replies share it.
 	ss.conn.ArmFor(to.Command)
 	if err := ss.c.Mail(s.cfg.User.Address, &smtp.MailOptions{Size: int64(m.Size())}); err != nil {
 		return s.failed(StageMail, err)
 	}
 	for _, r := range m.Rcpt {
-		ss.conn.ArmFor(to.Command)
+		if !ss.pipelining {
+			ss.conn.ArmFor(to.Command)
+		}
 		if err := ss.c.Rcpt(r, nil); err != nil {
 			return s.failed(StageRcpt, err)
 		}
 	}
-	ss.conn.ArmFor(to.Command)
+	if !ss.pipelining {
+		ss.conn.ArmFor(to.Command)
+	}
 	wc, err := ss.c.Data()
 	if err != nil {
 		return s.failed(StageData, err)
