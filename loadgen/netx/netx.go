@@ -55,18 +55,18 @@ const (
 type Conn struct {
 	net.Conn
 
-	mu       sync.Mutex
-	hard     time.Time // zero: not armed
-	rd, wd   time.Time // deadlines the library asked for
+	mu     sync.Mutex
+	hard   time.Time // zero: not armed
+	rd, wd time.Time // deadlines the library asked for
 	// The deadlines last set on the connection: go-smtp sets and clears a
 	// deadline around every command, which under a hard deadline mostly
 	// clamps to the one already set, and setting it again would cost a
 	// runtime timer update each time for nothing.
 	rSet, wSet time.Time
-	timer    *time.Timer
-	firstErr error
-	written  atomic.Int64
-	read     atomic.Int64
+	timer      *time.Timer
+	firstErr   error
+	written    atomic.Int64
+	read       atomic.Int64
 
 	fired  atomic.Int32 // 0, firedDeadline or firedContext
 	stopAF func() bool
