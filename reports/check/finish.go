@@ -3,9 +3,11 @@ package check
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailchaos/mailchaos/loadgen/history"
@@ -43,12 +45,27 @@ func (c *checker) finish(thresholds []Threshold) (Verdict, []offender) {
 	}
 	v.Metrics["faults"] = float64(len(v.Faults))
 
+	// Availability reads only the op records, the interned stage and class
+	// names and the faults, none of which the ledger and IMAP checks
+	// change, so it runs beside them with metrics of its own; they are
+	// merged where availability used to run, so later checks still win on
+	// a shared name.
+	availMetrics := map[string]float64{}
+	var pas []ProtocolAvailability
+	var avail Result
+	availDone := make(chan struct{})
+	go func() {
+		defer close(availDone)
+		pas, avail = c.availability(v.Faults, availMetrics)
+	}()
 	var offenders []offender
 	ledger, lo := c.ledger(&v)
 	offenders = append(offenders, lo...)
 	imapRes, io := c.imapInvariants(&v)
 	offenders = append(offenders, io...)
-	avail := c.availability(&v)
+	<-availDone
+	v.Availability = pas
+	maps.Copy(v.Metrics, availMetrics)
 	v.Checks = []Result{ledger, imapRes, avail}
 	c.latencies(&v)
 	c.delivery(&v)
@@ -712,32 +729,42 @@ func (c *checker) windows(ws []window, faults []Fault) Windows {
 	return out
 }
 
-func (c *checker) availability(v *Verdict) Result {
+// availability computes the windows of every protocol from its op records
+// and the faults, writing its metrics to m.
+func (c *checker) availability(faults []Fault, m map[string]float64) ([]ProtocolAvailability, Result) {
 	names := make([]string, 0, len(c.protos))
 	for n := range c.protos {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	// Sorting a million ops is most of the work: one goroutine per
+	// protocol. The comparator and algorithm stay as they were, so ops
+	// with equal times keep the order they always had.
+	var wg sync.WaitGroup
+	for _, ps := range c.protos {
+		wg.Go(func() {
+			slices.SortFunc(ps.ops, func(a, b opRec) int { return cmp.Or(cmp.Compare(a.end, b.end), cmp.Compare(a.start, b.start)) })
+		})
+	}
+	wg.Wait()
 	var nOps, fOps, nAtt, fAtt int64
 	var cvMax, cvTot, rawMax, rawTot time.Duration
 	var cvN, rawN int
-	v.Availability = []ProtocolAvailability{}
+	all := []ProtocolAvailability{}
 	var worst []string
 	for _, n := range names {
 		ps := c.protos[n]
-		slices.SortFunc(ps.ops, func(a, b opRec) int { return cmp.Or(cmp.Compare(a.end, b.end), cmp.Compare(a.start, b.start)) })
 		pa := ProtocolAvailability{Protocol: n, Ops: ps.nOps, FailedOps: ps.failedOps, Attempts: ps.nAtt, FailedAttempts: ps.failedAttempt, Stages: []StageErrors{}}
-		pa.Raw = c.windows(sweep(ps.ops, func(*opRec) bool { return true }, c.last), v.Faults)
-		pa.ClientVisible = c.windows(sweep(ps.ops, func(o *opRec) bool { return !o.attempt }, c.last), v.Faults)
+		pa.Raw = c.windows(sweep(ps.ops, func(*opRec) bool { return true }, c.last), faults)
+		pa.ClientVisible = c.windows(sweep(ps.ops, func(o *opRec) bool { return !o.attempt }, c.last), faults)
 		for _, st := range ps.stages {
 			pa.Stages = append(pa.Stages, *st)
 		}
 		slices.SortFunc(pa.Stages, func(a, b StageErrors) int { return cmp.Compare(a.Stage, b.Stage) })
-		v.Availability = append(v.Availability, pa)
+		all = append(all, pa)
 		nOps, fOps, nAtt, fAtt = nOps+ps.nOps, fOps+ps.failedOps, nAtt+ps.nAtt, fAtt+ps.failedAttempt
 		cvMax, cvTot, cvN = max(cvMax, pa.ClientVisible.Longest), cvTot+pa.ClientVisible.Total, cvN+pa.ClientVisible.Count
 		rawMax, rawTot, rawN = max(rawMax, pa.Raw.Longest), rawTot+pa.Raw.Total, rawN+pa.Raw.Count
-		m := v.Metrics
 		m[n+"_ops"], m[n+"_failed_ops"], m[n+"_attempts"], m[n+"_failed_attempts"] = float64(ps.nOps), float64(ps.failedOps), float64(ps.nAtt), float64(ps.failedAttempt)
 		m[n+"_client_visible_windows"] = float64(pa.ClientVisible.Count)
 		m[n+"_client_visible_downtime_max_s"] = pa.ClientVisible.Longest.Seconds()
@@ -749,7 +776,6 @@ func (c *checker) availability(v *Verdict) Result {
 			worst = append(worst, fmt.Sprintf("%s: %d windows, longest %s, total %s, %d failed ops", n, pa.ClientVisible.Count, pa.ClientVisible.Longest, pa.ClientVisible.Total, ps.failedOps))
 		}
 	}
-	m := v.Metrics
 	m["ops"], m["failed_ops"], m["attempts"], m["failed_attempts"] = float64(nOps), float64(fOps), float64(nAtt), float64(fAtt)
 	m["client_visible_windows"] = float64(cvN)
 	m["client_visible_downtime_max_s"] = cvMax.Seconds()
@@ -760,7 +786,7 @@ func (c *checker) availability(v *Verdict) Result {
 
 	res := Result{Name: CheckAvailability}
 	limit := c.maxEvidence()
-	for _, pa := range v.Availability {
+	for _, pa := range all {
 		for _, w := range pa.ClientVisible.Windows {
 			if len(res.Evidence) >= limit {
 				res.EvidenceOmitted++
@@ -768,7 +794,7 @@ func (c *checker) availability(v *Verdict) Result {
 			}
 			var fs []string
 			for _, i := range w.Faults {
-				fs = append(fs, fmt.Sprintf("%s(%s)", v.Faults[i].Name, v.Faults[i].Target))
+				fs = append(fs, fmt.Sprintf("%s(%s)", faults[i].Name, faults[i].Target))
 			}
 			res.Evidence = append(res.Evidence, Evidence{Problem: "client-visible-downtime", At: w.Start,
 				Detail: fmt.Sprintf("%s down %s from %s to %s: %d failed ops at %s (%s); faults: %s", pa.Protocol, w.Duration, w.Start, w.End, w.Failures,
@@ -786,7 +812,7 @@ func (c *checker) availability(v *Verdict) Result {
 		res.Status = Success
 		res.Reason = fmt.Sprintf("%d ops, %d failed after retries (%d client-visible windows, longest %s); %d raw error windows from %d failed attempts", nOps, fOps, cvN, cvMax, rawN, fAtt)
 	}
-	return res
+	return all, res
 }
 
 func orNone(s []string) string {
