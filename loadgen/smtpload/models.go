@@ -113,9 +113,9 @@ type OpenConfig struct {
 
 // LoadResult summarises a run of a load model.
 type LoadResult struct {
-	// Elapsed runs from the first arrival's schedule start (the closed
-	// model's start) to the last arrival's due time or the last send's
-	// start, whichever is later.
+	// Elapsed is, in the open model, from the schedule's start to the last
+	// arrival's due time or the last send's start, whichever is later; in
+	// the closed model, from the start to the end of the last send.
 	Elapsed    time.Duration
 	Warmup     time.Duration // open model: time spent opening sessions before the first arrival
 	Warm       int           // open model: senders with an open session when the schedule started
