@@ -342,80 +342,90 @@ func run(ctx context.Context, c config) error {
 	return nil
 }
 
+// sender is one side of the comparison: how to run it once, and its
+// samples.
+type sender struct {
+	name, what string
+	run        func(round, count int) (sample, error)
+	samples    []sample
+}
+
+func (s *sender) rates() []float64 {
+	out := make([]float64, len(s.samples))
+	for i, x := range s.samples {
+		out[i] = x.rate
+	}
+	return out
+}
+
+func (s *sender) durations(f func(sample) time.Duration) []time.Duration {
+	out := make([]time.Duration, len(s.samples))
+	for i, x := range s.samples {
+		out[i] = f(x)
+	}
+	return out
+}
+
+func cpuOf(s sample) time.Duration  { return s.cpu }
+func sinkOf(s sample) time.Duration { return s.sinkCPU }
+
 // compare runs both senders in interleaved rounds and prints the medians.
 func compare(ctx context.Context, c config, tmp string, sk *sink) error {
-	fmt.Printf("# smtp-sink on %s; %d sessions, %d messages of %d payload bytes; %d rounds, both senders each round, first one alternating\n",
+	var ourBytes int64
+	us := &sender{name: "mailchaos", run: func(round, count int) (sample, error) {
+		s, b, err := ours(ctx, tmp, sk, round, c.sessions, c.size, count)
+		ourBytes = b
+		return s, err
+	}}
+	them := &sender{name: "smtp-source", what: fmt.Sprintf("%d payload bytes + headers", c.size), run: func(_, count int) (sample, error) {
+		return theirs(ctx, c.postfix, sk, c.sessions, c.size, count)
+	}}
+	senders := []*sender{us, them}
+	if c.onlyOurs {
+		senders = senders[:1]
+	}
+	fmt.Printf("# smtp-sink on %s; %d sessions, %d messages of %d payload bytes; %d rounds, each sender once a round, the first alternating\n",
 		sk.addr, c.sessions, c.count, c.size, c.rounds)
 	if c.warmup > 0 {
-		if _, _, err := ours(ctx, tmp, sk, 1000, c.sessions, c.size, c.warmup); err != nil {
-			return fmt.Errorf("warm-up: %w", err)
-		}
-		if !c.onlyOurs {
-			if _, err := theirs(ctx, c.postfix, sk, c.sessions, c.size, c.warmup); err != nil {
-				return fmt.Errorf("warm-up: %w", err)
+		for _, s := range senders {
+			if _, err := s.run(1000, c.warmup); err != nil {
+				return fmt.Errorf("warm-up of %s: %w", s.name, err)
 			}
 		}
 	}
-	var us, them []sample
-	var ourBytes int64
 	for r := 1; r <= c.rounds; r++ {
-		load := loadavg()
-		var o, t sample
-		var err error
-		runOurs := func() error { o, ourBytes, err = ours(ctx, tmp, sk, r, c.sessions, c.size, c.count); return err }
-		runTheirs := func() error {
-			if c.onlyOurs {
-				t = sample{rate: 1, cpu: 1, sinkCPU: 1}
-				return nil
-			}
-			t, err = theirs(ctx, c.postfix, sk, c.sessions, c.size, c.count)
-			return err
-		}
-		first, second := runOurs, runTheirs
+		line := fmt.Sprintf("# round %d (load %s):", r, loadavg())
+		order := slices.Clone(senders)
 		if r%2 == 0 {
-			first, second = runTheirs, runOurs
+			slices.Reverse(order)
 		}
-		if err := first(); err != nil {
-			return err
+		for _, s := range order {
+			x, err := s.run(r, c.count)
+			if err != nil {
+				return err
+			}
+			s.samples = append(s.samples, x)
 		}
-		if err := second(); err != nil {
-			return err
+		for _, s := range senders {
+			x := s.samples[len(s.samples)-1]
+			line += fmt.Sprintf(" %s %.0f msgs/s, %s µs CPU/msg (sink %s µs/msg);", s.name, x.rate, micros(x.cpu), micros(x.sinkCPU))
 		}
-		us, them = append(us, o), append(them, t)
-		fmt.Printf("# round %d (load %s): mailchaos %.0f msgs/s, %s µs CPU/msg (sink %s µs/msg); smtp-source %.0f msgs/s, %s µs CPU/msg (sink %s µs/msg)\n",
-			r, load, o.rate, micros(o.cpu), micros(o.sinkCPU), t.rate, micros(t.cpu), micros(t.sinkCPU))
+		fmt.Println(strings.TrimSuffix(line, ";"))
 	}
-	field := func(v []sample, f func(sample) time.Duration) []time.Duration {
-		out := make([]time.Duration, len(v))
-		for i, s := range v {
-			out[i] = f(s)
-		}
-		return out
+	us.what = fmt.Sprintf("%d bytes/message incl. headers; CPU includes message generation", ourBytes)
+	for _, s := range senders {
+		fmt.Printf("# %s: msgs/s %s (median %.0f); CPU µs/msg %s (median %s); sink CPU µs/msg median %s (%s)\n", s.name,
+			list(s.rates(), rate), median(s.rates()), list(s.durations(cpuOf), micros), micros(median(s.durations(cpuOf))),
+			micros(median(s.durations(sinkOf))), s.what)
 	}
-	rates := func(v []sample) []float64 {
-		out := make([]float64, len(v))
-		for i, s := range v {
-			out[i] = s.rate
-		}
-		return out
-	}
-	cpu := func(s sample) time.Duration { return s.cpu }
-	sinkCPU := func(s sample) time.Duration { return s.sinkCPU }
-	for _, side := range []struct {
-		name, what string
-		v          []sample
-	}{
-		{"mailchaos", fmt.Sprintf("%d bytes/message incl. headers; CPU includes message generation", ourBytes), us},
-		{"smtp-source", fmt.Sprintf("%d payload bytes + headers", c.size), them},
-	} {
-		fmt.Printf("# %s: msgs/s %s (median %.0f); CPU µs/msg %s (median %s); sink CPU µs/msg median %s (%s)\n", side.name,
-			list(rates(side.v), rate), median(rates(side.v)), list(field(side.v, cpu), micros), micros(median(field(side.v, cpu))),
-			micros(median(field(side.v, sinkCPU))), side.what)
-	}
-	ourCPU, theirCPU := median(field(us, cpu)), median(field(them, cpu))
-	fmt.Printf("loadgen_vs_smtp_source %.3f\n", median(rates(us))/median(rates(them)))
+	ourCPU := median(us.durations(cpuOf))
 	fmt.Printf("loadgen_cpu_us_per_msg %s\n", micros(ourCPU))
+	if c.onlyOurs {
+		return nil
+	}
+	theirCPU := median(them.durations(cpuOf))
 	fmt.Printf("smtp_source_cpu_us_per_msg %s\n", micros(theirCPU))
+	fmt.Printf("loadgen_vs_smtp_source %.3f\n", median(us.rates())/median(them.rates()))
 	fmt.Printf("loadgen_cpu_vs_smtp_source %.3f\n", float64(ourCPU)/float64(theirCPU))
 	return nil
 }
