@@ -226,3 +226,33 @@ func BenchmarkCheckMillion(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecode decodes the lines of a generated history with the fast
+// decoder, as a worker does (-benchmem; MB/s is history bytes).
+func BenchmarkDecode(b *testing.B) {
+	var buf strings.Builder
+	if err := genHistory(&buf, 2000); err != nil {
+		b.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")[1:] // no header: it takes encoding/json
+	raw := make([][]byte, len(lines))
+	for i, l := range lines {
+		raw[i] = []byte(l)
+	}
+	b.SetBytes(int64(buf.Len()))
+	b.ReportAllocs()
+	d := fastDecoder{keep: true}
+	var rec history.Record
+	cpu0 := cpuSeconds()
+	b.ResetTimer()
+	for range b.N {
+		d.scratch, d.strs = d.scratch[:0], d.strs[:0]
+		for _, l := range raw {
+			if err := d.decode(l, &rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric((cpuSeconds()-cpu0)*1e9/float64(b.N*len(raw)), "cpu-ns/line")
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"runtime"
 	"sync"
 	"unicode/utf8"
@@ -326,12 +327,11 @@ type scanner struct {
 
 func (s *scanner) ws() {
 	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
+		// Histories are compact JSON: one compare settles most calls.
+		if c := s.b[s.i]; c > ' ' || (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
 			return
 		}
+		s.i++
 	}
 }
 
@@ -343,14 +343,14 @@ func (s *scanner) str() (string, bool) {
 		return "", false
 	}
 	start := s.i + 1
-	// Common case: the closing quote found by IndexByte, and no escape,
-	// control or non-ASCII byte before it (checked 8 bytes at a time).
-	if q := bytes.IndexByte(s.b[start:], '"'); q >= 0 && plainASCII(s.b[start:start+q]) {
-		s.i = start + q + 1
-		if q == 0 {
+	// Common case: the first byte that is not plain ASCII is the closing
+	// quote (one pass, 8 bytes at a time).
+	if q := plainEnd(s.b, start); q < len(s.b) && s.b[q] == '"' {
+		s.i = q + 1
+		if q == start {
 			return "", true
 		}
-		return unsafe.String(&s.b[start], q), true
+		return unsafe.String(&s.b[start], q-start), true
 	}
 	ascii := true
 	esc := false
@@ -416,25 +416,33 @@ func (s *scanner) str() (string, bool) {
 	return unsafe.String(&v[0], len(v)), true
 }
 
-// plainASCII reports whether b has no byte that is a backslash, a control
-// character (< 0x20) or non-ASCII (>= 0x80).
-func plainASCII(b []byte) bool {
+// notPlain flags, in the high bit of each byte of the little-endian word
+// x, the bytes that are a quote, a backslash, a control character or
+// non-ASCII: the high bit of q or bs minus one (a zero byte: quote,
+// backslash), of x - 0x20 borrowing (control), of x itself (non-ASCII). A
+// borrow can only flag bytes above a flagged one, so the lowest flag is
+// exact; the others may not be.
+func notPlain(x uint64) uint64 {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	i := 0
+	q, bs := x^(lo*'"'), x^(lo*'\\')
+	return (x | ((x - lo*0x20) &^ x) | ((q - lo) &^ q) | ((bs - lo) &^ bs)) & hi
+}
+
+// plainEnd returns the index of the first byte of b at or after i that is
+// a quote, a backslash, a control character (< 0x20) or non-ASCII (>=
+// 0x80), or len(b) if there is none.
+func plainEnd(b []byte, i int) int {
 	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		bs := x ^ (lo * '\\')
-		// high bit of a byte: >= 0x80; (x - 0x20) borrows: < 0x20; bs zero: backslash.
-		if (x|((x-lo*0x20)&^x)|((bs-lo)&^bs))&hi != 0 {
-			return false
+		if m := notPlain(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
 		}
 	}
 	for ; i < len(b); i++ {
-		if c := b[i]; c < 0x20 || c >= 0x80 || c == '\\' {
-			return false
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+			return i
 		}
 	}
-	return true
+	return i
 }
 
 // int reads a JSON integer that fits in bits (signed or not); ok=false for

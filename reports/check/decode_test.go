@@ -215,24 +215,27 @@ func TestRunCancelled(t *testing.T) {
 	}
 }
 
-// plainASCII's word-at-a-time test must agree with the byte-by-byte one.
-func TestPlainASCII(t *testing.T) {
-	naive := func(b []byte) bool {
-		for _, c := range b {
-			if c < 0x20 || c >= 0x80 || c == '\\' {
-				return false
+// plainEnd's word-at-a-time scan must agree with the byte-by-byte one,
+// whatever the byte, where it falls in a word and what surrounds it.
+func TestPlainEnd(t *testing.T) {
+	naive := func(b []byte, i int) int {
+		for ; i < len(b); i++ {
+			if c := b[i]; c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
+				return i
 			}
 		}
-		return true
+		return i
 	}
-	for n := 0; n <= 17; n++ {
+	for n := 0; n <= 19; n++ {
 		for pos := 0; pos < n; pos++ {
 			for c := 0; c < 256; c++ {
-				for _, fill := range []byte{'a', ' ', 0x7f, '"', ']', 0x5d, 0x21} {
+				for _, fill := range []byte{'a', ' ', 0x7f, '#', '!', ']', 0x21, 0x5b} {
 					b := bytes.Repeat([]byte{fill}, n)
 					b[pos] = byte(c)
-					if got, want := plainASCII(b), naive(b); got != want {
-						t.Fatalf("plainASCII(%q) = %v, want %v", b, got, want)
+					for from := 0; from <= min(n, 3); from++ {
+						if got, want := plainEnd(b, from), naive(b, from); got != want {
+							t.Fatalf("plainEnd(%q, %d) = %d, want %d", b, from, got, want)
+						}
 					}
 				}
 			}
