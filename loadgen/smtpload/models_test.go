@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,5 +111,25 @@ func TestArrivalTakenAheadIsSentLate(t *testing.T) {
 	}
 	if s := stats.Snapshot(); s.Ticks != res.Ticks || s.Dropped != res.Dropped {
 		t.Errorf("stats %+v vs result %+v", s, res)
+	}
+}
+
+// TestArrivalsStopAtMaxMessages checks that the open model dispatches no more
+// than MaxMessages however many senders are free.
+func TestArrivalsStopAtMaxMessages(t *testing.T) {
+	a := newArrivals(Constant(2000, time.Second), 25, &Stats{})
+	a.start = time.Now()
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.serve(context.Background(), func(int) { sent.Add(1) })
+		}()
+	}
+	wg.Wait()
+	if res := a.result(); res.Dispatched != 25 || sent.Load() != 25 || res.Elapsed > 500*time.Millisecond {
+		t.Errorf("sent %d, %+v; want 25 sends, stopping early", sent.Load(), res)
 	}
 }
