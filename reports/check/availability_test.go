@@ -1,6 +1,8 @@
 package check
 
 import (
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -173,5 +175,77 @@ func TestDrainUnseenIsIncomplete(t *testing.T) {
 	}
 	if _, ok := v.Metrics["delivery_latency_p99_s"]; ok {
 		t.Fatal("delivery latency measured without any seen record")
+	}
+}
+
+// sortOps gives exactly slices.SortFunc's order, ties included, on nearly
+// sorted ops (its fast path), on ops with equal times and on ops too out
+// of order (where it falls back), and leaves no op behind.
+func TestSortOpsMatchesSortFunc(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	shapes := map[string]func(i, n int) opRec{
+		"sorted":   func(i, n int) opRec { return opRec{start: int64(i), end: int64(i) + 100} },
+		"reversed": func(i, n int) opRec { return opRec{start: int64(n - i), end: int64(n-i) + 100} },
+		"history": func(i, n int) opRec { // attempts end before the op of the message before
+			if i%50 == 7 {
+				return opRec{start: int64(i) * 10, end: int64(i)*10 + 5, attempt: true}
+			}
+			return opRec{start: int64(i) * 10, end: int64(i)*10 + 200 + rng.Int64N(3)}
+		},
+		"stragglers": func(i, n int) opRec {
+			if rng.IntN(20) == 0 {
+				t := rng.Int64N(int64(n))
+				return opRec{start: t, end: t + 1, stage: uint16(i)}
+			}
+			return opRec{start: int64(i) * 4, end: int64(i)*4 + 2, stage: uint16(i)}
+		},
+		"ties": func(i, n int) opRec { // equal times, told apart by other fields
+			t := int64(i / 3)
+			if rng.IntN(10) == 0 {
+				t = rng.Int64N(int64(n))
+			}
+			return opRec{start: t, end: t + 1, ok: i%2 == 0, stage: uint16(i), class: uint16(i % 7)}
+		},
+		"one tie": func(i, n int) opRec {
+			if i == n/2 {
+				return opRec{start: int64(i-1) * 4, end: int64(i-1)*4 + 2, ok: true}
+			}
+			return opRec{start: int64(i) * 4, end: int64(i)*4 + 2}
+		},
+		"stragglers tied to earlier ops": func(i, n int) opRec {
+			if i > 100 && i%37 == 0 {
+				j := int64(i - 1 - rng.IntN(100))
+				return opRec{start: j * 4, end: j*4 + 2, ok: true, stage: uint16(i)}
+			}
+			return opRec{start: int64(i) * 4, end: int64(i)*4 + 2, stage: uint16(i)}
+		},
+		"stragglers tied together": func(i, n int) opRec {
+			if i > 0 && i%29 == 0 {
+				t := int64(rng.IntN(8))
+				return opRec{start: t, end: t + 1, ok: true, stage: uint16(i)}
+			}
+			return opRec{start: int64(i) * 4, end: int64(i)*4 + 2, stage: uint16(i)}
+		},
+		"random": func(i, n int) opRec { t := rng.Int64N(1000); return opRec{start: t, end: t + rng.Int64N(50), stage: uint16(i)} },
+		"late first": func(i, n int) opRec {
+			if i == 0 {
+				return opRec{start: 0, end: 1 << 40}
+			}
+			return opRec{start: int64(i), end: int64(i) + 10}
+		},
+	}
+	for name, gen := range shapes {
+		for _, n := range []int{0, 1, 2, 3, 10, 100, 1000, 20000} {
+			ops := make([]opRec, n)
+			for i := range ops {
+				ops[i] = gen(i, n)
+			}
+			want := slices.Clone(ops)
+			slices.SortFunc(want, cmpOps)
+			sortOps(ops)
+			if !slices.Equal(ops, want) {
+				t.Fatalf("%s, %d ops: order differs from slices.SortFunc", name, n)
+			}
+		}
 	}
 }

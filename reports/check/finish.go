@@ -640,6 +640,88 @@ func (c *checker) imapInvariants(v *Verdict) (Result, []offender) {
 	return res, offs
 }
 
+// cmpOps orders op records by end, then start: the order sweep needs.
+func cmpOps(a, b opRec) int { return cmp.Or(cmp.Compare(a.end, b.end), cmp.Compare(a.start, b.start)) }
+
+// sortOps sorts ops by cmpOps into exactly the order slices.SortFunc gives
+// (pdqsort, which decides the order of ops with equal times its own way),
+// in about linear time when the ops are nearly sorted, as a history's are:
+// written as they end, or in start order with durations alike. The ops
+// already in order stay in place, the few others are sorted apart and
+// merged in. A sorted order is unique unless two ops have equal times, so
+// when some do, or when too many ops are out of order for this to pay, the
+// original order is put back and slices.SortFunc sorts it as before.
+func sortOps(ops []opRec) {
+	type straggler struct {
+		op opRec
+		at int // index in the original order
+	}
+	var rest []straggler
+	n := 0    // ops[:n]: the ops kept, ascending, in their original order
+	read := 0 // ops[read:] are untouched
+	for read < len(ops) {
+		o := ops[read]
+		read++
+		if n == 0 || cmpOps(ops[n-1], o) < 0 {
+			ops[n] = o
+			n++
+			continue
+		}
+		rest = append(rest, straggler{o, read - 1})
+		if len(rest) > len(ops)/8+64 {
+			break // too many out of order for this to pay
+		}
+	}
+	kept := ops[:n]
+	restore := func() {
+		// Refill ops[:read] from the back: a straggler where it was, else
+		// the last kept op not yet put back (never ahead of its place).
+		k, m := len(rest)-1, n-1
+		for pos := read - 1; pos >= 0; pos-- {
+			if k >= 0 && rest[k].at == pos {
+				ops[pos] = rest[k].op
+				k--
+			} else {
+				ops[pos] = ops[m]
+				m--
+			}
+		}
+		slices.SortFunc(ops, cmpOps)
+	}
+	if read < len(ops) {
+		restore()
+		return
+	}
+	sorted := make([]opRec, len(rest))
+	for i := range rest {
+		sorted[i] = rest[i].op
+	}
+	slices.SortFunc(sorted, cmpOps)
+	for i := 1; i < len(sorted); i++ {
+		if cmpOps(sorted[i-1], sorted[i]) == 0 {
+			restore()
+			return
+		}
+	}
+	for _, o := range sorted {
+		if _, tie := slices.BinarySearchFunc(kept, o, cmpOps); tie {
+			restore()
+			return
+		}
+	}
+	// Merge from the back: the write index never passes the kept one.
+	i, j := n-1, len(sorted)-1
+	for w := len(ops) - 1; j >= 0; w-- {
+		if i >= 0 && cmpOps(ops[i], sorted[j]) > 0 {
+			ops[w] = ops[i]
+			i--
+		} else {
+			ops[w] = sorted[j]
+			j--
+		}
+	}
+}
+
 type window struct {
 	start, end   int64
 	lastFailFrom int64
@@ -738,13 +820,10 @@ func (c *checker) availability(faults []Fault, m map[string]float64) ([]Protocol
 	}
 	sort.Strings(names)
 	// Sorting a million ops is most of the work: one goroutine per
-	// protocol. The comparator and algorithm stay as they were, so ops
-	// with equal times keep the order they always had.
+	// protocol.
 	var wg sync.WaitGroup
 	for _, ps := range c.protos {
-		wg.Go(func() {
-			slices.SortFunc(ps.ops, func(a, b opRec) int { return cmp.Or(cmp.Compare(a.end, b.end), cmp.Compare(a.start, b.start)) })
-		})
+		wg.Go(func() { sortOps(ps.ops) })
 	}
 	wg.Wait()
 	var nOps, fOps, nAtt, fAtt int64
