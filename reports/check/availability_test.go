@@ -226,7 +226,10 @@ func TestSortOpsMatchesSortFunc(t *testing.T) {
 			}
 			return opRec{start: int64(i) * 4, end: int64(i)*4 + 2, stage: uint16(i)}
 		},
-		"random": func(i, n int) opRec { t := rng.Int64N(1000); return opRec{start: t, end: t + rng.Int64N(50), stage: uint16(i)} },
+		"random": func(i, n int) opRec {
+			t := rng.Int64N(1000)
+			return opRec{start: t, end: t + rng.Int64N(50), stage: uint16(i)}
+		},
 		"late first": func(i, n int) opRec {
 			if i == 0 {
 				return opRec{start: 0, end: 1 << 40}

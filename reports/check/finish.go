@@ -383,12 +383,11 @@ func (c *checker) resolve(a imapAction) uint32 {
 		return c.uidList[i].msg
 	}
 	if a.uidv == 0 {
-		for k, i := range c.uidvObs {
-			if k.mbox != a.mbox {
+		for p, k := range c.pairKeys {
+			if k.mbox != a.mbox || !c.uidvObs[p].observed {
 				continue
 			}
-			_ = i
-			if j, ok := c.uidLookup(a.mbox, k.uidv, a.uid); ok {
+			if j, ok := c.uidFind(uint32(p), a.uid); ok {
 				return c.uidList[j].msg
 			}
 		}
@@ -419,9 +418,11 @@ func (c *checker) imapInvariants(v *Verdict) (Result, []offender) {
 	}
 
 	// UIDVALIDITY per mailbox, ordered by first observation.
-	byMbox := map[uint32][]uidvKey{}
-	for k := range c.uidvObs {
-		byMbox[k.mbox] = append(byMbox[k.mbox], k)
+	byMbox := map[uint32][]uint32{} // mailbox -> its observed pairs
+	for p, k := range c.pairKeys {
+		if c.uidvObs[p].observed {
+			byMbox[k.mbox] = append(byMbox[k.mbox], uint32(p))
+		}
 	}
 	var changes int64
 	mbs := make([]uint32, 0, len(byMbox))
@@ -430,21 +431,21 @@ func (c *checker) imapInvariants(v *Verdict) (Result, []offender) {
 	}
 	slices.Sort(mbs)
 	for _, mb := range mbs {
-		ks := byMbox[mb]
-		if len(ks) < 2 {
+		ps := byMbox[mb]
+		if len(ps) < 2 {
 			continue
 		}
-		slices.SortFunc(ks, func(a, b uidvKey) int {
-			return cmp.Or(cmp.Compare(c.uidvObs[a].first, c.uidvObs[b].first), cmp.Compare(a.uidv, b.uidv))
+		slices.SortFunc(ps, func(a, b uint32) int {
+			return cmp.Or(cmp.Compare(c.uidvObs[a].first, c.uidvObs[b].first), cmp.Compare(c.pairKeys[a].uidv, c.pairKeys[b].uidv))
 		})
-		for i := 1; i < len(ks); i++ {
+		for i := 1; i < len(ps); i++ {
 			changes++
-			ch := UIDValidityChange{Mailbox: c.mboxes.names[mb], From: ks[i-1].uidv, To: ks[i].uidv, At: history.Offset(c.uidvObs[ks[i]].first)}
+			ch := UIDValidityChange{Mailbox: c.mboxes.names[mb], From: c.pairKeys[ps[i-1]].uidv, To: c.pairKeys[ps[i]].uidv, At: history.Offset(c.uidvObs[ps[i]].first)}
 			if len(S.UIDValidityChanges) < limit {
 				S.UIDValidityChanges = append(S.UIDValidityChanges, ch)
 			}
 			addEv(Evidence{Problem: "uidvalidity-changed", Mailbox: ch.Mailbox, At: ch.At,
-				Detail: fmt.Sprintf("UIDVALIDITY %d -> %d, first observed at %s (old value last observed at %s)", ch.From, ch.To, ch.At, history.Offset(c.uidvObs[ks[i-1]].last))})
+				Detail: fmt.Sprintf("UIDVALIDITY %d -> %d, first observed at %s (old value last observed at %s)", ch.From, ch.To, ch.At, history.Offset(c.uidvObs[ps[i-1]].last))})
 		}
 	}
 

@@ -120,3 +120,25 @@ func TestUIDOrderDenseAndSparseAgree(t *testing.T) {
 		}
 	}
 }
+
+// An expunge that names neither the message nor the UIDVALIDITY targets the
+// message observed at its UID in its mailbox under any UIDVALIDITY, never
+// one at the same UID in another mailbox.
+func TestExpungeWithoutUIDValidity(t *testing.T) {
+	expunge := imapOp(history.KindIMAPExpunge, ok, 40, 41, "expunge")
+	expunge.UID = 1
+	other := withUIDV(seen("m2", inbox2, 1, 15), 7) // same UID, other mailbox, observed first
+	recs := mkHist(send("m1", ok, 0, 10), send("m2", ok, 0, 10, u2), other, withUIDV(seen("m1", inbox1, 1, 20), 3),
+		expunge, withUIDV(seen("m1", inbox1, 1, 80), 3), withUIDV(fin("m1", inbox1, 1, 1), 3), withUIDV(fin("m2", inbox2, 1, 1), 7), done(1))
+	v := mustRun(t, recs, Policy{})
+	ev := result(v, CheckIMAP).Evidence
+	if v.Metrics["reappeared"] != 1 || len(ev) != 1 || ev[0].MsgID != "m1" || ev[0].Mailbox != inbox1 {
+		t.Fatalf("reappeared = %v, evidence %+v", v.Metrics["reappeared"], ev)
+	}
+
+	expunge.UID = 9 // observed nowhere: the expunge targets nothing
+	recs = mkHist(send("m1", ok, 0, 10), withUIDV(seen("m1", inbox1, 1, 20), 3), expunge, withUIDV(fin("m1", inbox1, 1, 1), 3), done(1))
+	if v := mustRun(t, recs, Policy{}); v.Metrics["reappeared"] != 0 || v.Ledger.Counts[ClassOK] != 1 {
+		t.Fatalf("reappeared = %v, ledger %v", v.Metrics["reappeared"], v.Ledger.Counts)
+	}
+}

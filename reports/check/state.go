@@ -194,7 +194,14 @@ type finalRec struct {
 }
 
 type uidvKey struct{ mbox, uidv uint32 }
-type span2 struct{ first, last int64 }
+
+// uidvSpan is when a (mailbox, uidvalidity) pair was observed by a record
+// that named its UIDVALIDITY (observed is false for the pairs of records
+// without one).
+type uidvSpan struct {
+	first, last int64
+	observed    bool
+}
 
 // opRec is one op record kept for the availability windows.
 type opRec struct {
@@ -252,14 +259,16 @@ type checker struct {
 
 	uids  map[uint64]uint32 // pair<<32|uid -> index in uidList, for sparse UIDs
 	pairs map[uidvKey]uint32
-	dense [][]uint32 // per pair: uidList index + 1 by UID
-	pairN []uint32   // per pair: UIDs indexed
+	// per pair: its key, and when it was observed with its UIDVALIDITY
+	pairKeys []uidvKey
+	uidvObs  []uidvSpan
+	dense    [][]uint32 // per pair: uidList index + 1 by UID
+	pairN    []uint32   // per pair: UIDs indexed
 	// last pair looked up
 	lastPairKey uidvKey
 	lastPair    uint32
 	havePair    bool
 	uidList     []uidEntry
-	uidvObs     map[uidvKey]span2
 	finals      []finalRec
 	actions     []imapAction
 	obsCount    int64
@@ -289,7 +298,6 @@ func newChecker(p Policy, hint int) *checker {
 		p:        p,
 		seed:     maphash.MakeSeed(),
 		pairs:    map[uidvKey]uint32{},
-		uidvObs:  map[uidvKey]span2{},
 		protos:   map[string]*protoState{},
 		latency:  map[string]*hist{},
 		pending:  map[faultKey][]int{},
@@ -621,15 +629,17 @@ func (c *checker) send(r *history.Record) {
 	}
 }
 
+// uidvSeen notes that mailbox mb had UIDVALIDITY uidv at a time. It keeps
+// the span with the pair that indexes the mailbox's UIDs, so that the
+// uidSeen that usually follows finds the pair in its one-entry cache.
 func (c *checker) uidvSeen(mb, uidv uint32, at int64) {
-	k := uidvKey{mb, uidv}
-	s, ok := c.uidvObs[k]
-	if !ok {
-		c.uidvObs[k] = span2{at, at}
+	p, _ := c.pair(mb, uidv, true)
+	s := &c.uidvObs[p]
+	if !s.observed {
+		*s = uidvSpan{at, at, true}
 		return
 	}
 	s.first, s.last = min(s.first, at), max(s.last, at)
-	c.uidvObs[k] = s
 }
 
 // UIDs are indexed per (mailbox, uidvalidity) pair. Servers hand out UIDs
@@ -653,6 +663,8 @@ func (c *checker) pair(mb, uidv uint32, create bool) (uint32, bool) {
 		c.pairs[k] = p
 		c.dense = append(c.dense, nil)
 		c.pairN = append(c.pairN, 0)
+		c.pairKeys = append(c.pairKeys, k)
+		c.uidvObs = append(c.uidvObs, uidvSpan{})
 	}
 	c.lastPairKey, c.lastPair, c.havePair = k, p, true
 	return p, true
