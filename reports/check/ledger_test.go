@@ -1,6 +1,8 @@
 package check
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -173,5 +175,24 @@ func TestLedgerEvidenceBounded(t *testing.T) {
 	r := result(v, CheckLedger)
 	if len(r.Evidence) != 5 || r.EvidenceOmitted != 25 {
 		t.Fatalf("evidence %d omitted %d", len(r.Evidence), r.EvidenceOmitted)
+	}
+}
+
+// A body hash is compared as the SHA-256 it names: hex case does not
+// matter, and a string that is not 64 hex digits is a hash of its own.
+func TestFingerprint(t *testing.T) {
+	sum := sha256.Sum256([]byte("body"))
+	lower := hex.EncodeToString(sum[:])
+	upper := strings.ToUpper(lower)
+	if fingerprint(lower) != sum || fingerprint(upper) != sum {
+		t.Fatalf("hex digest not decoded: %x", fingerprint(lower))
+	}
+	for _, s := range []string{"", "deadbeef", lower[:63] + "g", "-" + lower[1:], lower + "0"} {
+		if got, want := fingerprint(s), sha256.Sum256([]byte("non-hex:"+s)); got != want {
+			t.Errorf("fingerprint(%q) = %x, want the hash of the string", s, got)
+		}
+	}
+	if fingerprint(lower[:63]+"g") == fingerprint(lower[:63]+"h") {
+		t.Error("two different non-hex strings share a fingerprint")
 	}
 }

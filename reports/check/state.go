@@ -3,6 +3,7 @@ package check
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"hash/maphash"
 	"slices"
 	"strings"
@@ -416,15 +417,9 @@ func (c *checker) str(s string) uint16 {
 // or the SHA-256 of any other string, so that any two hash strings compare
 // equal exactly when they denote the same hash (hex case ignored).
 func fingerprint(s string) (h [32]byte) {
+	// hex.Decode only reads the string's bytes.
 	if len(s) == 64 {
-		ok := true
-		for i := 0; i < 32 && ok; i++ {
-			hi, ok1 := unhex(s[2*i])
-			lo, ok2 := unhex(s[2*i+1])
-			ok = ok1 && ok2
-			h[i] = hi<<4 | lo
-		}
-		if ok {
+		if _, err := hex.Decode(h[:], unsafe.Slice(unsafe.StringData(s), len(s))); err == nil {
 			return h
 		}
 	}
@@ -437,18 +432,6 @@ func fingerprint(s string) (h [32]byte) {
 func (c *checker) fingerprint64(s string) uint64 {
 	h := fingerprint(s)
 	return maphash.Bytes(c.seed, h[:])
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // add takes one non-header record. Strings in r may alias a reused buffer:
