@@ -140,34 +140,7 @@ func TestFileAndRecordsAgree(t *testing.T) {
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := Policy{Thresholds: []string{"lost == 0", "delivery_latency_p99_s < 30"}}
-	fromFile, err := Run(context.Background(), path, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recs []history.Record
-	rd, err := history.NewReader("h", bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs = append(recs, rd.Header())
-	for {
-		r, err := rd.Next()
-		if err != nil {
-			break
-		}
-		recs = append(recs, r)
-	}
-	fromMem, err := RunRecords(context.Background(), recs, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromFile.History = ""
-	a, _ := json.Marshal(fromFile)
-	b, _ := json.Marshal(fromMem)
-	if !bytes.Equal(a, b) {
-		t.Fatalf("file and memory verdicts differ:\n%s\n%s", a, b)
-	}
+	fromFile := fileMatchesMemory(t, path, Policy{Thresholds: []string{"lost == 0", "delivery_latency_p99_s < 30"}})
 	if fromFile.Status != Failure || fromFile.Ledger.Counts[ClassLost] != 1 || fromFile.Ledger.Counts[ClassUnexpected] != 1 {
 		t.Fatalf("verdict %s %v", fromFile.Status, fromFile.Ledger.Counts)
 	}

@@ -137,6 +137,36 @@ func TestScanStopsOnFnError(t *testing.T) {
 	}
 }
 
+// fileMatchesMemory judges the history file at path as Run does (parallel
+// decoding) and as history.Reader's records in memory (the sequential
+// path), fails t unless the verdicts are the same, and returns Run's.
+func fileMatchesMemory(t *testing.T, path string, p Policy) Verdict {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, recs, err := readerRecords(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := Run(context.Background(), path, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromMem, err := RunRecords(context.Background(), recs, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile.History = ""
+	a, _ := json.Marshal(fromFile)
+	b, _ := json.Marshal(fromMem)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("file and memory verdicts differ:\n%s\n%s", a, b)
+	}
+	return fromFile
+}
+
 // Every testdata history and a generated one with failures get the same
 // verdict from the file (parallel decoding) as from history.Reader's
 // records judged in memory, the sequential path.
@@ -153,29 +183,7 @@ func TestParallelPathAgrees(t *testing.T) {
 	}
 	for _, path := range append(files, gen) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, recs, err := readerRecords(bytes.NewReader(data))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := Policy{Thresholds: []string{"lost == 0", "delivery_latency_p99 < 30s"}}
-			fromFile, err := Run(context.Background(), path, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fromMem, err := RunRecords(context.Background(), recs, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fromFile.History = ""
-			a, _ := json.Marshal(fromFile)
-			b, _ := json.Marshal(fromMem)
-			if !bytes.Equal(a, b) {
-				t.Fatalf("file and memory verdicts differ:\n%s\n%s", a, b)
-			}
+			fromFile := fileMatchesMemory(t, path, Policy{Thresholds: []string{"lost == 0", "delivery_latency_p99 < 30s"}})
 			if fromFile.Status == Success && path != gen {
 				t.Fatalf("testdata history passed: %s", fromFile.Reason)
 			}
