@@ -14,7 +14,9 @@ func init() {
 		Summary: "switch the edge from a tier's nodes to a standby node; heal switches back and flushes the standby's held mail into the primary",
 		Params: []Param{
 			{Name: "standby", Type: String, Optional: true, Help: "the standby node (default: the only node with role standby)"},
-			{Name: "drain_timeout", Type: Duration, Default: "30s", Help: "bounded wait for sessions on drained backends"},
+			{Name: "drain_timeout", Type: Duration, Default: "30s", Help: "bounded wait, on heal, for the standby's sessions to end before the flush"},
+			{Name: "hold", Type: String, Default: "mailchaos-hold",
+				Help: "program run in the standby before the switch: makes it hold the mail it accepts (none = the standby needs no preparing)"},
 			{Name: "flush", Type: String, Default: "mailchaos-flush",
 				Help: "program run in the standby on heal: releases held mail to the primary, exits 0 once its queue is empty"},
 		},
@@ -27,6 +29,9 @@ func newFailover(env Env, role string, p Values) (Fault, error) {
 		return nil, fmt.Errorf("failover needs the edge: %w", err)
 	}
 	f := &Failover{role: role, edge: e, drainTimeout: p.Duration("drain_timeout"), flush: p.String("flush")}
+	if h := p.String("hold"); h != "none" {
+		f.hold = h
+	}
 	var standbys []string
 	for _, n := range env.Nodes() {
 		switch {
@@ -54,15 +59,17 @@ func newFailover(env Env, role string, p Values) (Fault, error) {
 }
 
 // Failover switches the edge's backends of a tier to a standby node: the
-// standby is enabled at the edge, then every primary is drained. Heal
-// enables the primaries, drains the standby, and runs the flush program in
-// it so the mail it held reaches the primary's mailboxes.
+// standby is told to hold what it accepts, enabled at the edge, then every
+// primary is drained. Heal enables the primaries, drains the standby, and
+// runs the flush program in it so the mail it held reaches the primary's
+// mailboxes.
 type Failover struct {
 	role         string
 	edge         Edge
 	primaries    []Node
 	standby      Node
 	drainTimeout time.Duration
+	hold         string // "" = none
 	flush        string
 }
 
@@ -86,9 +93,16 @@ func (f *Failover) Footprint() []string {
 	return out
 }
 
-// Inject enables the standby first, so that the edge always has a backend,
-// then drains the primaries and waits (bounded) for their sessions to end.
+// Inject makes the standby hold, enables it at the edge first, so that the
+// edge always has a backend, then drains the primaries. It does not wait
+// for the primaries' open sessions: they stay healthy and finish their
+// mail normally, while every new session already goes to the standby.
 func (f *Failover) Inject(ctx context.Context) error {
+	if f.hold != "" {
+		if err := f.run(ctx, f.hold); err != nil {
+			return fmt.Errorf("make the standby hold its mail: %w", err)
+		}
+	}
 	if err := f.edge.Enable(ctx, f.standby.Name()); err != nil {
 		return fmt.Errorf("enable standby %s at the edge: %w", f.standby.Name(), err)
 	}
@@ -97,8 +111,18 @@ func (f *Failover) Inject(ctx context.Context) error {
 			return fmt.Errorf("drain %s at the edge: %w", n.Name(), err)
 		}
 	}
-	for _, n := range f.primaries {
-		waitSessions(ctx, f.edge, n.Name(), f.drainTimeout)
+	return nil
+}
+
+// run runs program in the standby; a non-zero exit is an error carrying
+// the program's output.
+func (f *Failover) run(ctx context.Context, program string) error {
+	code, out, err := f.standby.Exec(ctx, []string{program})
+	switch {
+	case err != nil:
+		return fmt.Errorf("standby %s: %s: %w", f.standby.Name(), program, err)
+	case code != 0:
+		return fmt.Errorf("standby %s: %s exited %d: %s", f.standby.Name(), program, code, strings.TrimSpace(out))
 	}
 	return nil
 }
@@ -115,12 +139,8 @@ func (f *Failover) Heal(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("drain standby %s at the edge: %w", f.standby.Name(), err))
 	}
 	waitSessions(ctx, f.edge, f.standby.Name(), f.drainTimeout)
-	code, out, err := f.standby.Exec(ctx, []string{f.flush})
-	switch {
-	case err != nil:
-		errs = append(errs, fmt.Errorf("flush standby %s: %w", f.standby.Name(), err))
-	case code != 0:
-		errs = append(errs, fmt.Errorf("flush standby %s: %s exited %d: %s", f.standby.Name(), f.flush, code, strings.TrimSpace(out)))
+	if err := f.run(ctx, f.flush); err != nil {
+		errs = append(errs, fmt.Errorf("flush the standby's held mail: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -122,7 +122,7 @@ type fakeNode struct {
 	image, upgrade       string
 	mu                   sync.Mutex
 	running, paused, cut bool
-	dropped              bool
+	dropped, failDrop    bool
 	execCode             int
 	failStart            bool
 	panicHeal            bool
@@ -200,6 +200,10 @@ func (n *fakeNode) Connect(ctx context.Context) error {
 	return n.set("connect", func() { n.cut = false })
 }
 func (n *fakeNode) DropVolumes(ctx context.Context) error {
+	if n.failDrop {
+		n.env.record("drop-volumes %s", n.name)
+		return errors.New("volume in use")
+	}
 	return n.set("drop-volumes", func() { n.dropped = true })
 }
 

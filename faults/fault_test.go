@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -110,15 +111,21 @@ func TestKinds(t *testing.T) {
 		{"kill-process:store-b:imap:grace=50ms", []string{"exec store-b pkill -KILL -x imap"}, []string{"restart store-b"}},
 		{"disconnect:store-a", []string{"disconnect store-a"}, []string{"connect store-a"}},
 		{"disconnect-region:b", []string{"region-disconnect b"}, []string{"region-connect b"}},
-		{"region-loss:a", []string{"set-enabled edge-mta-a false", "set-enabled wan-a-b false", "region-disconnect a", "region-kill a"},
+		// Region faults act on links and nodes concurrently: their calls are
+		// compared sorted here, their order in TestRegionFaultOrder.
+		{"region-loss:a", []string{"disconnect mta-a", "disconnect store-a", "kill mta-a", "kill store-a",
+			"set-enabled edge-mta-a false", "set-enabled wan-a-b false"},
 			[]string{"region-connect a", "region-start a", "set-enabled edge-mta-a true", "set-enabled wan-a-b true"}},
-		{"region-loss:b:stop", []string{"set-enabled edge-mta-b false", "set-enabled wan-a-b false", "region-disconnect b", "region-stop b"},
+		{"region-loss:b:stop", []string{"disconnect mta-b", "disconnect store-b", "set-enabled edge-mta-b false", "set-enabled wan-a-b false",
+			"stop mta-b", "stop store-b"},
 			[]string{"region-connect b", "region-start b", "set-enabled edge-mta-b true", "set-enabled wan-a-b true"}},
-		{"region-destroy:a", []string{"set-enabled edge-mta-a false", "set-enabled wan-a-b false", "region-disconnect a", "region-kill a",
-			"drop-volumes mta-a", "drop-volumes store-a"},
+		{"region-destroy:a", []string{"disconnect mta-a", "disconnect store-a", "drop-volumes mta-a", "drop-volumes store-a",
+			"kill mta-a", "kill store-a", "set-enabled edge-mta-a false", "set-enabled wan-a-b false"},
 			[]string{"region-connect a", "region-start a", "set-enabled edge-mta-a true", "set-enabled wan-a-b true"}},
-		{"failover:mta", []string{"enable standby", "drain mta-a", "drain mta-b"},
+		{"failover:mta", []string{"exec standby mailchaos-hold", "enable standby", "drain mta-a", "drain mta-b"},
 			[]string{"enable mta-a", "enable mta-b", "drain standby", "exec standby mailchaos-flush"}},
+		{"failover:mta:hold=none:flush=release", []string{"enable standby", "drain mta-a", "drain mta-b"},
+			[]string{"enable mta-a", "enable mta-b", "drain standby", "exec standby release"}},
 		{"upgrade:store:drain_timeout=1s", []string{
 			"drain store-a", "stop store-a", "replace mailchaos/store:v2 store-a", "enable store-a",
 			"drain store-b", "stop store-b", "replace mailchaos/store:v2 store-b", "enable store-b"},
@@ -133,9 +140,7 @@ func TestKinds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rf, ok := f.(*RegionFault); ok {
-				sortLinks(rf.links)
-			}
+			_, concurrent := f.(*RegionFault)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := f.Inject(ctx); err != nil {
@@ -146,7 +151,11 @@ func TestKinds(t *testing.T) {
 					t.Fatalf("await injected: %v", err)
 				}
 			}
-			if got := env.Calls(); strings.Join(got, "|") != strings.Join(tt.inject, "|") {
+			got := env.Calls()
+			if concurrent {
+				sort.Strings(got)
+			}
+			if strings.Join(got, "|") != strings.Join(tt.inject, "|") {
 				t.Errorf("inject calls:\n got %q\nwant %q", got, tt.inject)
 			}
 			env.reset()
@@ -158,7 +167,12 @@ func TestKinds(t *testing.T) {
 					t.Fatalf("await healed: %v", err)
 				}
 			}
-			if got := env.Calls(); strings.Join(got, "|") != strings.Join(tt.heal, "|") {
+			got = env.Calls()
+			if concurrent {
+				// Connect and start stay in that order; links come after.
+				sort.Strings(got[2:])
+			}
+			if strings.Join(got, "|") != strings.Join(tt.heal, "|") {
 				t.Errorf("heal calls:\n got %q\nwant %q", got, tt.heal)
 			}
 			for _, l := range env.links {
@@ -179,12 +193,65 @@ func TestKinds(t *testing.T) {
 	}
 }
 
-func sortLinks(ls []Link) {
-	for i := range ls {
-		for j := i + 1; j < len(ls); j++ {
-			if ls[j].Name() < ls[i].Name() {
-				ls[i], ls[j] = ls[j], ls[i]
+// TestRegionFaultOrder checks what the concurrency of a region fault keeps
+// in order: every link is cut before any node is touched, and each node is
+// downed, then disconnected, then (destroy) has its volumes dropped.
+func TestRegionFaultOrder(t *testing.T) {
+	env := newFakeEnv()
+	f, err := Parse(env, "region-destroy:a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Inject(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	calls := env.Calls()
+	at := map[string]int{}
+	for i, c := range calls {
+		at[c] = i
+	}
+	for _, l := range []string{"edge-mta-a", "wan-a-b"} {
+		for _, n := range []string{"mta-a", "store-a"} {
+			if at["set-enabled "+l+" false"] > at["kill "+n] {
+				t.Errorf("node %s killed before link %s was cut: %q", n, l, calls)
 			}
+		}
+	}
+	for _, n := range []string{"mta-a", "store-a"} {
+		if !(at["kill "+n] < at["disconnect "+n] && at["disconnect "+n] < at["drop-volumes "+n]) {
+			t.Errorf("%s: want kill, disconnect, drop-volumes in that order: %q", n, calls)
+		}
+		if fn := env.nodes[n]; !fn.dropped || fn.running || !fn.cut {
+			t.Errorf("%s after inject: dropped=%v running=%v cut=%v", n, fn.dropped, fn.running, fn.cut)
+		}
+	}
+	if env.nodes["mta-b"].dropped || env.nodes["store-b"].dropped {
+		t.Error("region-destroy:a dropped region b's volumes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.(HealObserver).AwaitHealed(ctx); err != nil {
+		t.Fatalf("region a not back after heal: %v", err)
+	}
+}
+
+// TestRegionFaultReportsEveryFailure: one node failing does not stop the
+// others, and each failure names its node.
+func TestRegionFaultReportsEveryFailure(t *testing.T) {
+	env := newFakeEnv()
+	env.nodes["mta-a"].failDrop = true
+	env.nodes["store-a"].failDrop = true
+	f, err := Parse(env, "region-destroy:a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.Inject(context.Background())
+	for _, want := range []string{"drop volumes of mta-a: ", "drop volumes of store-a: "} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("inject error %v does not name %q", err, want)
 		}
 	}
 }
@@ -304,5 +371,24 @@ func TestRollingUpgradeAbortHealsTier(t *testing.T) {
 	want := []string{"enable mta-a", "start mta-b", "enable mta-b"}
 	if got := env.Calls(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("heal calls:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestFailoverHoldFails: a standby that cannot be made to hold gets no
+// traffic: the edge is not touched, and the error carries the program's
+// exit code.
+func TestFailoverHoldFails(t *testing.T) {
+	env := newFakeEnv()
+	env.nodes["standby"].execCode = 3
+	f, err := Parse(env, "failover:mta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.Inject(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "mailchaos-hold exited 3") {
+		t.Fatalf("inject = %v, want the hold program's failure", err)
+	}
+	if got := env.Calls(); len(got) != 1 || got[0] != "exec standby mailchaos-hold" {
+		t.Errorf("calls after a failed hold: %q", got)
 	}
 }

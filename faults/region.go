@@ -53,9 +53,10 @@ func newRegionFault(env Env, name, kind, mode string, destroy bool) (Fault, erro
 func regionEnd(label, r string) bool { return label == r || label == "region-"+r }
 
 // RegionFault takes a whole region down and cut off: its Toxiproxy links
-// are disabled, its nodes disconnected from their networks and killed (or
-// stopped). Heal reconnects and starts them, and enables the links. With
-// destroy, volumes are deleted while the nodes are down.
+// are disabled, its nodes killed (or stopped) and disconnected from their
+// networks. Heal reconnects and starts them, and enables the links. With
+// destroy, volumes are deleted while the nodes are down, so they come back
+// empty.
 type RegionFault struct {
 	kind    string
 	region  Region
@@ -87,36 +88,46 @@ func (f *RegionFault) Footprint() []string {
 	return out
 }
 
-// Inject cuts the region off first (so nothing half-dead talks to the rest
-// of the stack), then takes its nodes down.
+// Inject cuts the region's links, then takes every node down: killed (or
+// stopped), disconnected from its networks and, for a destruction, its
+// volumes deleted. Links go first, all at once, because they are the
+// region's only way to the rest of the stack (its networks hold only its
+// own nodes and Toxiproxy): from then on nothing half-dead in the region
+// reaches anything outside. Nodes are handled concurrently, each in that
+// order (a stopped container leaves its networks faster than a live one),
+// so the inject takes as long as the slowest node, not their sum. Every
+// failure is reported, each naming its link or node.
 func (f *RegionFault) Inject(ctx context.Context) error {
-	for _, l := range f.links {
+	if err := concurrently(f.links, func(l Link) error {
 		if err := l.SetEnabled(ctx, false); err != nil {
 			return fmt.Errorf("disable link %s: %w", l.Name(), err)
 		}
+		return nil
+	}); err != nil {
+		return err
 	}
-	if err := f.region.Disconnect(ctx); err != nil {
-		return fmt.Errorf("disconnect region %s: %w", f.region.Name(), err)
-	}
-	down := f.region.Kill
-	if f.mode == "stop" {
-		down = f.region.Stop
-	}
-	if err := down(ctx); err != nil {
-		return fmt.Errorf("%s region %s: %w", f.mode, f.region.Name(), err)
-	}
-	if f.destroy {
-		for _, n := range f.region.Nodes() {
+	return concurrently(f.region.Nodes(), func(n Node) error {
+		down := n.Kill
+		if f.mode == "stop" {
+			down = n.Stop
+		}
+		if err := down(ctx); err != nil {
+			return fmt.Errorf("%s %s: %w", f.mode, n.Name(), err)
+		}
+		if err := n.Disconnect(ctx); err != nil {
+			return fmt.Errorf("disconnect %s: %w", n.Name(), err)
+		}
+		if f.destroy {
 			if err := n.(VolumeDropper).DropVolumes(ctx); err != nil {
 				return fmt.Errorf("drop volumes of %s: %w", n.Name(), err)
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
-// Heal reconnects the region, starts its nodes (ready on return) and
-// enables its links. Every step is tried even if one fails.
+// Heal reconnects the region, starts its nodes (in dependency order, ready
+// on return) and enables its links. Every step is tried even if one fails.
 func (f *RegionFault) Heal(ctx context.Context) error {
 	var errs []error
 	if err := f.region.Connect(ctx); err != nil && !isAlready(err) {
@@ -125,11 +136,12 @@ func (f *RegionFault) Heal(ctx context.Context) error {
 	if err := f.region.Start(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("start region %s: %w", f.region.Name(), err))
 	}
-	for _, l := range f.links {
+	errs = append(errs, concurrently(f.links, func(l Link) error {
 		if err := l.SetEnabled(ctx, true); err != nil {
-			errs = append(errs, fmt.Errorf("enable link %s: %w", l.Name(), err))
+			return fmt.Errorf("enable link %s: %w", l.Name(), err)
 		}
-	}
+		return nil
+	}))
 	return errors.Join(errs...)
 }
 
@@ -138,12 +150,7 @@ func (f *RegionFault) AwaitHealed(ctx context.Context) error {
 	if err := waitReady(ctx, f.region.Nodes()...); err != nil {
 		return err
 	}
-	for _, l := range f.links {
-		if err := awaitLinkPasses(ctx, l); err != nil {
-			return err
-		}
-	}
-	return nil
+	return concurrently(f.links, func(l Link) error { return awaitLinkPasses(ctx, l) })
 }
 
 func init() {

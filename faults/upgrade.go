@@ -217,7 +217,7 @@ func waitSessions(ctx context.Context, e Edge, node string, timeout time.Duratio
 		return nil
 	})
 	if err != nil {
-		log.Warn("drain wait gave up; stopping the node with sessions open", "node", node, "sessions", last, "waited", time.Since(start).Round(time.Millisecond), "err", err)
+		log.Warn("drain wait gave up; going on with sessions open", "node", node, "sessions", last, "waited", time.Since(start).Round(time.Millisecond), "err", err)
 		return
 	}
 	log.Info("drained", "node", node, "waited", time.Since(start).Round(time.Millisecond))

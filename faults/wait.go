@@ -2,7 +2,9 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -42,4 +44,21 @@ var toxicSeq atomic.Uint64
 // faults on one link never collide.
 func toxicName(kind, stream string) string {
 	return fmt.Sprintf("mc-%s-%s-%d", kind, stream, toxicSeq.Add(1))
+}
+
+// concurrently runs fn for every item at once and joins every error (each
+// names its item): a step over many links or nodes takes as long as the
+// slowest of them, and no failure hides another.
+func concurrently[T any](items []T, fn func(T) error) error {
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(it)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
