@@ -1,11 +1,15 @@
 package harnessenv
 
 import (
+	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailchaos/mailchaos/faults"
+	"github.com/mailchaos/mailchaos/harness"
 )
 
 // TestFaultEffects shows each kind's effect and heal through the stack's
@@ -194,12 +198,154 @@ func TestFaultEffects(t *testing.T) {
 			t.Errorf("after rollback mta-a runs %s", got)
 		}
 	})
-	t.Run("missing capabilities are clear errors", func(t *testing.T) {
-		if _, err := faults.Parse(fe, "region-destroy:a"); err == nil || !strings.Contains(err.Error(), "DropVolumes") {
-			t.Errorf("region-destroy: %v", err)
+	t.Run("every link is probed", func(t *testing.T) {
+		// Every link's port is published, so a cut of any link (the WAN
+		// ones too) is observed and its heal verified, not assumed.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, l := range fe.Links() {
+			p, ok := l.(faults.Prober)
+			if !ok {
+				t.Errorf("link %s has no probe", l.Name())
+				continue
+			}
+			if err := p.Probe(ctx); err != nil {
+				t.Errorf("link %s: %v", l.Name(), err)
+			}
 		}
-		if _, err := faults.Parse(fe, "failover:mta"); err == nil || !strings.Contains(err.Error(), "role standby") {
-			t.Errorf("failover: %v", err)
+		wan, _ := fe.Link("wan-b-a")
+		during(t, fe, "partition:wan-b-a", func() {
+			if err := wan.(faults.Prober).Probe(ctx); err == nil {
+				t.Error("probe passes through a partitioned WAN link")
+			}
+		})
+	})
+	t.Run("failover mta to the standby", func(t *testing.T) {
+		standby, err := e.Node("standby")
+		if err != nil {
+			t.Fatal(err)
+		}
+		storeA := nodeAddr(t, e, "store-a", "imap")
+		id := newID()
+		during(t, fe, "failover:mta:drain_timeout=5s", func() {
+			if err := sendMail(smtpEP, id); err != nil {
+				t.Fatalf("send through the edge during the failover: %v", err)
+			}
+			if n, err := waitQueued(standby, id, 1, 10*time.Second); n != 1 {
+				t.Fatalf("the standby's queue holds the message %d times (%v), want 1", n, err)
+			}
+			// Held, not delivered: a few queue runs later it is still in
+			// no mailbox.
+			time.Sleep(3 * time.Second)
+			for _, addr := range []string{imapEP, storeA} {
+				if n, err := imapCount(addr, id); err != nil || n != 0 {
+					t.Errorf("during the failover the message is in the mailbox at %s %d times (%v), want 0", addr, n, err)
+				}
+			}
+		})
+		if n, err := queued(standby, id); err != nil || n != 0 {
+			t.Errorf("after heal the standby still holds the message %d times (%v)", n, err)
+		}
+		if n, err := waitCount(imapEP, id, 1, 60*time.Second); n != 1 {
+			t.Fatalf("after heal the mailbox has the message %d times (%v), want 1", n, err)
+		}
+		time.Sleep(3 * time.Second)
+		if n, err := imapCount(imapEP, id); n != 1 {
+			t.Errorf("after heal the mailbox has the message %d times (%v), want exactly 1", n, err)
+		}
+		// Normal traffic is back on the primaries: a new message is never held.
+		later := newID()
+		if err := sendMail(smtpEP, later); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := waitCount(storeA, later, 1, 60*time.Second); n != 1 {
+			t.Errorf("after heal a new message reached store-a %d times (%v)", n, err)
+		}
+		if n, err := queued(standby, later); err != nil || n != 0 {
+			t.Errorf("after heal the standby got new mail (%d, %v)", n, err)
 		}
 	})
+	// Last: it leaves store-a without the mail of earlier tests.
+	t.Run("region-destroy a", func(t *testing.T) {
+		storeA := nodeAddr(t, e, "store-a", "imap")
+		storeB := nodeAddr(t, e, "store-b", "imap")
+		id := newID()
+		if err := sendMail(nodeAddr(t, e, "mta-a", "smtp"), id); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := waitCount(storeA, id, 1, 60*time.Second); n != 1 {
+			t.Fatalf("not delivered to store-a: %d %v", n, err)
+		}
+		if n, err := waitCount(storeB, id, 1, 90*time.Second); n != 1 {
+			t.Fatalf("not replicated to store-b: %d %v", n, err)
+		}
+		// While store-a is looked at, store-b's replication pass must not
+		// copy the message back into it: its connections to store-a close
+		// at their first byte (the handshake store-a sends still passes,
+		// so the link's probe, and the heal's check, see it up).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		wan, _ := fe.Link("wan-b-a")
+		hold := faults.Toxic{Name: "test-hold-b-a", Type: "limit_data", Stream: "upstream", Toxicity: 1, Attributes: map[string]any{"bytes": 1}}
+		if err := wan.AddToxic(ctx, hold); err != nil {
+			t.Fatal(err)
+		}
+		defer wan.RemoveToxic(context.Background(), hold.Name)
+		during(t, fe, "region-destroy:a", func() {
+			if l, err := banner(storeA, time.Second); err == nil {
+				t.Errorf("store-a answers %q while destroyed", l)
+			}
+		})
+		// Read store-a itself, not through the edge (which could serve
+		// store-b): its disk is new, so the message is gone from it.
+		if n, err := imapCount(storeA, id); err != nil || n != 0 {
+			t.Errorf("after region-destroy store-a has the message %d times (%v), want 0: its volume was not replaced", n, err)
+		}
+		if n, err := imapCount(storeB, id); err != nil || n != 1 {
+			t.Errorf("the surviving store-b has the message %d times (%v), want 1", n, err)
+		}
+		// The stack is whole again: every node ready, mail in and out
+		// through the edge.
+		for _, n := range e.Nodes() {
+			if err := n.WaitReady(ctx); err != nil {
+				t.Errorf("after region-destroy: %v", err)
+			}
+		}
+		later := newID()
+		if err := sendMail(smtpEP, later); err != nil {
+			t.Fatalf("send through the edge after region-destroy: %v", err)
+		}
+		if n, err := waitCount(imapEP, later, 1, 60*time.Second); n != 1 {
+			t.Errorf("a new message through the edge after region-destroy: found %d times (%v)", n, err)
+		}
+	})
+}
+
+// queued counts the messages carrying id in n's Postfix queue (every queue
+// but the ones of delivered mail), by reading their headers with postcat.
+func queued(n *harness.Node, id string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	script := `q=$(postconf -h queue_directory)
+find "$q/incoming" "$q/active" "$q/deferred" "$q/hold" -type f 2>/dev/null | while read -r f; do postcat -h "$f" 2>/dev/null; done | grep -c "^X-Mailchaos-Id: $1\$"`
+	code, out, err := n.Exec(ctx, []string{"sh", "-c", script, "queued", id})
+	if err != nil {
+		return 0, err
+	}
+	if code > 1 { // grep -c exits 1 on no match
+		return 0, fmt.Errorf("count queued mail in %s: exit %d: %s", n.Name(), code, out)
+	}
+	return strconv.Atoi(strings.TrimSpace(out))
+}
+
+// waitQueued polls queued until it returns want or within passes.
+func waitQueued(n *harness.Node, id string, want int, within time.Duration) (int, error) {
+	deadline := time.Now().Add(within)
+	for {
+		c, err := queued(n, id)
+		if (err == nil && c == want) || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }

@@ -2,28 +2,74 @@
 // of package faults, which does not import the harness. Go has no
 // covariant return types, so *harness.Env (whose Node returns
 // *harness.Node) cannot satisfy faults.Env directly; the wrappers here are
-// thin and add one capability: links that are published on the host (the
-// client-facing endpoints) get a traffic probe, so a fault's effect and
-// heal on them are observed, not assumed.
+// thin. Nodes keep the harness's capabilities (DropVolumes for region
+// destruction) and add their declared image (BaseImage, for rollbacks);
+// every link, published on the host by the harness, gets a traffic probe,
+// so a fault's effect and heal on it are observed, not assumed: the
+// upstream's first line where it speaks first, reachability where it
+// waits for its client.
 package harnessenv
 
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailchaos/mailchaos/faults"
 	"github.com/mailchaos/mailchaos/harness"
 )
 
-// New returns e as a faults.Env.
-func New(e *harness.Env) faults.Env { return &env{e: e} }
+// New returns e as a faults.Env. It connects once through every link
+// (concurrently, for at most LearnTimeout) to learn which upstreams speak
+// first, which decides how each link is probed (see probedLink): call it
+// on a stack that is up and not faulted.
+func New(e *harness.Env) faults.Env {
+	v := &env{e: e, silent: map[string]bool{}}
+	v.learn()
+	return v
+}
 
-type env struct{ e *harness.Env }
+// LearnTimeout bounds how long New waits for an upstream's first line
+// before it takes the upstream for one that waits for its client.
+var LearnTimeout = 2 * time.Second
+
+type env struct {
+	e *harness.Env
+	// silent names the links whose upstream accepted a connection and
+	// said nothing within LearnTimeout.
+	silent map[string]bool
+}
+
+// learn fills silent. A link that cannot be reached or closes at once
+// counts as speaking first: the stricter probe.
+func (v *env) learn() {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, l := range v.e.Links() {
+		addr, err := l.Addr()
+		if err != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), LearnTimeout)
+			defer cancel()
+			if firstLine(ctx, addr) == errSilent {
+				mu.Lock()
+				v.silent[l.Name()] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
 
 var _ faults.Env = (*env)(nil)
 
@@ -49,7 +95,10 @@ type node struct {
 	base string
 }
 
-var _ faults.BaseImager = node{}
+var (
+	_ faults.BaseImager    = node{}
+	_ faults.VolumeDropper = node{}
+)
 
 // BaseImage returns the image the descriptor declares for the node.
 func (n node) BaseImage() string { return n.base }
@@ -102,17 +151,13 @@ func (v *env) Edge() (faults.Edge, error) {
 	return e, nil
 }
 
-// link wraps l; a link behind a client-facing endpoint also gets a probe.
+// link wraps l with a probe through its published port.
 func (v *env) link(l *harness.Link) faults.Link {
 	base := &link{l: l}
-	for ep, name := range v.e.Descriptor().Endpoints {
-		if name == l.Name() {
-			if addr, err := v.e.Endpoint(ep); err == nil {
-				return &probedLink{link: base, addr: addr}
-			}
-		}
+	if addr, err := l.Addr(); err == nil {
+		return &probedLink{link: base, addr: addr, silent: v.silent[l.Name()]}
 	}
-	return base
+	return base // the stack is not up: nothing to probe
 }
 
 // region adapts Nodes' element type.
@@ -147,32 +192,80 @@ func (k *link) SetEnabled(ctx context.Context, on bool) error      { return k.l.
 type probedLink struct {
 	*link
 	addr string
+	// silent: the upstream waits for its client (Dovecot's doveadm server,
+	// behind the WAN links, does), so no first line can be expected.
+	silent bool
 }
 
 var _ faults.Prober = (*probedLink)(nil)
 
-// Probe connects through the link and reads the upstream's first line
-// (client-facing mail protocols speak first). A refused or reset
-// connection, an immediate close, or no line before ctx's deadline (at
-// most 2s) means traffic does not pass.
+// SilentHold is how long a probe of a link with a silent upstream keeps
+// the connection open: Toxiproxy closes a client's connection as soon as
+// it fails to reach the upstream (and refuses it while the link is
+// disabled), so one still open after SilentHold has reached it.
+var SilentHold = 150 * time.Millisecond
+
+// Probe checks once that traffic passes through the link, within ctx's
+// deadline (at most 2 s). Where the upstream speaks first it connects and
+// reads the upstream's first line; a refused or reset connection, a close,
+// or no line in time means traffic does not pass. Where the upstream is
+// silent, only reachability can be seen: the connection must be accepted
+// and stay open for SilentHold (a ctx shorter than that cannot tell, and
+// fails). A black hole (a timeout toxic) on a silent link is therefore not
+// observable; a cut link and an unreachable upstream are.
 func (p *probedLink) Probe(ctx context.Context) error {
-	dl := time.Now().Add(2 * time.Second)
-	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
-		dl = d
+	if !p.silent {
+		if err := firstLine(ctx, p.addr); err != nil {
+			return fmt.Errorf("probe %s: %w", p.Name(), err)
+		}
+		return nil
 	}
-	d := net.Dialer{Deadline: dl}
+	d := net.Dialer{Timeout: 2 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", p.Name(), err)
 	}
 	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < SilentHold {
+		return fmt.Errorf("probe %s: connected, but the upstream is silent and %v is too short to see the connection held open %v", p.Name(), time.Until(dl).Round(time.Millisecond), SilentHold)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(SilentHold))
+	if _, err := c.Read(make([]byte, 1)); err != nil {
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			return nil // held open: the upstream was reached
+		}
+		return fmt.Errorf("probe %s: connection closed (upstream unreachable?): %w", p.Name(), err)
+	}
+	return nil // it spoke after all
+}
+
+// errSilent says a connection was accepted and nothing was said before the
+// deadline.
+var errSilent = errors.New("no first line before the deadline (the upstream may wait for its client)")
+
+// firstLine connects to addr and reads one non-empty line, within ctx's
+// deadline (at most 2 s).
+func firstLine(ctx context.Context, addr string) error {
+	dl := time.Now().Add(2 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	d := net.Dialer{Deadline: dl}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
 	_ = c.SetDeadline(dl)
 	line, err := bufio.NewReader(io.LimitReader(c, 4096)).ReadString('\n')
 	if err != nil {
-		return fmt.Errorf("probe %s: no banner: %w", p.Name(), err)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() && line == "" {
+			return errSilent
+		}
+		return fmt.Errorf("no first line: %w", err)
 	}
 	if strings.TrimSpace(line) == "" {
-		return fmt.Errorf("probe %s: empty banner", p.Name())
+		return errors.New("empty first line")
 	}
 	return nil
 }
