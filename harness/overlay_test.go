@@ -156,3 +156,38 @@ func TestOverlayOfTheReferenceNeedsNoCopies(t *testing.T) {
 		t.Errorf("overlay of the reference: %d services, edge file %+v", len(d.Services), d.Services["edge"].Files[0])
 	}
 }
+
+// TestDefectVariantsRender renders every file of every stack variant under
+// fixtures/stacks/defects: each edit must still match the reference file
+// it edits, and a Dovecot file must keep its braces balanced (an edit that
+// stops at a template's "}}" leaves a stray "}" Dovecot refuses to start on).
+func TestDefectVariantsRender(t *testing.T) {
+	variants, _ := filepath.Glob("../fixtures/stacks/defects/*/stack.yaml")
+	if len(variants) == 0 {
+		t.Skip("no stack variants")
+	}
+	for _, path := range variants {
+		d, err := Load(path)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		for _, name := range d.ServiceNames() {
+			s := d.Services[name]
+			data := TemplateData{RunID: "r1", Service: name, Domain: d.Users.Domain, Users: GenerateUsers(d.Users, 2), Links: linkInfos(d)}
+			files, err := renderFiles(d, s, data)
+			if err != nil {
+				t.Errorf("%s: %v", path, err)
+				continue
+			}
+			for _, f := range files {
+				if strings.HasPrefix(f.Path, "/etc/dovecot/") && strings.Count(string(f.Data), "{") != strings.Count(string(f.Data), "}") {
+					t.Errorf("%s: %s %s has unbalanced braces:\n%s", path, name, f.Path, f.Data)
+				}
+				if strings.Contains(path, "replication-off") && strings.Contains(string(f.Data), "mail_replica =") {
+					t.Errorf("%s: %s %s still names a replica:\n%s", path, name, f.Path, f.Data)
+				}
+			}
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The finding classes: what a failed gate says about the system under
@@ -89,6 +90,24 @@ var Catalog = []Variant{
 		Models: "no mail_replica: mail delivered in one region never reaches the other"},
 	{Name: "upgrade-without-drain", Scenario: "rolling-upgrade", Expect: Downtime,
 		Models: "the upgrade's drain step is a no-op and its session count always 0"},
+}
+
+// MinDuration is the shortest load phase (--duration) a scenario needs for
+// its variants' defects to be visible at all; the clean run of the
+// scenario uses the same, so the two stay comparable.
+//
+// region-loss holds region a down for half of the load phase. A client
+// rides out an outage shorter than its retry budget (8 attempts, backoff up
+// to 5 s, each failed attempt a few seconds: about 25 s), so at 40 s (a
+// 20 s outage) even an edge without health checks shows only raw errors,
+// never client-visible downtime. 70 s gives a 35 s outage.
+var MinDuration = map[string]time.Duration{
+	"region-loss": 70 * time.Second,
+}
+
+// Duration returns the load phase to run scenario with, given the default d.
+func Duration(scenario string, d time.Duration) time.Duration {
+	return max(d, MinDuration[scenario])
 }
 
 // Select returns the catalog's variants named in names (all when empty),

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailchaos/mailchaos/harness"
 	"github.com/mailchaos/mailchaos/reports/check"
@@ -253,6 +254,14 @@ func TestCatalogMatchesFixtures(t *testing.T) {
 	sel, err := Select([]string{"replication-off", "silent-discard", "replication-off"})
 	if err != nil || len(sel) != 2 || sel[0].Name != "silent-discard" {
 		t.Errorf("Select keeps catalog order without repeats: %v %v", sel, err)
+	}
+	for _, c := range []struct {
+		sc      string
+		in, out time.Duration
+	}{{"region-loss", 40 * time.Second, 70 * time.Second}, {"region-loss", 90 * time.Second, 90 * time.Second}, {"steady-state", 40 * time.Second, 40 * time.Second}} {
+		if got := Duration(c.sc, c.in); got != c.out {
+			t.Errorf("Duration(%s, %s) = %s, want %s", c.sc, c.in, got, c.out)
+		}
 	}
 	if got := Scenarios(Catalog); !slices.Equal(got, []string{"steady-state", "mta-crash", "region-loss", "rolling-upgrade"}) {
 		t.Errorf("scenarios %v", got)

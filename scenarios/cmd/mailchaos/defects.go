@@ -161,12 +161,18 @@ func (o defectsOptions) plan(vs []defects.Variant) []plannedRun {
 	return runs
 }
 
-func (o defectsOptions) params() map[string]string {
-	return map[string]string{
+func (o defectsOptions) params(scenarios []string) map[string]string {
+	p := map[string]string{
 		"duration": o.duration.String(), "steady": o.steady.String(), "converge": o.converge.String(),
 		"rate": strconv.FormatFloat(o.rate, 'g', -1, 64) + "/s", "users": strconv.Itoa(o.users),
 		"seed": strconv.FormatInt(o.seed, 10), "reference": o.reference,
 	}
+	for _, sc := range scenarios {
+		if d := defects.Duration(sc, o.duration); d != o.duration {
+			p["duration of "+sc] = d.String()
+		}
+	}
+	return p
 }
 
 // runDefects runs the plan, self being the mailchaos binary that runs
@@ -180,9 +186,16 @@ func runDefects(ctx context.Context, o defectsOptions, vs []defects.Variant, sel
 		return err
 	}
 	runs := o.plan(vs)
-	rep := defects.Report{ID: o.id, Started: time.Now(), Params: o.params()}
-	fmt.Fprintf(stdout, "defects %s: %d runs (%d variants, %d clean), seed %d, duration %s, steady %s; report %s\n",
-		o.id, len(runs), len(vs), len(runs)-len(vs), o.seed, o.duration, o.steady, dir)
+	scs := defects.Scenarios(vs)
+	rep := defects.Report{ID: o.id, Started: time.Now(), Params: o.params(scs)}
+	longer := ""
+	for _, sc := range scs {
+		if d := defects.Duration(sc, o.duration); d != o.duration {
+			longer += fmt.Sprintf(" (%s: %s)", sc, d)
+		}
+	}
+	fmt.Fprintf(stdout, "defects %s: %d runs (%d variants, %d clean), seed %d, duration %s%s, steady %s; report %s\n",
+		o.id, len(runs), len(vs), len(runs)-len(vs), o.seed, o.duration, longer, o.steady, dir)
 	for i, r := range runs {
 		if ctx.Err() != nil {
 			break
@@ -242,7 +255,7 @@ func (o defectsOptions) execRun(ctx context.Context, self string, r plannedRun, 
 	}
 	defer logf.Close()
 	args := []string{"run", "--stack", r.stack, "--scenario", r.row.Scenario, "--run-id", r.row.RunID, "--out", o.out,
-		"--duration", o.duration.String(), "--steady", o.steady.String(), "--converge", o.converge.String(),
+		"--duration", defects.Duration(r.row.Scenario, o.duration).String(), "--steady", o.steady.String(), "--converge", o.converge.String(),
 		"--rate", strconv.FormatFloat(o.rate, 'g', -1, 64), "--users", strconv.Itoa(o.users), "--seed", strconv.FormatInt(o.seed, 10),
 		"--timeout", o.timeout.String(), "--progress", "log"}
 	fmt.Fprintf(logf, "$ %s %s\n", self, strings.Join(args, " "))

@@ -103,7 +103,7 @@ func TestDefectsRunner(t *testing.T) {
 	if last := lines[len(lines)-1]; last != "detected 1/3, false alarms 1/2" {
 		t.Errorf("last line %q", last)
 	}
-	for _, want := range []string{"[1/5] reference on steady-state (run t1-ref-steady-state)", "[4/5] reference on region-loss", "lost (12)", "error: harness failed in region-loss: up: edge not ready", "FALSE ALARM"} {
+	for _, want := range []string{"duration 40s (region-loss: 1m10s)", "[1/5] reference on steady-state (run t1-ref-steady-state)", "[4/5] reference on region-loss", "lost (12)", "error: harness failed in region-loss: up: edge not ready", "FALSE ALARM"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q", want)
 		}
@@ -133,6 +133,12 @@ func TestDefectsRunner(t *testing.T) {
 	}
 	if target, err := os.Readlink(filepath.Join(out, "latest-defects")); err != nil || target != "defects-t1" {
 		t.Errorf("latest-defects -> %q (%v)", target, err)
+	}
+	if log, err := os.ReadFile(filepath.Join(dir, "logs", "t1-ref-region-loss.log")); err != nil || !strings.Contains(string(log), "--duration 1m10s") {
+		t.Errorf("region-loss runs at its minimum duration: %v %s", err, log)
+	}
+	if rep.Params["duration of region-loss"] != "1m10s" {
+		t.Errorf("params %v", rep.Params)
 	}
 	if log, err := os.ReadFile(filepath.Join(dir, "logs", "t1-silent-discard.log")); err != nil || !strings.Contains(string(log), "--stack ../../../fixtures/stacks/defects/silent-discard/stack.yaml --scenario steady-state --run-id t1-silent-discard") {
 		t.Errorf("run log: %v %s", err, log)
