@@ -3,6 +3,7 @@ package harness
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -157,6 +158,8 @@ func TestOverlayOfTheReferenceNeedsNoCopies(t *testing.T) {
 	}
 }
 
+var serverCheck = regexp.MustCompile(`(?m)^\s*server .* check\b`)
+
 // TestDefectVariantsRender renders every file of every stack variant under
 // fixtures/stacks/defects: each edit must still match the reference file
 // it edits, and a Dovecot file must keep its braces balanced (an edit that
@@ -186,6 +189,9 @@ func TestDefectVariantsRender(t *testing.T) {
 				}
 				if strings.Contains(path, "replication-off") && strings.Contains(string(f.Data), "mail_replica =") {
 					t.Errorf("%s: %s %s still names a replica:\n%s", path, name, f.Path, f.Data)
+				}
+				if strings.Contains(path, "no-edge-health-checks") && serverCheck.Match(f.Data) {
+					t.Errorf("%s: %s %s still checks a server:\n%s", path, name, f.Path, serverCheck.Find(f.Data))
 				}
 			}
 		}
