@@ -28,6 +28,13 @@ type Descriptor struct {
 	Proxy ProxySpec `yaml:"proxy" json:"proxy"`
 	// Endpoints maps a client-facing endpoint name (smtp, submission, imap) to a link name.
 	Endpoints map[string]string `yaml:"endpoints" json:"endpoints"`
+	// Replicas maps the name of each mailbox replica (e.g. a store per
+	// region) to the link through which its IMAP service is read directly,
+	// bypassing the edge. After the final read the harness reads every
+	// replica and checks that each holds every message the clients can see:
+	// a stack whose replication is broken would otherwise pass for as long
+	// as its primary survives. Optional.
+	Replicas map[string]string `yaml:"replicas" json:"replicas,omitempty"`
 	// Links are the Toxiproxy proxies; every path a fault may target is one.
 	Links []LinkSpec `yaml:"links" json:"links"`
 	// Services maps a service name to its definition.

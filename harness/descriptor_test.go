@@ -87,6 +87,9 @@ func TestParseProblems(t *testing.T) {
 		{"link upstream number not declared", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 1000, upstream: 'a:2'}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n", []string{`service "a" does not declare port 2`}},
 		{"link upstream malformed", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 1000, upstream: a}]\nservices:\n  a: {image: i, role: mta}\n", []string{`upstream "a" must be service:port`}},
 		{"duplicate link names", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 1000, upstream: 'a:p'}, {name: l, listen: 1001, upstream: 'a:p'}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n", []string{`link "l": defined twice`}},
+		{"replica on unknown link", "version: 1\nproxy: {image: t}\nlinks: [{name: store-a-imap, listen: 1000, upstream: 'a:p'}]\nreplicas: {store-a: store-a-imapp}\nservices:\n  a: {image: i, role: store, ports: {p: 1}}\n",
+			[]string{`x.yaml:4: replica "store-a": unknown link "store-a-imapp" (did you mean "store-a-imap"?): name the link to its IMAP service`}},
+		{"replica ok", "version: 1\nproxy: {image: t}\nlinks: [{name: store-a-imap, listen: 1000, upstream: 'a:p'}]\nreplicas: {store-a: store-a-imap}\nservices:\n  a: {image: i, role: store, ports: {p: 1}}\n", nil},
 		{"users without domain", base + "  a: {image: i, role: mta}\nusers: {count: 2, name_format: 'u%d', password_format: 'p%d'}\n", []string{"users.domain is missing"}},
 		{"duplicate service key", base + "  a: {image: i, role: mta}\n  a: {image: i, role: mta}\n", []string{`"a" is defined twice`}},
 	}

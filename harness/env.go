@@ -374,6 +374,24 @@ func (e *Env) Endpoint(name string) (string, error) {
 	return l.Addr()
 }
 
+// Replicas returns "127.0.0.1:port" of each mailbox replica's IMAP
+// service, by replica name (empty when the descriptor declares none).
+func (e *Env) Replicas() (map[string]string, error) {
+	out := make(map[string]string, len(e.d.Replicas))
+	for name, ln := range e.d.Replicas {
+		l, ok := e.links[ln]
+		if !ok || e.proxy == nil {
+			return nil, fmt.Errorf("replica %q: the stack is not up", name)
+		}
+		addr, err := l.Addr()
+		if err != nil {
+			return nil, fmt.Errorf("replica %q: %w", name, err)
+		}
+		out[name] = addr
+	}
+	return out, nil
+}
+
 // ProxyAPI returns the host address of Toxiproxy's HTTP API.
 func (e *Env) ProxyAPI() (string, error) {
 	if e.proxy == nil {

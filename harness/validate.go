@@ -202,12 +202,8 @@ func (p *parser) validate(d *Descriptor) {
 		d.order = order
 	}
 	p.validateLinks(d)
-	for _, ep := range sortedKeys(d.Endpoints) {
-		ln := d.Endpoints[ep]
-		if _, ok := d.Link(ln); !ok {
-			p.add(p.line("endpoints", ep), "endpoint %q: unknown link %q%s: name one of the links (%s)", ep, ln, didYouMean(ln, linkNames(d)), strings.Join(linkNames(d), ", "))
-		}
-	}
+	p.validateLinkRefs(d, "endpoints", "endpoint", "name one of the links", d.Endpoints)
+	p.validateLinkRefs(d, "replicas", "replica", "name the link to its IMAP service", d.Replicas)
 	if (len(d.Links) > 0 || len(d.Endpoints) > 0) && d.Proxy.Image == "" {
 		p.add(p.line("proxy"), "proxy.image is missing: links need a Toxiproxy image, e.g. 'proxy: {image: mailchaos/toxiproxy:2.12.0}'")
 	}
@@ -540,4 +536,15 @@ func levenshtein(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// validateLinkRefs reports every entry of refs (a name -> link map under
+// section) whose link the descriptor does not have.
+func (p *parser) validateLinkRefs(d *Descriptor, section, what, fix string, refs map[string]string) {
+	for _, name := range sortedKeys(refs) {
+		ln := refs[name]
+		if _, ok := d.Link(ln); !ok {
+			p.add(p.line(section, name), "%s %q: unknown link %q%s: %s (%s)", what, name, ln, didYouMean(ln, linkNames(d)), fix, strings.Join(linkNames(d), ", "))
+		}
+	}
 }
