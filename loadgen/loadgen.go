@@ -429,6 +429,28 @@ func Run(ctx context.Context, cfg Config, w *history.Writer) (Summary, error) {
 // imapload.FinalRead): final records framed by final-read and, if every
 // mailbox was read, final-read-done.
 func FinalRead(ctx context.Context, cfg Config, w *history.Writer, round int) (imapload.FinalReadResult, error) {
+	return readAll(ctx, cfg, w, imapload.FinalReadConfig{Round: round, Concurrency: cfg.IMAP.FinalReadConcurrency})
+}
+
+// ReadReplica reads every user's INBOX on one mailbox replica, reached
+// directly at addr rather than through the IMAP endpoint: final records
+// carrying the replica's name, framed by replica-read and, if every
+// mailbox was read, replica-read-done. The read's IMAP operations are not
+// recorded: it audits the stack's replication, it is not client traffic,
+// and a replica that cannot be read must not count as client downtime
+// (the missing replica-read-done already makes it unjudged).
+func ReadReplica(ctx context.Context, cfg Config, w *history.Writer, name, addr string) (imapload.FinalReadResult, error) {
+	cfg.Endpoints.IMAP = addr
+	return readAll(ctx, cfg, opless{w}, imapload.FinalReadConfig{Round: 1, Concurrency: cfg.IMAP.FinalReadConcurrency, Replica: name})
+}
+
+// opless records everything of a read but its operations.
+type opless struct{ *history.Writer }
+
+func (opless) Op(history.Record) error { return nil }
+
+// readAll reads every user's INBOX at cfg's IMAP endpoint into rec.
+func readAll(ctx context.Context, cfg Config, rec imapload.Recorder, frc imapload.FinalReadConfig) (imapload.FinalReadResult, error) {
 	cfg = cfg.withDefaults()
 	var errs []error
 	if cfg.Endpoints.IMAP == "" {
@@ -438,15 +460,15 @@ func FinalRead(ctx context.Context, cfg Config, w *history.Writer, round int) (i
 		errs = append(errs, errors.New("no users"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return imapload.FinalReadResult{}, fmt.Errorf("final read: %w", err)
+		return imapload.FinalReadResult{}, fmt.Errorf("%s: %w", frc, err)
 	}
-	o, err := cfg.imapOptions(w, &imapload.Stats{})
+	o, err := cfg.imapOptions(rec, &imapload.Stats{})
 	if err != nil {
-		return imapload.FinalReadResult{}, fmt.Errorf("final read: %w", err)
+		return imapload.FinalReadResult{}, fmt.Errorf("%s: %w", frc, err)
 	}
 	accts := make([]imapload.Account, len(cfg.Users))
 	for i, u := range cfg.Users {
 		accts[i] = imapload.Account{Address: u.Address, Password: u.Password}
 	}
-	return imapload.FinalRead(ctx, o, accts, imapload.FinalReadConfig{Round: round, Concurrency: cfg.IMAP.FinalReadConcurrency})
+	return imapload.FinalRead(ctx, o, accts, frc)
 }

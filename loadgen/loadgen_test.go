@@ -202,3 +202,64 @@ func TestConfigValidateAllProblems(t *testing.T) {
 		}
 	}
 }
+
+// TestReadReplica reads a replica directly: its final records and framing
+// events carry the replica's name, and none of its IMAP operations is
+// recorded (an unreadable replica must not look like client downtime).
+func TestReadReplica(t *testing.T) {
+	st := newStack(t, 3, testsrv.SMTPOptions{})
+	cfg := st.cfg
+	cfg.Endpoints.Submission = ""
+	cfg.SMTP = loadgen.SMTPConfig{Model: loadgen.ModelClosed, Sessions: 2, Duration: 10 * time.Second, MaxMessages: 12}
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	w, err := history.Create(path, history.NewClock(), history.Header{RunID: cfg.RunID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sum, err := loadgen.Run(ctx, cfg, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicaAddr := cfg.Endpoints.IMAP
+	cfg.Endpoints.IMAP = "127.0.0.1:1" // the replica read must not use the endpoint
+	res, err := loadgen.ReadReplica(ctx, cfg, w, "store-b", replicaAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		inRead  bool
+		phases  []string
+		finals  int
+		readOps int
+	)
+	if _, err := history.Each(path, func(r history.Record) error {
+		switch {
+		case r.Type == history.TypeEvent && r.Kind == history.KindPhase:
+			phases = append(phases, r.Name+"@"+r.Target)
+			inRead = r.Name == history.PhaseReplicaRead
+		case r.Type == history.TypeFinal:
+			finals++
+			if r.Target != "store-b" {
+				t.Errorf("final record of the replica read has target %q", r.Target)
+			}
+		case r.Type == history.TypeOp && inRead:
+			readOps++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(phases, ","); got != "replica-read@store-b,replica-read-done@store-b" {
+		t.Errorf("phases %s", got)
+	}
+	if readOps != 0 {
+		t.Errorf("the replica read recorded %d operations", readOps)
+	}
+	if finals == 0 || finals != res.Messages || int64(finals) < sum.SMTP.Accepted {
+		t.Errorf("%d final records, result says %d, %d accepted", finals, res.Messages, sum.SMTP.Accepted)
+	}
+}

@@ -104,7 +104,14 @@ const (
 	// PhaseFinalReadDone marks a complete final read round (Attempt is the
 	// round). Without it loss cannot be judged and the ledger is unknown.
 	PhaseFinalReadDone = "final-read-done"
-	PhaseDone          = "done" // the run ended
+	// PhaseReplicaRead marks the start of a read of one mailbox replica
+	// directly (not through the client endpoint), after the final read;
+	// Target names the replica. Its final records carry the same Target.
+	PhaseReplicaRead = "replica-read"
+	// PhaseReplicaReadDone marks a complete read of the replica named by
+	// Target. Without it that replica cannot be judged.
+	PhaseReplicaReadDone = "replica-read-done"
+	PhaseDone            = "done" // the run ended
 )
 
 // Offset is a time in nanoseconds since the run's base time.
@@ -132,7 +139,7 @@ type Record struct {
 	Client string `json:"client,omitempty"` // the producing client, e.g. "smtp-3", "imap-idle-7", "nemesis"
 	Kind   string `json:"kind,omitempty"`   // see Kind* constants
 	Name   string `json:"name,omitempty"`   // event: fault kind or phase name
-	Target string `json:"target,omitempty"` // event: what the fault hits
+	Target string `json:"target,omitempty"` // event: what the fault hits; final and replica-read events: the replica read
 
 	// Timing.
 	Start Offset `json:"start"`

@@ -180,8 +180,14 @@ func (w *Writer) Final(r Record) error {
 
 // Phase records the start of a phase of the run, now.
 func (w *Writer) Phase(name string, attempt int, detail string) error {
+	return w.PhaseOn(name, "", attempt, detail)
+}
+
+// PhaseOn records a phase change that concerns one target, such as the
+// read of one replica (PhaseReplicaRead); Phase is PhaseOn with no target.
+func (w *Writer) PhaseOn(name, target string, attempt int, detail string) error {
 	now := w.clock.Now()
-	return w.Write(Record{Type: TypeEvent, Kind: KindPhase, Client: "scenario", Name: name, Attempt: attempt, Detail: detail, Start: now, End: now})
+	return w.Write(Record{Type: TypeEvent, Kind: KindPhase, Client: "scenario", Name: name, Target: target, Attempt: attempt, Detail: detail, Start: now, End: now})
 }
 
 // Event records a fault event: kind is KindFaultInject or KindFaultHeal,

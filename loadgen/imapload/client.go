@@ -75,7 +75,7 @@ type Recorder interface {
 	Op(r history.Record) error
 	Seen(r history.Record) error
 	Final(r history.Record) error
-	Phase(name string, attempt int, detail string) error
+	PhaseOn(name, target string, attempt int, detail string) error
 	Clock() history.Clock
 }
 

@@ -17,6 +17,29 @@ import (
 type FinalReadConfig struct {
 	Round       int // 1, 2, ...: recorded in the phase events and every final record
 	Concurrency int // connections at once (default 16)
+	// Replica, when set, makes this the read of one mailbox replica (the
+	// Options' Addr reaches it directly): the read is framed by
+	// PhaseReplicaRead and PhaseReplicaReadDone instead, and it and every
+	// final record carry the replica's name as Target, so that the ledger
+	// tells it from the final read through the client endpoint.
+	Replica string
+}
+
+// String names the read in errors and details: "final read round 2",
+// "read of replica store-b".
+func (cfg FinalReadConfig) String() string {
+	if cfg.Replica != "" {
+		return "read of replica " + cfg.Replica
+	}
+	return fmt.Sprintf("final read round %d", cfg.Round)
+}
+
+// phases returns the names of the events that frame the read.
+func (cfg FinalReadConfig) phases() (start, done string) {
+	if cfg.Replica != "" {
+		return history.PhaseReplicaRead, history.PhaseReplicaReadDone
+	}
+	return history.PhaseFinalRead, history.PhaseFinalReadDone
 }
 
 // FinalReadResult summarises a final-read round.
@@ -46,7 +69,8 @@ func FinalRead(ctx context.Context, o Options, accounts []Account, cfg FinalRead
 		conc = 16
 	}
 	rec := o.Recorder
-	if err := rec.Phase(history.PhaseFinalRead, cfg.Round, fmt.Sprintf("%d mailboxes", len(accounts))); err != nil {
+	startPhase, donePhase := cfg.phases()
+	if err := rec.PhaseOn(startPhase, cfg.Replica, cfg.Round, fmt.Sprintf("%d mailboxes", len(accounts))); err != nil {
 		return FinalReadResult{}, fmt.Errorf("final read: record phase: %w", err)
 	}
 	start := time.Now()
@@ -61,7 +85,7 @@ func FinalRead(ctx context.Context, o Options, accounts []Account, cfg FinalRead
 		go func() {
 			defer wg.Done()
 			for acct := range work {
-				n, err := readMailbox(ctx, o, fmt.Sprintf("final-%d", w+1), acct, cfg.Round)
+				n, err := readMailbox(ctx, o, fmt.Sprintf("final-%d", w+1), acct, cfg)
 				mu.Lock()
 				if err != nil {
 					res.Failed = append(res.Failed, acct.Mailbox())
@@ -86,13 +110,13 @@ feed:
 	res.Elapsed = time.Since(start)
 	sort.Strings(res.Failed)
 	if err := ctx.Err(); err != nil {
-		return res, fmt.Errorf("final read round %d: %w", cfg.Round, err)
+		return res, fmt.Errorf("%s: %w", cfg, err)
 	}
 	if res.Mailboxes != len(accounts) {
-		return res, fmt.Errorf("final read round %d: %d of %d mailboxes unreadable within the client policy (first: %s)",
-			cfg.Round, len(accounts)-res.Mailboxes, len(accounts), first(res.Failed))
+		return res, fmt.Errorf("%s: %d of %d mailboxes unreadable within the client policy (first: %s)",
+			cfg, len(accounts)-res.Mailboxes, len(accounts), first(res.Failed))
 	}
-	if err := rec.Phase(history.PhaseFinalReadDone, cfg.Round, fmt.Sprintf("%d mailboxes, %d messages", res.Mailboxes, res.Messages)); err != nil {
+	if err := rec.PhaseOn(donePhase, cfg.Replica, cfg.Round, fmt.Sprintf("%d mailboxes, %d messages", res.Mailboxes, res.Messages)); err != nil {
 		return res, fmt.Errorf("final read: record phase: %w", err)
 	}
 	return res, nil
@@ -107,7 +131,8 @@ func first(l []string) string {
 
 // readMailbox reads one mailbox completely under the client policy and
 // writes its final records.
-func readMailbox(ctx context.Context, o Options, name string, acct Account, round int) (int, error) {
+func readMailbox(ctx context.Context, o Options, name string, acct Account, cfg FinalReadConfig) (int, error) {
+	round := cfg.Round
 	cl := NewClient(name, acct, o)
 	cl.readOnly = true
 	defer cl.Close()
@@ -128,7 +153,7 @@ func readMailbox(ctx context.Context, o Options, name string, acct Account, roun
 			return err
 		}
 		msgs = got
-		rec.Detail = fmt.Sprintf("final read round %d: %d messages", round, len(got))
+		rec.Detail = fmt.Sprintf("%s: %d messages", cfg, len(got))
 		return nil
 	})
 	if err != nil {
@@ -139,7 +164,7 @@ func readMailbox(ctx context.Context, o Options, name string, acct Account, roun
 	var errs []error
 	for _, m := range msgs {
 		errs = append(errs, o.Recorder.Final(history.Record{
-			Client: name, Start: now, Attempt: round, Mailbox: acct.Mailbox(), UIDValidity: validity, UID: m.UID,
+			Client: name, Target: cfg.Replica, Start: now, Attempt: round, Mailbox: acct.Mailbox(), UIDValidity: validity, UID: m.UID,
 			MsgID: m.MsgID, BodySHA256: m.BodySHA256, Flags: m.Flags, Size: int(m.Size),
 		}))
 	}
