@@ -36,6 +36,15 @@ type HealObserver interface {
 	AwaitHealed(ctx context.Context) error
 }
 
+// Stacker is a Fault that stacks with other faults on the same target: a
+// Toxiproxy toxic or a disabled proxy composes with another toxic on the
+// link. The timeline lets such faults overlap; any other fault waits until
+// no earlier fault holds part of its footprint, so that two faults never
+// stop, replace or disconnect the same node at once.
+type Stacker interface {
+	Stacks() bool
+}
+
 // Footprinter is a Fault that hits more than its target: it names every
 // node, link or region it touches, so the nemesis does not stack two
 // faults on the same thing.

@@ -141,10 +141,14 @@ var (
 	_ Fault          = (*ToxicFault)(nil)
 	_ HealObserver   = (*ToxicFault)(nil)
 	_ InjectObserver = (*ToxicFault)(nil)
+	_ Stacker        = (*ToxicFault)(nil)
 )
 
 // Name returns the fault kind.
 func (f *ToxicFault) Name() string { return f.kind }
+
+// Stacks reports that a toxic composes with other faults on its link.
+func (f *ToxicFault) Stacks() bool { return true }
 
 // Target returns the link name.
 func (f *ToxicFault) Target() string { return f.link.Name() }
@@ -230,10 +234,14 @@ type LinkPartition struct {
 var (
 	_ InjectObserver = (*LinkPartition)(nil)
 	_ HealObserver   = (*LinkPartition)(nil)
+	_ Stacker        = (*LinkPartition)(nil)
 )
 
 // Name returns "partition".
 func (f *LinkPartition) Name() string { return "partition" }
+
+// Stacks reports that a disabled link composes with toxics on it.
+func (f *LinkPartition) Stacks() bool { return true }
 
 // Target returns the link name.
 func (f *LinkPartition) Target() string { return f.link.Name() }

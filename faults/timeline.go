@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -76,6 +77,11 @@ type Timeline struct {
 
 	mu     sync.Mutex
 	active map[int]*runStep
+	// busy holds the footprints (see Footprinter) of the steps between
+	// their inject and their heal; freed is closed and replaced whenever
+	// one is released.
+	busy  map[string]int
+	freed chan struct{}
 }
 
 // runStep is a step's run state; mu serialises its heal between the
@@ -118,6 +124,8 @@ func (t *Timeline) Run(ctx context.Context) error {
 	ctx = WithLogger(ctx, log)
 	t.mu.Lock()
 	t.active = map[int]*runStep{}
+	t.busy = map[string]int{}
+	t.freed = make(chan struct{})
 	t.mu.Unlock()
 	start := time.Now()
 	endAt := start.Add(t.end())
@@ -163,6 +171,18 @@ func (t *Timeline) runStep(ctx context.Context, i int, rs *runStep, start, endAt
 		log.Info("skipped: timeline aborted before its time")
 		return nil
 	}
+	// Two faults never act on the same node, link or region at once: a
+	// rollback of a tier that starts while its upgrade is still rolling
+	// would stop and replace the same containers twice over. A step waits
+	// for the steps holding any part of its footprint to heal.
+	if st, ok := rs.Fault.(Stacker); !ok || !st.Stacks() {
+		fp := footprint(rs.Fault)
+		if !t.claim(ctx, log, fp) {
+			log.Info("skipped: timeline aborted while waiting for an overlapping fault to heal")
+			return nil
+		}
+		defer t.release(fp)
+	}
 	var errs []error
 	if ierr := t.inject(ctx, i, rs); ierr != nil {
 		errs = append(errs, ierr)
@@ -207,6 +227,51 @@ func (t *Timeline) inject(ctx context.Context, i int, rs *runStep) error {
 	}
 	log.Info("injected", "took", callEnd.Sub(callStart))
 	return nil
+}
+
+// claim waits until no other step holds any part of fp, then holds it.
+// It returns false if ctx ends first.
+func (t *Timeline) claim(ctx context.Context, log *slog.Logger, fp []string) bool {
+	waited := time.Now()
+	logged := false
+	for {
+		t.mu.Lock()
+		held := slices.ContainsFunc(fp, func(k string) bool { return t.busy[k] > 0 })
+		if !held {
+			for _, k := range fp {
+				t.busy[k]++
+			}
+			t.mu.Unlock()
+			if logged {
+				log.Info("overlapping fault healed; injecting", "waited", time.Since(waited).Round(time.Millisecond))
+			}
+			return true
+		}
+		freed := t.freed
+		t.mu.Unlock()
+		if !logged {
+			log.Info("waiting: an earlier fault on the same footprint is still injected", "footprint", fp)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-freed:
+		}
+	}
+}
+
+// release gives fp back and wakes the steps waiting in claim.
+func (t *Timeline) release(fp []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range fp {
+		if t.busy[k]--; t.busy[k] <= 0 {
+			delete(t.busy, k)
+		}
+	}
+	close(t.freed)
+	t.freed = make(chan struct{})
 }
 
 // heal heals a step once; later calls are no-ops.

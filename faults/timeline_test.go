@@ -172,3 +172,50 @@ func TestTimelinePartitionObserved(t *testing.T) {
 		t.Error("link not healed")
 	}
 }
+
+// stacking is a scripted fault that composes with others on its target.
+type stacking struct{ *scripted }
+
+func (stacking) Stacks() bool { return true }
+
+// TestTimelineSerialisesOverlappingFootprints: a fault on a node that an
+// earlier fault still holds waits for its heal (two faults never stop or
+// replace the same container at once), while toxics on one link overlap.
+func TestTimelineSerialisesOverlappingFootprints(t *testing.T) {
+	var log []string
+	up := &scripted{name: "upgrade", target: "store-a", log: &log, inject: func(ctx context.Context) error {
+		time.Sleep(150 * time.Millisecond) // a roll outlasting its slot
+		return nil
+	}}
+	down := &scripted{name: "rollback", target: "store-a", log: &log}
+	other := &scripted{name: "kill", target: "mta-a", log: &log}
+	lat := stacking{&scripted{name: "latency", target: "wan", log: &log}}
+	reset := stacking{&scripted{name: "reset-peer", target: "wan", log: &log}}
+	tl := &Timeline{Events: &fakeSink{}, Steps: []Step{
+		{At: 0, For: 50 * time.Millisecond, Fault: up},
+		{At: 60 * time.Millisecond, For: 50 * time.Millisecond, Fault: down},   // due while up is still injecting
+		{At: 70 * time.Millisecond, For: 10 * time.Millisecond, Fault: other},  // another node: not held up
+		{At: 100 * time.Millisecond, For: 200 * time.Millisecond, Fault: lat},  // toxics on one link
+		{At: 120 * time.Millisecond, For: 20 * time.Millisecond, Fault: reset}, // overlap lat
+	}}
+	if err := tl.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(log, "|")
+	idx := func(m string) int { return strings.Index(got, m) }
+	var storeA []string
+	for _, m := range log {
+		if strings.HasSuffix(m, "store-a") {
+			storeA = append(storeA, m)
+		}
+	}
+	if s := strings.Join(storeA, ","); s != "inject store-a,heal store-a,inject store-a,heal store-a" {
+		t.Errorf("store-a saw %s: the rollback acted while the upgrade was still injected (log %s)", s, got)
+	}
+	if idx("inject mta-a") > idx("heal store-a") {
+		t.Errorf("a fault on another node waited (log %s)", got)
+	}
+	if !(idx("inject wan") < idx("heal wan")) || strings.Count(got, "inject wan") != 2 || idx("heal wan") < strings.LastIndex(got, "inject wan") {
+		t.Errorf("toxics on one link did not overlap (log %s)", got)
+	}
+}
