@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +45,13 @@ type Traffic interface {
 	// (final-read-done only when every mailbox was read). An error means
 	// the round is incomplete.
 	FinalRead(ctx context.Context, w *history.Writer, round int) error
+	// Replicas names the mailbox replicas the stack declares (nil: none).
+	Replicas() []string
+	// ReadReplica lists every message of every test mailbox on one
+	// replica, read directly rather than through the IMAP endpoint, into w
+	// as final records carrying the replica's name, framed by the
+	// replica-read phase events. An error means the read is incomplete.
+	ReadReplica(ctx context.Context, w *history.Writer, name string) error
 }
 
 // Run is one scenario being run: the stack, the history, the timeline and,
@@ -100,6 +108,8 @@ func (r *Run) HistoryPath() string { return filepath.Join(r.Dir, "history.jsonl"
 // Start prepares the run of s: its folder, its log, its history. Nothing is
 // started in Docker yet.
 func Start(p Params, s Scenario, progress *Progress, console io.Writer) (*Run, error) {
+	asked := p.Duration
+	p.Duration = s.LoadDuration(p.Duration)
 	r := &Run{Started: time.Now(), P: p, S: s, Dir: filepath.Join(p.RunDir(), s.Name), Progress: progress, failed: map[string]error{}, ok: map[string]bool{}}
 	if err := s.Validate(); err != nil {
 		return r, err
@@ -123,6 +133,9 @@ func Start(p Params, s Scenario, progress *Progress, console io.Writer) (*Run, e
 	}
 	r.History = h
 	r.Log.Info("scenario start", "run", p.RunID, "seed", p.Seed, "proves", s.Proves, "history", r.HistoryPath())
+	if p.Duration != asked {
+		r.Log.Info("load phase lengthened to the scenario's minimum", "duration", p.Duration, "asked", asked)
+	}
 	r.Progress.Begin(s.Name, r.HistoryPath(), r.Planned())
 	return r, nil
 }
@@ -429,9 +442,10 @@ func (r *Run) HealForCleanup(ctx context.Context) error {
 }
 
 // Converge waits, bounded by --converge, until a probe read of every
-// mailbox finds every accepted delivery, so that the final read judges the
-// stack after it had its chance to drain queues and replicate. Reaching
-// the deadline is not an error: the final read then shows what is missing.
+// mailbox, through the IMAP endpoint and on every replica, finds every
+// accepted delivery, so that the final read judges the stack after it had
+// its chance to drain queues and replicate. Reaching the deadline is not an
+// error: the final read then shows what is missing.
 func (r *Run) Converge(ctx context.Context) error {
 	if err := r.Need("up", "heal"); err != nil {
 		return err
@@ -467,8 +481,9 @@ func (r *Run) converge(ctx context.Context) error {
 	}
 }
 
-// probe reads every mailbox into a scratch history and counts the accepted
-// deliveries it did not find.
+// probe reads every mailbox, through the endpoint and on every replica,
+// into a scratch history and counts the accepted deliveries each read did
+// not find, summed.
 func (r *Run) probe(ctx context.Context, i int) (int, error) {
 	if err := r.History.Flush(); err != nil {
 		return 0, err
@@ -481,6 +496,12 @@ func (r *Run) probe(ctx context.Context, i int) (int, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, ReadTimeout)
 	err = r.Traffic.FinalRead(rctx, w, i)
+	for _, name := range r.Traffic.Replicas() {
+		if err != nil {
+			break
+		}
+		err = r.Traffic.ReadReplica(rctx, w, name)
+	}
 	cancel()
 	if cerr := w.Close(); err == nil {
 		err = cerr
@@ -488,12 +509,25 @@ func (r *Run) probe(ctx context.Context, i int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return Missing(r.HistoryPath(), path)
+	missing, err := Missing(r.HistoryPath(), path, r.Traffic.Replicas()...)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for target, n := range missing {
+		total += n
+		if n > 0 && target != "" {
+			r.Log.Info("replica not converged yet", "replica", target, "missing", n)
+		}
+	}
+	return total, nil
 }
 
 // Missing counts the accepted (message, recipient) deliveries of the
-// history at historyPath that the final records of readPath do not show.
-func Missing(historyPath, readPath string) (int, error) {
+// history at historyPath that the final records of readPath do not show:
+// for the read through the endpoint (key "") and for each named replica
+// (records whose Target is the replica).
+func Missing(historyPath, readPath string, replicas ...string) (map[string]int, error) {
 	owed := map[[2]string]bool{}
 	if _, err := history.Each(historyPath, func(rec history.Record) error {
 		if rec.Type == history.TypeOp && rec.Kind == history.KindSMTPSend && rec.Scope == history.ScopeOp && rec.Outcome == history.OK {
@@ -503,18 +537,26 @@ func Missing(historyPath, readPath string) (int, error) {
 		}
 		return nil
 	}); err != nil {
-		return 0, err
+		return nil, err
+	}
+	left := map[string]map[[2]string]bool{"": maps.Clone(owed)}
+	for _, name := range replicas {
+		left[name] = maps.Clone(owed)
 	}
 	if _, err := history.Each(readPath, func(rec history.Record) error {
-		if rec.Type == history.TypeFinal {
+		if set, ok := left[rec.Target]; ok && rec.Type == history.TypeFinal {
 			box, _, _ := strings.Cut(rec.Mailbox, "/")
-			delete(owed, [2]string{rec.MsgID, strings.ToLower(box)})
+			delete(set, [2]string{rec.MsgID, strings.ToLower(box)})
 		}
 		return nil
 	}); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return len(owed), nil
+	out := make(map[string]int, len(left))
+	for target, set := range left {
+		out[target] = len(set)
+	}
+	return out, nil
 }
 
 // FinalRead reads every mailbox twice, RoundGap apart, into the history.
@@ -552,6 +594,18 @@ func (r *Run) finalRead(ctx context.Context) error {
 		complete++
 	}
 	r.Log.Info("final read", "complete_rounds", complete)
+	// Then every replica directly: the checker proves that each holds
+	// every message the clients can see. A replica that cannot be read
+	// leaves its read incomplete, and the replicas check unknown.
+	for _, name := range r.Traffic.Replicas() {
+		r.Progress.SetPhase("replica-read " + name)
+		rctx, cancel := context.WithTimeout(ctx, ReadTimeout)
+		err := r.Traffic.ReadReplica(rctx, r.History, name)
+		cancel()
+		if err != nil {
+			r.Log.Error("replica read incomplete", "replica", name, "err", err)
+		}
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"maps"
 	"path/filepath"
 	"testing"
 	"time"
@@ -61,10 +62,25 @@ func TestMissing(t *testing.T) {
 	read, _ := history.Create(filepath.Join(dir, "read.jsonl"), clock, history.Header{RunID: "r"})
 	_ = read.Final(history.Record{Mailbox: "a@x.test/INBOX", UID: 1, MsgID: "r.1", Start: history.Offset(time.Second)})
 	_ = read.Final(history.Record{Mailbox: "b@x.test/INBOX", UID: 1, MsgID: "r.1"})
+	// Replica store-b has everything; store-c has only r.2. A record of
+	// an undeclared replica counts for nobody.
+	for i, f := range []history.Record{
+		{Target: "store-b", Mailbox: "a@x.test/INBOX", MsgID: "r.1"},
+		{Target: "store-b", Mailbox: "a@x.test/INBOX", MsgID: "r.2"},
+		{Target: "store-b", Mailbox: "b@x.test/INBOX", MsgID: "r.1"},
+		{Target: "store-c", Mailbox: "a@x.test/INBOX", MsgID: "r.2"},
+		{Target: "store-z", Mailbox: "a@x.test/INBOX", MsgID: "r.2"},
+	} {
+		f.UID = uint32(i + 1)
+		if err := read.Final(f); err != nil {
+			t.Fatal(err)
+		}
+	}
 	_ = read.Close()
-	n, err := Missing(filepath.Join(dir, "h.jsonl"), filepath.Join(dir, "read.jsonl"))
-	if err != nil || n != 1 {
-		t.Fatalf("Missing = %d, %v; want 1 (r.2 to a@x.test)", n, err)
+	got, err := Missing(filepath.Join(dir, "h.jsonl"), filepath.Join(dir, "read.jsonl"), "store-b", "store-c")
+	want := map[string]int{"": 1, "store-b": 0, "store-c": 2} // endpoint: r.2 to a@x.test; store-c: r.1 to both
+	if err != nil || !maps.Equal(got, want) {
+		t.Fatalf("Missing = %v, %v; want %v", got, err, want)
 	}
 }
 

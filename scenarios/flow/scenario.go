@@ -40,7 +40,14 @@ type Scenario struct {
 	// Rehearsal says the scenario rolls --from images to --to images; the
 	// stack starts on the --from set when one is given.
 	Rehearsal bool
+	// MinDuration is the shortest load phase the scenario's faults need to
+	// act under load (a rolling upgrade of two tiers and its rollback take
+	// minutes); a shorter --duration is raised to it for this scenario.
+	MinDuration time.Duration
 }
+
+// LoadDuration is the load phase the scenario runs for, given --duration d.
+func (s Scenario) LoadDuration(d time.Duration) time.Duration { return max(d, s.MinDuration) }
 
 // FaultAt is one fault of a scenario's timeline. At and For are fractions
 // of the load phase (--duration), so a scenario keeps its shape at any

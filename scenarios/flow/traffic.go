@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/mailchaos/mailchaos/harness"
 	"github.com/mailchaos/mailchaos/loadgen"
 	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/loadgen/imapload"
 )
 
 // stackTraffic drives a running stack through its client endpoints with
@@ -21,6 +24,8 @@ type stackTraffic struct {
 	log *slog.Logger
 	w   *history.Writer
 	cfg loadgen.Config
+	// replicas is each mailbox replica's IMAP address, by name.
+	replicas map[string]string
 }
 
 var _ Traffic = (*stackTraffic)(nil)
@@ -64,7 +69,11 @@ func newStackTraffic(env *harness.Env, w *history.Writer, p Params, log *slog.Lo
 	// seconds' worth of arrivals in flight (a new session's STARTTLS and
 	// AUTH take a while on a busy host), at least 8.
 	cfg.SMTP = loadgen.SMTPConfig{Model: loadgen.ModelOpen, Rate: p.Rate, Workers: min(max(int(math.Ceil(p.Rate*4)), 8), 400)}
-	return &stackTraffic{p: p, log: log, w: w, cfg: cfg}, nil
+	replicas, err := env.Replicas()
+	if err != nil {
+		return nil, fmt.Errorf("traffic: %w", err)
+	}
+	return &stackTraffic{p: p, log: log, w: w, cfg: cfg, replicas: replicas}, nil
 }
 
 // Load runs the load for d. Each phase gets its own message-ID prefix
@@ -86,13 +95,31 @@ func (t *stackTraffic) Load(ctx context.Context, phase string, d time.Duration) 
 // with the final-read phase events).
 func (t *stackTraffic) FinalRead(ctx context.Context, w *history.Writer, round int) error {
 	res, err := loadgen.FinalRead(ctx, t.cfg, w, round)
-	t.log.Info("final read", "round", round, "mailboxes", res.Mailboxes, "messages", res.Messages,
+	return t.logRead(fmt.Sprintf("final read round %d", round), res, err)
+}
+
+// Replicas names the stack's mailbox replicas, sorted.
+func (t *stackTraffic) Replicas() []string { return slices.Sorted(maps.Keys(t.replicas)) }
+
+// ReadReplica reads every test mailbox on replica name, directly.
+func (t *stackTraffic) ReadReplica(ctx context.Context, w *history.Writer, name string) error {
+	addr, ok := t.replicas[name]
+	if !ok {
+		return fmt.Errorf("read replica %q: the stack declares no such replica (%v)", name, t.Replicas())
+	}
+	res, err := loadgen.ReadReplica(ctx, t.cfg, w, name, addr)
+	return t.logRead("read of replica "+name, res, err)
+}
+
+// logRead logs a read's result and turns an incomplete read into an error.
+func (t *stackTraffic) logRead(what string, res imapload.FinalReadResult, err error) error {
+	t.log.Info(what, "mailboxes", res.Mailboxes, "messages", res.Messages,
 		"failed", len(res.Failed), "elapsed", res.Elapsed.Round(time.Millisecond))
 	if err != nil {
 		return err
 	}
 	if len(res.Failed) > 0 {
-		return fmt.Errorf("final read round %d: %d mailboxes unreadable, first %s", round, len(res.Failed), res.Failed[0])
+		return fmt.Errorf("%s: %d mailboxes unreadable, first %s", what, len(res.Failed), res.Failed[0])
 	}
 	return nil
 }
