@@ -14,6 +14,7 @@ var _ = define(flow.Scenario{
 	Faults: []flow.FaultAt{
 		{At: 0.2, For: 0.5, Spec: "partition:wan-a-b"},
 		{At: 0.2, For: 0.5, Spec: "partition:wan-b-a"},
+		{At: 0.2, For: 0.5, Spec: "partition:lmtp-b-a"},
 	},
 	Policy: check.Policy{Thresholds: append(append([]string(nil), flow.GateThresholds...),
 		"delivery_latency_p99 < 60s")},
