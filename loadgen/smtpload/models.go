@@ -183,7 +183,7 @@ func RunOpen(ctx context.Context, cfg OpenConfig, senders []*Sender) (LoadResult
 			case <-ctx.Done():
 				return
 			}
-			a.serve(ctx, func(seq int) { s.Send(ctx, stream, seq) })
+			a.serve(ctx, func(seq int) { s.Send(ctx, stream, seq) }, s.Idle)
 		}()
 	}
 	var warmup time.Duration
@@ -227,9 +227,10 @@ func newArrivals(sched Schedule, maxMsgs int, stats *Stats) *arrivals {
 	return &arrivals{sched: sched, total: int64(sched.Count(sched.Duration()) + 1e-6), maxMsgs: int64(maxMsgs), stats: stats}
 }
 
-// serve is one free sender's loop: take the next arrival, wait for its due
+// serve is one free sender's loop: take the next arrival, tell idle how
+// long the sender will wait for it (nil: nobody to tell), wait for its due
 // time, send it with send; until no arrival is left or ctx ends.
-func (a *arrivals) serve(ctx context.Context, send func(seq int)) {
+func (a *arrivals) serve(ctx context.Context, send func(seq int), idle func(wait time.Duration)) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -238,6 +239,9 @@ func (a *arrivals) serve(ctx context.Context, send func(seq int)) {
 			return
 		}
 		if wait := due - time.Since(a.start); wait > 0 {
+			if idle != nil {
+				idle(wait)
+			}
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():

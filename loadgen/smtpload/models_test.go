@@ -71,7 +71,7 @@ func BenchmarkDispatch(b *testing.B) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						a.serve(context.Background(), func(int) {})
+						a.serve(context.Background(), func(int) {}, nil)
 					}()
 				}
 				wg.Wait()
@@ -125,7 +125,7 @@ func TestArrivalsStopAtMaxMessages(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.serve(context.Background(), func(int) { sent.Add(1) })
+			a.serve(context.Background(), func(int) { sent.Add(1) }, nil)
 		}()
 	}
 	wg.Wait()

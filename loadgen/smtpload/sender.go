@@ -130,7 +130,12 @@ type SenderConfig struct {
 	// MsgsPerSession is how many messages a session carries before QUIT
 	// (default 10).
 	MsgsPerSession int
-	Recorder       Recorder
+	// SessionIdle closes a session that would otherwise sit idle longer
+	// than this until its next message (default 2s, Postfix's
+	// smtp_connection_cache_time_limit). A client that holds idle sessions
+	// open for ever keeps a load balancer's drain from ever finishing.
+	SessionIdle time.Duration
+	Recorder    Recorder
 	Stats          *Stats // may be shared by many senders; nil: private
 	Seed           int64  // jitter source
 }
@@ -331,6 +336,9 @@ func NewSender(cfg SenderConfig) *Sender {
 	}
 	if cfg.MsgsPerSession <= 0 {
 		cfg.MsgsPerSession = 10
+	}
+	if cfg.SessionIdle <= 0 {
+		cfg.SessionIdle = 2 * time.Second
 	}
 	if cfg.Stats == nil {
 		cfg.Stats = &Stats{}
@@ -661,6 +669,15 @@ func (s *Sender) drop() {
 	s.sess.c.Close()
 	s.sess.conn.Close()
 	s.sess = nil
+}
+
+// Idle tells the sender its next message is wait away: a session that
+// would sit idle longer than SessionIdle is closed now, as an MTA's
+// connection cache does.
+func (s *Sender) Idle(wait time.Duration) {
+	if wait > s.cfg.SessionIdle {
+		s.Close()
+	}
 }
 
 // Close ends the session politely (QUIT, bounded by the command timeout).

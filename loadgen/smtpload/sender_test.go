@@ -357,3 +357,36 @@ func TestClosedModelBoundedByCount(t *testing.T) {
 		t.Errorf("id %s", keys[0])
 	}
 }
+
+// TestIdleSessionsAreClosed: a sender whose next message is further away
+// than SessionIdle closes its session first (so a drain at a load balancer
+// can finish); one that sends back to back keeps it.
+func TestIdleSessionsAreClosed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rate     float64
+		msgs     int
+		idle     time.Duration
+		sessions int
+	}{
+		{"sparse arrivals: a session a message", 10, 4, 50 * time.Millisecond, 4},
+		{"dense arrivals: one session", 200, 20, time.Second, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testsrv.StartSMTP(t, testsrv.SMTPOptions{})
+			s := NewSender(SenderConfig{Name: "smtp-1", Endpoint: Endpoint{Addr: srv.Addr}, User: User{Address: "user0001@example.test"},
+				Corpus: gen(t), Recorder: newRec(t), MsgsPerSession: 100, SessionIdle: tc.idle})
+			// No warm-up session: count only the sessions the messages use.
+			res, err := RunOpen(context.Background(), OpenConfig{Schedule: Constant(tc.rate, time.Minute), MaxMessages: tc.msgs, WarmTimeout: -1}, []*Sender{s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Dispatched != int64(tc.msgs) {
+				t.Fatalf("dispatched %d of %d", res.Dispatched, tc.msgs)
+			}
+			if n := srv.Conns(); n != tc.sessions {
+				t.Errorf("%d sessions for %d messages, want %d", n, tc.msgs, tc.sessions)
+			}
+		})
+	}
+}
