@@ -24,11 +24,14 @@ type Gate struct {
 
 // The gates the zero-loss scenarios share.
 var (
-	NoLoss       = Gate{"loses no accepted message", matchers.HaveNoLostMessages}
-	IMAPKept     = Gate{"keeps the IMAP invariants", matchers.KeepIMAPInvariants}
-	NoDowntime   = Gate{"shows clients no downtime", matchers.HaveNoClientVisibleDowntime}
-	Thresholds   = Gate{"meets its thresholds", matchers.MeetThresholds}
-	StrictGates  = []Gate{NoLoss, IMAPKept, NoDowntime, Thresholds}
+	NoLoss     = Gate{"loses no accepted message", matchers.HaveNoLostMessages}
+	IMAPKept   = Gate{"keeps the IMAP invariants", matchers.KeepIMAPInvariants}
+	NoDowntime = Gate{"shows clients no downtime", matchers.HaveNoClientVisibleDowntime}
+	Thresholds = Gate{"meets its thresholds", matchers.MeetThresholds}
+	// ReplicasKept passes a run that read no replica (the stack declares
+	// none): only a stack with replicas is held to them.
+	ReplicasKept = Gate{"keeps every replica complete", matchers.HaveCompleteReplicas}
+	StrictGates  = []Gate{NoLoss, ReplicasKept, IMAPKept, NoDowntime, Thresholds}
 	phaseTimeout = func(d time.Duration) NodeTimeout { return NodeTimeout(d + time.Minute) }
 )
 

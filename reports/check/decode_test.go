@@ -20,6 +20,8 @@ var decodeSeeds = []string{
 	`{"type":"op","client":"smtp-1","kind":"smtp.send","start":1,"end":2,"scope":"op","attempt":1,"outcome":"ok","msg_id":"a","rcpt":["u@x"],"body_sha256":"ab"}`,
 	`{"type":"final","mailbox":"u@x/INBOX","uid":4294967295,"uidvalidity":7,"flags":["\\Seen","\\Flagged"],"start":0}`,
 	`{"type":"seen","mailbox":"u@x/INBOX","uid":1,"start":9223372036854775807}`,
+	`{"type":"final","client":"replica-read","target":"store-b","msg_id":"r.smtp-1.1","mailbox":"u@x/INBOX","uidvalidity":7,"uid":1,"body_sha256":"ab","attempt":1,"start":101}`,
+	`{"type":"event","kind":"phase","name":"replica-read-done","client":"scenario","target":"store-b","attempt":1,"start":200,"end":200}`,
 	`{"type":"op","start":-1}`,
 	`{"type":"op","start":1.0}`,
 	`{"type":"op","start":1e3}`,
@@ -113,11 +115,14 @@ func FuzzRun(f *testing.F) {
 			}
 			return
 		}
-		if v.Status == "" || len(v.Checks) != 3 {
+		if v.Status == "" || len(v.Checks) < 3 || len(v.Checks) > 4 || (len(v.Checks) == 4 && v.Checks[3].Name != CheckReplicas) {
 			t.Fatalf("verdict without status or checks: %+v", v)
 		}
 		if v.Status == Success && !v.Ledger.FinalRead {
 			t.Fatal("success without a final read")
+		}
+		if r := result(v, CheckReplicas); r.Status == Success && (!v.Ledger.FinalRead || v.Metrics["replicas_read"] != float64(len(v.Replicas))) {
+			t.Fatalf("replicas success with a replica unread or no final read: %+v", v.Replicas)
 		}
 	})
 }
@@ -130,7 +135,8 @@ func TestFileAndRecordsAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Add failures so that evidence is cited.
-	extra := []history.Record{send("lost-1", ok, 10, 20), fin("ghost", inbox1, 99999, 1), seen("m-x", inbox2, 5, 5)}
+	extra := []history.Record{send("lost-1", ok, 10, 20), fin("ghost", inbox1, 99999, 1), seen("m-x", inbox2, 5, 5),
+		rread("store-b", 1), rfin("store-b", "ghost", inbox1, 1), rfin("store-b", "lost-1", inbox2, 2), rdone("store-b", 1)}
 	for _, r := range extra {
 		b, _ := json.Marshal(r)
 		buf.Write(b)
@@ -146,6 +152,9 @@ func TestFileAndRecordsAgree(t *testing.T) {
 	}
 	if ev := result(fromFile, CheckLedger).Evidence; len(ev) == 0 || len(ev[0].Ops) == 0 {
 		t.Fatalf("evidence = %+v", ev)
+	}
+	if r := result(fromFile, CheckReplicas); r.Status != Failure || fromFile.Metrics["replica_missing"] != 3000 || fromFile.Metrics["replica_extra"] != 1 || len(r.Evidence) == 0 || len(r.Evidence[0].Ops) == 0 {
+		t.Fatalf("replicas = %+v, metrics %v", r, fromFile.Metrics)
 	}
 }
 

@@ -67,6 +67,13 @@ func (c *checker) finish(thresholds []Threshold) (Verdict, []offender) {
 	v.Availability = pas
 	maps.Copy(v.Metrics, availMetrics)
 	v.Checks = []Result{ledger, imapRes, avail}
+	if len(c.replicas) > 0 {
+		// A stack that declares no replicas has nothing to check: the
+		// check is absent, never a success over nothing.
+		rep, ro := c.replicaCheck(&v, len(v.Checks))
+		v.Checks = append(v.Checks, rep)
+		offenders = append(offenders, ro...)
+	}
 	c.latencies(&v)
 	c.delivery(&v)
 	c.drain(&v)

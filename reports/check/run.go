@@ -150,7 +150,7 @@ func cite(ctx context.Context, src lineSource, offs []offender) error {
 		if !ok {
 			return nil
 		}
-		ref := OpRef{Line: line, Type: r.Type, Kind: clone(r.Kind), Client: clone(r.Client), Scope: r.Scope, Attempt: r.Attempt, Outcome: history.Outcome(clone(string(r.Outcome))),
+		ref := OpRef{Line: line, Type: r.Type, Kind: clone(r.Kind), Client: clone(r.Client), Target: clone(r.Target), Scope: r.Scope, Attempt: r.Attempt, Outcome: history.Outcome(clone(string(r.Outcome))),
 			Class: clone(r.Class), Stage: clone(r.Stage), Mailbox: clone(r.Mailbox), UID: r.UID, Start: r.Start, End: r.End}
 		ref.Type = history.Type(clone(string(r.Type)))
 		ref.Scope = history.Scope(clone(string(r.Scope)))

@@ -32,6 +32,9 @@ func TestVerdictMatchesTheSchema(t *testing.T) {
 		full = append(full, r)
 	}
 	hists = append(hists, full)
+	// Replicas: all read and judged, and one failing beside one unread.
+	hists = append(hists, joinRecs(sentAndRead(), replicaRead("store-a", "m1", "m2"), replicaRead("store-b", "m2", "m1")),
+		joinRecs(sentAndRead(), replicaRead("store-a", "m1"), one(rread("store-b", 1))))
 	for i, h := range hists {
 		v := mustRun(t, h, Policy{Thresholds: []string{"lost == 0", "delivery_latency_p99 < 30s"}})
 		b, err := json.Marshal(v)

@@ -194,6 +194,25 @@ type finalRec struct {
 	line                        uint32
 }
 
+// replicaRec is one final record of a replica read (a final record with a
+// Target), kept apart from finals so that the ledger and the IMAP
+// invariants never see it.
+type replicaRec struct {
+	msg, mbox uint32 // mbox indexes replicaMboxes
+	uid, line uint32
+	hash      uint64
+	replica   uint32 // index in replicas
+	attempt   uint16
+	hasHash   bool
+}
+
+// replicaState is what the history says about the reads of one replica
+// (named by a replica-read event or one of its records).
+type replicaState struct {
+	done     uint16 // the last attempt with a replica-read-done, 0 if none
+	doneLine int64
+}
+
 type uidvKey struct{ mbox, uidv uint32 }
 
 // uidvSpan is when a (mailbox, uidvalidity) pair was observed by a record
@@ -284,6 +303,14 @@ type checker struct {
 	rounds     map[int]bool
 	reusedList []uint32 // uid entries reused, in order found
 	opsHint    int
+
+	// Replica reads: names and mailboxes have interners of their own
+	// (made on first use) so that a replica's mailboxes do not count as
+	// mailboxes the clients observed.
+	replicaNames  interner
+	replicaMboxes interner
+	replicas      []replicaState // by replicaNames index
+	replicaRecs   []replicaRec
 }
 
 // newChecker makes a checker; hint is the expected number of records
@@ -449,10 +476,14 @@ func (c *checker) add(line int64, r *history.Record) {
 	case history.TypeOp:
 		c.op(line, r)
 	case history.TypeEvent:
-		c.event(r)
+		c.event(line, r)
 	case history.TypeSeen:
 		c.observe(line, r, false)
 	case history.TypeFinal:
+		if r.Target != "" {
+			c.replicaFinal(line, r)
+			return
+		}
 		c.observe(line, r, true)
 	}
 }
@@ -747,7 +778,36 @@ func (c *checker) observe(line int64, r *history.Record, final bool) {
 	}
 }
 
-func (c *checker) event(r *history.Record) {
+// replica returns the state of the replica named name, made on first use.
+func (c *checker) replica(name string) (uint32, *replicaState) {
+	if c.replicaNames.m == nil {
+		c.replicaNames = newInterner(&c.arena)
+		c.replicaMboxes = newInterner(&c.arena)
+	}
+	i, isNew := c.replicaNames.id(name)
+	if isNew {
+		c.replicas = append(c.replicas, replicaState{})
+	}
+	return i, &c.replicas[i]
+}
+
+// replicaFinal keeps a final record of a replica read. It interns the
+// message ID (a message may be known only from a replica) but creates no
+// delivery and no UID entry: only the replicas check reads it.
+func (c *checker) replicaFinal(line int64, r *history.Record) {
+	rep, _ := c.replica(r.Target)
+	mb, _ := c.replicaMboxes.id(r.Mailbox)
+	rr := replicaRec{msg: none, mbox: mb, uid: r.UID, line: uint32(min(line, 0xffffffff)), replica: rep, attempt: uint16(min(max(r.Attempt, 1), 0xffff))}
+	if r.MsgID != "" {
+		rr.msg = c.msg(r.MsgID)
+	}
+	if r.BodySHA256 != "" {
+		rr.hasHash, rr.hash = true, c.fingerprint64(r.BodySHA256)
+	}
+	c.replicaRecs = append(c.replicaRecs, rr)
+}
+
+func (c *checker) event(line int64, r *history.Record) {
 	switch r.Kind {
 	case history.KindFaultInject:
 		f := Fault{Index: len(c.faults), Name: c.arena.str(r.Name), Target: c.arena.str(r.Target), Start: r.Start, End: -1, Failed: r.Outcome == history.Fail}
@@ -773,6 +833,13 @@ func (c *checker) event(r *history.Record) {
 				round = 1
 			}
 			c.rounds[round] = true
+		case history.PhaseReplicaRead:
+			c.replica(r.Target) // declared: unjudged until its done event
+		case history.PhaseReplicaReadDone:
+			_, rs := c.replica(r.Target)
+			if a := uint16(min(max(r.Attempt, 1), 0xffff)); a >= rs.done {
+				rs.done, rs.doneLine = a, line
+			}
 		case history.PhaseHeal:
 			c.heals = append(c.heals, heal{fault: -1, name: "phase:heal", at: int64(r.Start)})
 		}

@@ -69,6 +69,15 @@ func regressions() map[string]struct {
 		"client-visible-downtime": f(Failure, map[string]Status{CheckAvailability: Failure}, map[string]float64{"client_visible_downtime_max_s": 0.2},
 			fault(history.KindFaultInject, "partition", "edge", 90, 95), smtpOp(fail, 100, 200), smtpOp(ok, 250, 300), fault(history.KindFaultHeal, "partition", "edge", 260, 270),
 			send("m1", ok, 0, 10), fin("m1", inbox1, 1, 1), done(1)),
+		// replication off: the final read (through the edge) finds both
+		// messages, the replica in region b only the one delivered there.
+		"replica-missing": f(Failure, map[string]Status{CheckLedger: Success, CheckReplicas: Failure}, map[string]float64{"lost": 0, "replica_missing": 1, "replicas_read": 2},
+			send("m1", ok, 0, 10), send("m2", ok, 20, 30), fin("m1", inbox1, 1, 1), fin("m2", inbox1, 2, 1), done(1),
+			rread("store-a", 1), rfin("store-a", "m1", inbox1, 1), rfin("store-a", "m2", inbox1, 2), rdone("store-a", 1),
+			rread("store-b", 1), rfin("store-b", "m2", inbox1, 1), rdone("store-b", 1)),
+		"replica-read-incomplete": f(Unknown, map[string]Status{CheckLedger: Success, CheckReplicas: Unknown}, map[string]float64{"lost": 0, "replicas_read": 1},
+			send("m1", ok, 0, 10), fin("m1", inbox1, 1, 1), done(1),
+			rread("store-a", 1), rfin("store-a", "m1", inbox1, 1), rdone("store-a", 1), rread("store-b", 1)),
 	}
 }
 

@@ -17,6 +17,8 @@ var MetricNames = []string{
 	"ok", "lost", "duplicated", "recovered_duplicate", "corrupted", "unexpected", "recovered", "not_delivered", "late", "expunged",
 	// IMAP invariants.
 	"uidvalidity_changes", "uid_reused", "uid_order", "reappeared", "flags_lost", "imap_violations",
+	// Replicas (measured only when the history reads replicas).
+	"replica_missing", "replica_corrupted", "replica_extra", "replicas_read",
 	// Availability over every protocol.
 	"ops", "failed_ops", "attempts", "failed_attempts",
 	"client_visible_windows", "client_visible_downtime_max_s", "client_visible_downtime_total_s",

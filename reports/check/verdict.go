@@ -1,15 +1,17 @@
 // Package check turns a recorded history into a Verdict: pure functions that
 // prove, from the history file alone, whether accepted mail was lost,
 // duplicated or corrupted, whether the IMAP stores kept their invariants,
-// how long clients could not work, and how fast mail moved.
+// whether every mailbox replica holds what the clients can see, how long
+// clients could not work, and how fast mail moved.
 //
 // The package reads only the history format (loadgen/history); it never
 // talks to Docker or the network, so a verdict can be recomputed offline by
 // anyone who holds the history. It does not render anything: reports/render
 // turns a Verdict into JUnit, verdict.json and HTML.
 //
-// The exact definitions (ledger classes, downtime windows, threshold syntax)
-// are in the doc comments of the types below and in README.md.
+// The exact definitions (ledger classes, replica comparison, downtime
+// windows, threshold syntax) are in the doc comments of the types below and
+// in README.md.
 package check
 
 import (
@@ -37,6 +39,12 @@ const (
 	CheckLedger       = "ledger"
 	CheckIMAP         = "imap-invariants"
 	CheckAvailability = "availability"
+	// CheckReplicas compares each mailbox replica, read directly after the
+	// final read, with the final read's last complete round; see
+	// ReplicaSummary. It is in Verdict.Checks only when the history reads
+	// at least one replica (a replica-read event, or a final record with a
+	// Target): a history that reads none has nothing to check there.
+	CheckReplicas = "replicas"
 )
 
 // Verdict is everything the checkers conclude about one run.
@@ -52,7 +60,7 @@ type Verdict struct {
 	Status     Status            `json:"status"`             // Failure if any check or threshold failed, else Unknown if any is unknown, else Success
 	Reason     string            `json:"reason"`             // one line: why the verdict is what it is
 	Policy     Policy            `json:"policy"`             // the policy the verdict was judged under
-	Checks     []Result          `json:"checks"`             // ledger, imap-invariants, availability, in that order
+	Checks     []Result          `json:"checks"`             // ledger, imap-invariants, availability, then replicas if the history reads replicas
 	Thresholds []ThresholdResult `json:"thresholds"`         // one per Policy.Thresholds entry, in order
 
 	Ledger          LedgerSummary          `json:"ledger"`
@@ -62,6 +70,11 @@ type Verdict struct {
 	Latency         []OpLatency            `json:"latency"`          // per op kind, sorted by kind
 	DeliveryLatency DeliveryLatency        `json:"delivery_latency"` // accept -> first seen over IMAP
 	QueueDrain      []Drain                `json:"queue_drain"`      // one per fault.heal event
+
+	// Replicas has one entry per mailbox replica the history reads
+	// directly (replica-read events), sorted by name; absent when it reads
+	// none.
+	Replicas []ReplicaSummary `json:"replicas,omitempty"`
 
 	// Metrics is the flat view that thresholds evaluate: every name in it is
 	// a measured value. A known metric that could not be measured (e.g.
@@ -106,6 +119,7 @@ type OpRef struct {
 	Type    history.Type    `json:"type"`
 	Kind    string          `json:"kind,omitempty"`
 	Client  string          `json:"client,omitempty"`
+	Target  string          `json:"target,omitempty"` // the replica a replica read's final record comes from
 	Scope   history.Scope   `json:"scope,omitempty"`
 	Attempt int             `json:"attempt,omitempty"`
 	Outcome history.Outcome `json:"outcome,omitempty"`
@@ -172,6 +186,29 @@ type IMAPSummary struct {
 	UIDOrder           int64               `json:"uid_order"`           // messages whose UID is lower than one that existed before they were sent
 	Reappeared         int64               `json:"reappeared"`          // expunged messages observed again after the expunge
 	FlagsLost          int64               `json:"flags_lost"`          // flags a client set that the final read did not show
+}
+
+// ReplicaSummary is what the direct read of one mailbox replica (one store
+// of a replicated stack, read without the client endpoint) found, compared
+// with the last complete final-read round. Items are (message ID, mailbox)
+// pairs: a pair the final read found at least once must be on the replica
+// at least once, byte-identical. Messages without an X-Mailchaos-Id cannot
+// be matched and are not compared; extra copies of a pair are not counted.
+type ReplicaSummary struct {
+	Name string `json:"name"` // the replica, as in the replica-read events' target
+	// Complete is true when a replica-read-done was recorded for it; only a
+	// complete read is judged (the last complete attempt's records).
+	Complete bool  `json:"complete"`
+	Attempt  int   `json:"attempt,omitempty"` // the read judged
+	Copies   int64 `json:"copies"`            // final records of the read judged
+	// Missing counts pairs of the final read with no copy on the replica.
+	Missing int64 `json:"missing"`
+	// Corrupted counts pairs with a copy on the replica whose body hash
+	// differs from the one the message was sent with.
+	Corrupted int64 `json:"corrupted"`
+	// Extra counts pairs on the replica that the final read did not find
+	// (reported, not failing: the ledger judges those messages).
+	Extra int64 `json:"extra"`
 }
 
 // UIDValidityChange is a mailbox whose UIDVALIDITY changed during the run.

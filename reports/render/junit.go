@@ -265,6 +265,9 @@ func opLine(op check.OpRef) string {
 			s += " " + f
 		}
 	}
+	if op.Target != "" {
+		s += " of replica " + op.Target
+	}
 	if op.Attempt != 0 {
 		s += fmt.Sprintf(" attempt %d", op.Attempt)
 	}
@@ -308,6 +311,8 @@ func thresholdEvidence(v *check.Verdict, t check.ThresholdResult) string {
 	}
 	name := check.CheckLedger
 	switch {
+	case strings.HasPrefix(t.Metric, "replica"):
+		name = check.CheckReplicas
 	case strings.HasPrefix(t.Metric, "uid") || strings.HasPrefix(t.Metric, "reappeared") || strings.HasPrefix(t.Metric, "flags") || strings.HasPrefix(t.Metric, "imap_violations"):
 		name = check.CheckIMAP
 	case strings.Contains(t.Metric, "latency") || strings.Contains(t.Metric, "drain"):

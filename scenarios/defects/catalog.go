@@ -34,6 +34,9 @@ const (
 	Late = "late"
 	// RecoveredDuplicate: a duplicate of an indeterminate send, where the policy rejects them.
 	RecoveredDuplicate = "recovered-duplicate"
+	// ReplicaMissing: a mailbox replica, read directly, lacks a message the
+	// final read found, or holds it with a different body.
+	ReplicaMissing = "replica-missing"
 	// IMAPInvariant: UIDVALIDITY changed, a UID was reused or out of order,
 	// an expunged message reappeared or set flags were lost.
 	IMAPInvariant = "imap-invariant"
@@ -86,8 +89,8 @@ var Catalog = []Variant{
 		Models: "Dovecot's control and index files on tmpfs: a restart makes new UIDVALIDITYs"},
 	{Name: "no-edge-health-checks", Scenario: "region-loss", Expect: Downtime,
 		Models: "edge servers without 'check': a dead region keeps getting connections"},
-	{Name: "replication-off", Scenario: "region-loss", Expect: Lost,
-		Models: "no mail_replica: mail delivered in one region never reaches the other"},
+	{Name: "replication-off", Scenario: "region-loss", Expect: ReplicaMissing,
+		Models: "no mail_replica: the replica region never receives the mail"},
 	{Name: "upgrade-without-drain", Scenario: "rolling-upgrade", Expect: Downtime,
 		Models: "the upgrade's drain step is a no-op and its session count always 0"},
 }

@@ -24,8 +24,11 @@ func ptr(x float64) *float64 { return &x }
 // failing checks, ledger counts and thresholds.
 func verdict(checks map[string]check.Status, counts map[check.Class]int64, metrics map[string]float64, thresholds ...check.ThresholdResult) *check.Verdict {
 	v := &check.Verdict{Status: check.Success, Metrics: metrics}
-	for _, name := range []string{check.CheckLedger, check.CheckIMAP, check.CheckAvailability} {
+	for _, name := range []string{check.CheckLedger, check.CheckIMAP, check.CheckAvailability, check.CheckReplicas} {
 		st, ok := checks[name]
+		if !ok && name == check.CheckReplicas {
+			continue // a stack without replicas has no replicas check
+		}
 		if !ok {
 			st = check.Success
 		}
@@ -72,6 +75,18 @@ func TestJudge(t *testing.T) {
 	noRead := verdict(map[string]check.Status{check.CheckLedger: check.Unknown}, nil, nil,
 		threshold("final_read == 1", "final_read", "==", 1, check.Unknown, nil),
 		threshold("lost == 0", "lost", "==", 0, check.Unknown, nil))
+	// replication-off: the final read (through the edge) has every message,
+	// the replica in region b lacks 41 of them.
+	replicaVerdict := verdict(map[string]check.Status{check.CheckReplicas: check.Failure},
+		map[check.Class]int64{check.ClassOK: 700}, map[string]float64{"lost": 0, "replica_missing": 41, "replica_corrupted": 0},
+		threshold("lost == 0", "lost", "==", 0, check.Success, ptr(0)),
+		threshold("replica_missing == 0", "replica_missing", "==", 0, check.Failure, ptr(41)))
+	replicaVerdict.Replicas = []check.ReplicaSummary{{Name: "store-a", Complete: true, Copies: 700}, {Name: "store-b", Complete: true, Copies: 659, Missing: 41}}
+	replicaThreshold := verdict(nil, map[check.Class]int64{check.ClassOK: 700}, map[string]float64{"replica_corrupted": 2},
+		threshold("replica_corrupted == 0", "replica_corrupted", "==", 0, check.Failure, ptr(2)))
+	replicaUnread := verdict(map[string]check.Status{check.CheckReplicas: check.Unknown}, map[check.Class]int64{check.ClassOK: 700}, nil)
+	replicaUnread.Ledger.FinalRead = true
+	replicaNoRead := verdict(map[string]check.Status{check.CheckLedger: check.Unknown, check.CheckReplicas: check.Unknown}, nil, nil)
 	steadyFailed := &flow.ScenarioStatus{Name: "steady-state", Outcome: flow.OutcomeGate, Failures: []flow.SpecFailure{
 		{Spec: "serves the steady load within its thresholds", Outcome: flow.OutcomeGate, Message: "failed_ops == 0 failed (measured 2)\nmore"}}}
 
@@ -93,6 +108,12 @@ func TestJudge(t *testing.T) {
 		{"imap invariants", variantRow("uidvalidity-reset"), 1, imap, nil, "", Caught, "imap-invariant (12 UIDVALIDITY changes, 3 UIDs reused)", "yes"},
 		{"harness failure of a variant", variantRow("volatile-queue"), 2, nil, nil, "up: mta-a not ready within 60s", Error, "error: up: mta-a not ready within 60s", "error"},
 		{"no final read is not a pass", variantRow("replication-off"), 1, noRead, nil, "", Missed, "no-final-read", "no"},
+		{"replica missing messages", variantRow("replication-off"), 1, replicaVerdict, nil, "", Caught, "replica-missing (store-b: 41)", "yes"},
+		{"replica threshold", variantRow("replication-off"), 1, replicaThreshold, nil, "", Caught, "replica-missing (replica_corrupted 2)", "yes"},
+		{"replica loss seen only as lost mail is not the expected finding", variantRow("replication-off"), 1, lostVerdict, nil, "", Missed, "lost (41)", "no"},
+		{"replicas that could not be judged are not a pass", variantRow("replication-off"), 1, replicaUnread, nil, "", Missed, "unmeasured (replicas)", "no"},
+		{"replicas without a final read are one finding", variantRow("replication-off"), 1, replicaNoRead, nil, "", Missed, "no-final-read", "no"},
+		{"clean run whose replica lacks mail is a false alarm", cleanRow("region-loss"), 1, replicaVerdict, nil, "", FalseAlarm, "replica-missing (store-b: 41)", "FALSE ALARM"},
 		{"clean pass", cleanRow("steady-state"), 0, passVerdict, nil, "", Clean, "none", "clean"},
 		{"late allowed by the policy is no finding", cleanRow("mta-crash"), 0, lateAllowed, nil, "", Clean, "none", "clean"},
 		{"clean run with downtime is a false alarm", cleanRow("region-loss"), 1, downtime, nil, "", FalseAlarm, "client-visible-downtime (longest 18.2s)", "FALSE ALARM"},
@@ -155,7 +176,7 @@ func TestSummaryAndTables(t *testing.T) {
 		{"double-delivery", "steady-state", "duplicated", "none", "no"},
 		{"reference", "region-loss", "none", "client-visible-downtime", "(longest", "20.0s)", "FALSE", "ALARM"},
 		{"no-edge-health-checks", "region-loss", "client-visible-downtime", "client-visible-downtime", "(longest", "20.0s)", "yes"},
-		{"replication-off", "region-loss", "lost", "error:", "heal:", "store-a", "not", "ready", "error"},
+		{"replication-off", "region-loss", "replica-missing", "error:", "heal:", "store-a", "not", "ready", "error"},
 	}
 	for i, want := range wantRows {
 		if got := strings.Fields(lines[1+i]); !slices.Equal(got, want) {
@@ -218,7 +239,7 @@ func TestCatalogMatchesFixtures(t *testing.T) {
 	for _, s := range scenarios.Catalog() {
 		known[s.Name] = true
 	}
-	classes := []string{Lost, Duplicated, Corrupted, Unexpected, Late, IMAPInvariant, Downtime, DeliveryLatency, FailedOps}
+	classes := []string{Lost, Duplicated, Corrupted, Unexpected, Late, ReplicaMissing, IMAPInvariant, Downtime, DeliveryLatency, FailedOps}
 	for _, v := range Catalog {
 		t.Run(v.Name, func(t *testing.T) {
 			d, err := harness.Load(v.Stack(defectsDir))

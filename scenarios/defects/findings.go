@@ -50,7 +50,9 @@ func Findings(v *check.Verdict, st *flow.ScenarioStatus) []Finding {
 			case check.Failure:
 				checkFindings(v, r.Name, add)
 			case check.Unknown:
-				if r.Name == check.CheckLedger {
+				// Replicas without a final read have nothing to be compared
+				// with: the same one finding as the ledger's.
+				if r.Name == check.CheckLedger || (r.Name == check.CheckReplicas && !v.Ledger.FinalRead) {
 					add(NoFinalRead, "")
 				} else {
 					add(Unmeasured, r.Name)
@@ -108,6 +110,8 @@ func checkFindings(v *check.Verdict, name string, add func(class, detail string)
 		add(IMAPInvariant, imapDetail(v.Metrics))
 	case check.CheckAvailability:
 		add(Downtime, "longest "+seconds(v.Metrics, "client_visible_downtime_max_s"))
+	case check.CheckReplicas:
+		add(ReplicaMissing, replicaDetail(v))
 	default:
 		add(OtherGate, name)
 	}
@@ -144,6 +148,33 @@ func imapDetail(m map[string]float64) string {
 	return strings.Join(parts, ", ")
 }
 
+// replicaDetail names each failing replica with its count of missing
+// messages ("store-b: 41"), and of corrupted ones if any; from the metrics
+// when the verdict has no per-replica summary.
+func replicaDetail(v *check.Verdict) string {
+	var parts []string
+	for _, r := range v.Replicas {
+		if r.Missing+r.Corrupted == 0 {
+			continue
+		}
+		p := fmt.Sprintf("%s: %d", r.Name, r.Missing)
+		if r.Corrupted > 0 {
+			p += fmt.Sprintf(", %d corrupted", r.Corrupted)
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		var ms []string
+		for _, m := range []string{"replica_missing", "replica_corrupted"} {
+			if n, ok := v.Metrics[m]; ok && n > 0 {
+				ms = append(ms, fmt.Sprintf("%s %g", m, n))
+			}
+		}
+		return strings.Join(ms, ", ")
+	}
+	return strings.Join(parts, "; ")
+}
+
 var (
 	downtimeMetric = regexp.MustCompile(`(^|_)client_visible_`)
 	failedOps      = regexp.MustCompile(`(^|_)failed_ops$`)
@@ -160,6 +191,8 @@ func thresholdFinding(t check.ThresholdResult) (class, detail string) {
 	switch {
 	case isLedgerMetric(m):
 		return strings.ReplaceAll(m, "_", "-"), measured
+	case m == "replica_missing" || m == "replica_corrupted":
+		return ReplicaMissing, m + " " + measured
 	case slices.ContainsFunc(imapMetrics, func(x struct{ metric, what string }) bool { return x.metric == m }), m == "imap_violations":
 		return IMAPInvariant, m + " " + measured
 	case downtimeMetric.MatchString(m):

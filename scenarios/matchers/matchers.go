@@ -96,6 +96,29 @@ func KeepIMAPInvariants() types.GomegaMatcher {
 	}}
 }
 
+// HaveCompleteReplicas succeeds when every mailbox replica the run read
+// directly holds every message the final read found, byte-identical (the
+// replicas check passed), or when the run read no replica (a stack that
+// declares none has no replicas check). A replica read that could not be
+// judged (no replica-read-done, or no final read to compare with) fails.
+func HaveCompleteReplicas() types.GomegaMatcher {
+	return &verdictMatcher{what: "keep every mailbox replica complete", eval: func(v *check.Verdict) (bool, string) {
+		r, ok := result(v, check.CheckReplicas)
+		if !ok || r.Status == check.Success {
+			return true, ""
+		}
+		var b strings.Builder
+		if r.Status == check.Unknown {
+			fmt.Fprintf(&b, "  the replicas could not be judged: %s\n", r.Reason)
+		} else {
+			fmt.Fprintf(&b, "  %s %s: %s\n", check.CheckReplicas, r.Status, r.Reason)
+		}
+		b.WriteString(replicaFacts(v))
+		b.WriteString(formatEvidence(v, r))
+		return false, b.String()
+	}}
+}
+
 // HaveNoClientVisibleDowntime succeeds when no protocol has a
 // client-visible downtime window (an operation that failed after the
 // client's retry budget), whatever the verdict's policy allows. Raw error
@@ -201,6 +224,18 @@ func imapFacts(v *check.Verdict) string {
 	return b.String()
 }
 
+func replicaFacts(v *check.Verdict) string {
+	var b strings.Builder
+	for _, r := range v.Replicas {
+		if !r.Complete {
+			fmt.Fprintf(&b, "  replica %s: read incomplete (no replica-read-done)\n", r.Name)
+			continue
+		}
+		fmt.Fprintf(&b, "  replica %s: %d copies read; missing=%d corrupted=%d extra=%d\n", r.Name, r.Copies, r.Missing, r.Corrupted, r.Extra)
+	}
+	return b.String()
+}
+
 func formatEvidence(v *check.Verdict, r check.Result) string {
 	var b strings.Builder
 	for _, e := range r.Evidence {
@@ -224,6 +259,9 @@ func formatEvidence(v *check.Verdict, r check.Result) string {
 			fmt.Fprintf(&b, "      line %d: %s %s", op.Line, op.Type, op.Kind)
 			if op.Client != "" {
 				fmt.Fprintf(&b, " by %s", op.Client)
+			}
+			if op.Target != "" {
+				fmt.Fprintf(&b, " of replica %s", op.Target)
 			}
 			if op.Scope != "" {
 				fmt.Fprintf(&b, " (%s %d)", op.Scope, op.Attempt)

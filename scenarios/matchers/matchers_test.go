@@ -40,6 +40,7 @@ func TestMatchersPassAGoodVerdict(t *testing.T) {
 	for name, m := range map[string]types.GomegaMatcher{
 		"lost": HaveNoLostMessages(), "imap": KeepIMAPInvariants(),
 		"downtime": HaveNoClientVisibleDowntime(), "thresholds": MeetThresholds(),
+		"replicas": HaveCompleteReplicas(),
 	} {
 		for _, actual := range []any{v, &v} {
 			ok, err := m.Match(actual)
@@ -135,6 +136,60 @@ func TestFailureMessagesCarryTheEvidence(t *testing.T) {
 			want:    []string{"no threshold was evaluated"},
 		},
 		{
+			name:    "replica missing messages",
+			matcher: HaveCompleteReplicas(),
+			mutate: func(v *check.Verdict) {
+				v.Checks = append(v.Checks, check.Result{Name: check.CheckReplicas, Status: check.Failure, Reason: "store-b lacks 41 of 700 messages the final read found",
+					Evidence: []check.Evidence{{
+						Problem: "replica-missing", MsgID: "r1.smtp-3.17", Mailbox: "user0007@example.test/INBOX",
+						Detail: "replica store-b has no copy (its read 1 completed at line 2100); final read round 1 found it at UID 12 (line 1210)",
+						Ops: []check.OpRef{
+							{Line: 88, Type: history.TypeOp, Kind: history.KindSMTPSend, Client: "smtp-3", Scope: history.ScopeOp, Attempt: 1, Outcome: history.OK, Start: 12 * sec, End: 12*sec + sec/3},
+							{Line: 1210, Type: history.TypeFinal, Client: "final-2", Attempt: 1, Mailbox: "user0007@example.test/INBOX", UID: 12, Start: 70 * sec},
+							{Line: 1650, Type: history.TypeFinal, Client: "final-4", Target: "store-a", Attempt: 1, Mailbox: "user0007@example.test/INBOX", UID: 12, Start: 75 * sec},
+						},
+					}},
+					EvidenceOmitted: 40,
+				})
+				v.Replicas = []check.ReplicaSummary{
+					{Name: "store-a", Complete: true, Attempt: 1, Copies: 700},
+					{Name: "store-b", Complete: true, Attempt: 1, Copies: 659, Missing: 41},
+				}
+			},
+			want: []string{"to keep every mailbox replica complete", "replicas failure: store-b lacks 41 of 700 messages the final read found",
+				"replica store-b: 659 copies read; missing=41 corrupted=0", "replica store-a: 700 copies read; missing=0",
+				"replica-missing r1.smtp-3.17 in user0007@example.test/INBOX: replica store-b has no copy", "during fault region-loss:a",
+				"line 88: op smtp.send by smtp-3", "line 1210: final  by final-2 user0007@example.test/INBOX uid 12", "line 1650: final  by final-4 of replica store-a", "and 40 more"},
+		},
+		{
+			name:    "replica with a corrupted copy",
+			matcher: HaveCompleteReplicas(),
+			mutate: func(v *check.Verdict) {
+				v.Checks = append(v.Checks, check.Result{Name: check.CheckReplicas, Status: check.Failure, Reason: "store-b holds 1 with a different body hash",
+					Evidence: []check.Evidence{{Problem: "replica-corrupted", MsgID: "r1.smtp-1.4", Mailbox: "user0001@example.test/INBOX", UID: 3,
+						Detail: "replica store-b holds a copy at UID 3 (line 2044) whose body hash differs from the one sent"}}})
+				v.Replicas = []check.ReplicaSummary{{Name: "store-b", Complete: true, Attempt: 1, Copies: 700, Corrupted: 1}}
+			},
+			want: []string{"store-b holds 1 with a different body hash", "replica-corrupted r1.smtp-1.4 in user0001@example.test/INBOX uid 3", "line 2044", "corrupted=1"},
+		},
+		{
+			name:    "replica read incomplete",
+			matcher: HaveCompleteReplicas(),
+			mutate: func(v *check.Verdict) {
+				v.Checks = append(v.Checks, check.Result{Name: check.CheckReplicas, Status: check.Unknown, Reason: "replica read incomplete: store-b not judged (no replica-read-done)"})
+				v.Replicas = []check.ReplicaSummary{{Name: "store-a", Complete: true, Attempt: 1, Copies: 700}, {Name: "store-b"}}
+			},
+			want: []string{"the replicas could not be judged: replica read incomplete: store-b not judged", "replica store-b: read incomplete"},
+		},
+		{
+			name:    "replicas without a final read",
+			matcher: HaveCompleteReplicas(),
+			mutate: func(v *check.Verdict) {
+				v.Checks = append(v.Checks, check.Result{Name: check.CheckReplicas, Status: check.Unknown, Reason: "no complete final read (no final-read-done event): nothing to compare 2 replica(s) with"})
+			},
+			want: []string{"the replicas could not be judged: no complete final read"},
+		},
+		{
 			name:    "uidvalidity changed during a fault",
 			matcher: KeepIMAPInvariants(),
 			mutate: func(v *check.Verdict) {
@@ -157,6 +212,39 @@ func TestFailureMessagesCarryTheEvidence(t *testing.T) {
 				if !strings.Contains(msg, w) {
 					t.Errorf("failure message lacks %q:\n%s", w, msg)
 				}
+			}
+		})
+	}
+}
+
+// A run that read no replica has nothing to check there; a replicas check
+// passes only on success.
+func TestHaveCompleteReplicas(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		status check.Status // "": no replicas check
+		want   bool
+	}{
+		{"no replicas read", "", true},
+		{"every replica complete", check.Success, true},
+		{"a replica lacks messages", check.Failure, false},
+		{"a replica read incomplete", check.Unknown, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := passing()
+			if c.status != "" {
+				v.Checks = append(v.Checks, check.Result{Name: check.CheckReplicas, Status: c.status, Reason: "2 replicas hold every message the final read found"})
+			}
+			m := HaveCompleteReplicas()
+			ok, err := m.Match(&v)
+			if err != nil || ok != c.want {
+				t.Fatalf("Match = %v, %v; want %v", ok, err, c.want)
+			}
+			if !ok && !strings.Contains(m.FailureMessage(&v), "Expected the verdict of scenario") {
+				t.Errorf("failure message %q", m.FailureMessage(&v))
+			}
+			if ok && !strings.Contains(m.NegatedFailureMessage(&v), "not to keep every mailbox replica complete") {
+				t.Errorf("negated message %q", m.NegatedFailureMessage(&v))
 			}
 		})
 	}
