@@ -136,8 +136,8 @@ type SenderConfig struct {
 	// open for ever keeps a load balancer's drain from ever finishing.
 	SessionIdle time.Duration
 	Recorder    Recorder
-	Stats          *Stats // may be shared by many senders; nil: private
-	Seed           int64  // jitter source
+	Stats       *Stats // may be shared by many senders; nil: private
+	Seed        int64  // jitter source
 }
 
 // Sender is one SMTP client. It is not safe for concurrent use: run one
