@@ -84,6 +84,14 @@ type Edge interface {
 	Sessions(ctx context.Context, node string) (int, error)
 }
 
+// ServingEdge is an Edge that can tell whether it sends new sessions to a
+// node again (enabled, health checks passing); CanTellServing is false
+// when the stack gives no way to ask.
+type ServingEdge interface {
+	CanTellServing() bool
+	Serving(ctx context.Context, node string) (bool, error)
+}
+
 // Optional capabilities of the handles above, checked with a type assertion.
 // The harness adapter implements those it can; a fault that needs one
 // reports a clear error when building if it is missing.

@@ -320,7 +320,28 @@ type fakeEdge struct {
 	mu       sync.Mutex
 	sessions map[string][]int // successive answers of Sessions per node; the last repeats
 	drained  map[string]bool
+	// serving holds successive answers of Serving per node (the last
+	// repeats; none: true); nil: the edge cannot tell.
+	serving map[string][]bool
 }
+
+func (e *fakeEdge) CanTellServing() bool { return e.serving != nil }
+
+func (e *fakeEdge) Serving(ctx context.Context, node string) (bool, error) {
+	e.env.record("serving? %s", node)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.serving[node]
+	if len(q) == 0 {
+		return true, nil
+	}
+	if len(q) > 1 {
+		e.serving[node] = q[1:]
+	}
+	return q[0], nil
+}
+
+var _ ServingEdge = (*fakeEdge)(nil)
 
 func (e *fakeEdge) Drain(ctx context.Context, node string) error {
 	e.env.record("drain %s", node)

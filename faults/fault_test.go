@@ -351,6 +351,35 @@ func TestRollingUpgradeOrderAndBoundedDrain(t *testing.T) {
 	}
 }
 
+// TestRollingUpgradeWaitsUntilServing: where the edge can tell, the next
+// node is drained only once the edge sends sessions to the replaced one
+// (its health checks passed), so the tier always has a server.
+func TestRollingUpgradeWaitsUntilServing(t *testing.T) {
+	env := newFakeEnv()
+	env.edge.serving = map[string][]bool{"mta-a": {false, false, true}}
+	f, err := Parse(env, "upgrade:mta:drain_timeout=100ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Inject(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"drain mta-a", "stop mta-a", "replace mailchaos/mta:v2 mta-a", "enable mta-a",
+		"serving? mta-a", "serving? mta-a", "serving? mta-a",
+		"drain mta-b", "stop mta-b", "replace mailchaos/mta:v2 mta-b", "enable mta-b", "serving? mta-b"}
+	if got := env.Calls(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("upgrade calls:\n got %q\nwant %q", got, want)
+	}
+	// An edge that never serves the node again fails the roll, bounded.
+	env.reset()
+	env.edge.serving = map[string][]bool{"mta-a": {false}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := f.Inject(ctx); err == nil || !strings.Contains(err.Error(), "edge serving mta-a") {
+		t.Errorf("inject with an edge that never serves mta-a = %v", err)
+	}
+}
+
 func TestRollingUpgradeAbortHealsTier(t *testing.T) {
 	env := newFakeEnv()
 	f, err := Parse(env, "upgrade:mta")

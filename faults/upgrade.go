@@ -191,7 +191,39 @@ func (f *RollingUpgrade) rollNode(ctx context.Context, n Node, image string) err
 		if err := f.edge.Enable(ctx, n.Name()); err != nil {
 			return fmt.Errorf("enable at the edge: %w", err)
 		}
+		if err := waitServing(ctx, f.edge, n.Name()); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// servingTimeout bounds the wait for the edge to send sessions to a
+// re-enabled node: its health checks take a few seconds to pass.
+const servingTimeout = 30 * time.Second
+
+// waitServing waits until the edge sends new sessions to node again, where
+// the edge can tell: draining the next node before then leaves the edge
+// no server for new sessions (clients see their connections closed).
+func waitServing(ctx context.Context, e Edge, node string) error {
+	se, ok := e.(ServingEdge)
+	if !ok || !se.CanTellServing() {
+		return nil
+	}
+	start := time.Now()
+	wctx, cancel := boundedCtx(ctx, servingTimeout)
+	defer cancel()
+	err := poll(wctx, "edge serving "+node, func(ctx context.Context) error {
+		ok, err := se.Serving(ctx, node)
+		if err == nil && !ok {
+			err = errors.New("not serving yet")
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("enable at the edge: %w", err)
+	}
+	logger(ctx).Info("edge serving", "node", node, "waited", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

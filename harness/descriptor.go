@@ -177,6 +177,12 @@ type ControlSpec struct {
 	Enable []string `yaml:"enable" json:"enable"`
 	// Sessions prints one integer: open sessions to a node.
 	Sessions []string `yaml:"sessions" json:"sessions"`
+	// Serving, optional, exits 0 when the edge sends new sessions to a node
+	// again (enabled, and its health checks pass). A rolling upgrade waits
+	// for it before it drains the next node: otherwise, for the seconds
+	// the edge still counts the replaced node down, the next drain leaves
+	// it no server for new sessions.
+	Serving []string `yaml:"serving" json:"serving,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("10s", "1m30s").

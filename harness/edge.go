@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -39,9 +40,19 @@ func (e *Edge) run(ctx context.Context, verb string, cmd []string, node string) 
 		return out, fmt.Errorf("edge %s %s: %w", verb, node, err)
 	}
 	if code != 0 {
-		return out, fmt.Errorf("edge %s %s: control command exited %d: %s", verb, node, code, strings.TrimSpace(out))
+		return out, fmt.Errorf("edge %s %s: %w", verb, node, &controlExitError{code: code, out: strings.TrimSpace(out)})
 	}
 	return out, nil
+}
+
+// controlExitError is a control command that exited non-zero.
+type controlExitError struct {
+	code int
+	out  string
+}
+
+func (e *controlExitError) Error() string {
+	return fmt.Sprintf("control command exited %d: %s", e.code, e.out)
 }
 
 func (e *Edge) control() *ControlSpec {
@@ -74,4 +85,18 @@ func (e *Edge) Sessions(ctx context.Context, node string) (int, error) {
 		return 0, fmt.Errorf("edge sessions %s: control command printed %q, not one integer", node, strings.TrimSpace(out))
 	}
 	return n, nil
+}
+
+// CanTellServing reports whether the descriptor gives a control.serving command.
+func (e *Edge) CanTellServing() bool { return len(e.control().Serving) > 0 }
+
+// Serving reports whether the edge sends new sessions to node: the
+// control.serving command exits 0 (true) or 1 (false).
+func (e *Edge) Serving(ctx context.Context, node string) (bool, error) {
+	_, err := e.run(ctx, "serving", e.control().Serving, node)
+	var exit *controlExitError
+	if errors.As(err, &exit) && exit.code == 1 {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -320,6 +320,11 @@ func (p *parser) validateService(d *Descriptor, s *ServiceSpec) {
 				}
 			}
 		}
+		for _, arg := range s.Control.Serving {
+			if _, err := template.New("").Parse(arg); err != nil {
+				p.add(at("control", "serving"), "service %q: control.serving: %v", name, err)
+			}
+		}
 	}
 }
 
