@@ -356,7 +356,11 @@ func (s *Stats) addEvent(r history.Record) {
 	switch r.Kind {
 	case history.KindPhase:
 		if len(s.Phases) < maxFaults {
-			s.Phases = append(s.Phases, PhaseMark{Name: r.Name, At: r.Start})
+			name := r.Name
+			if r.Target != "" { // a replica read names its replica
+				name += " " + r.Target
+			}
+			s.Phases = append(s.Phases, PhaseMark{Name: name, At: r.Start})
 		}
 	case history.KindFaultInject:
 		if len(s.Faults) >= maxFaults {
