@@ -46,6 +46,10 @@ const (
 	DeliveryLatency = "delivery-latency"
 	// FailedOps: a failed_ops threshold failed.
 	FailedOps = "failed-ops"
+	// RawErrors: clients met errors they retried past (a failed_attempts or
+	// raw_error threshold failed): not downtime, but not invisible either,
+	// as a planned and drained maintenance must be.
+	RawErrors = "raw-errors"
 	// NoFinalRead: no complete final read, so loss could not be judged.
 	NoFinalRead = "no-final-read"
 	// SteadyGate: the clean steady load before the faults was not served.
@@ -91,7 +95,7 @@ var Catalog = []Variant{
 		Models: "edge servers without 'check': a dead region keeps getting connections"},
 	{Name: "replication-off", Scenario: "region-loss", Expect: ReplicaMissing,
 		Models: "no mail_replica: the replica region never receives the mail"},
-	{Name: "upgrade-without-drain", Scenario: "rolling-upgrade", Expect: Downtime,
+	{Name: "upgrade-without-drain", Scenario: "rolling-upgrade", Expect: RawErrors,
 		Models: "the upgrade's drain step is a no-op and its session count always 0"},
 }
 

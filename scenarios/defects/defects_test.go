@@ -87,6 +87,8 @@ func TestJudge(t *testing.T) {
 	replicaUnread := verdict(map[string]check.Status{check.CheckReplicas: check.Unknown}, map[check.Class]int64{check.ClassOK: 700}, nil)
 	replicaUnread.Ledger.FinalRead = true
 	replicaNoRead := verdict(map[string]check.Status{check.CheckLedger: check.Unknown, check.CheckReplicas: check.Unknown}, nil, nil)
+	rawErrs := verdict(nil, map[check.Class]int64{check.ClassOK: 1600}, map[string]float64{"smtp_failed_attempts": 37},
+		threshold("smtp_failed_attempts == 0", "smtp_failed_attempts", "==", 0, check.Failure, ptr(37)))
 	steadyFailed := &flow.ScenarioStatus{Name: "steady-state", Outcome: flow.OutcomeGate, Failures: []flow.SpecFailure{
 		{Spec: "serves the steady load within its thresholds", Outcome: flow.OutcomeGate, Message: "failed_ops == 0 failed (measured 2)\nmore"}}}
 
@@ -114,6 +116,7 @@ func TestJudge(t *testing.T) {
 		{"replicas that could not be judged are not a pass", variantRow("replication-off"), 1, replicaUnread, nil, "", Missed, "unmeasured (replicas)", "no"},
 		{"replicas without a final read are one finding", variantRow("replication-off"), 1, replicaNoRead, nil, "", Missed, "no-final-read", "no"},
 		{"clean run whose replica lacks mail is a false alarm", cleanRow("region-loss"), 1, replicaVerdict, nil, "", FalseAlarm, "replica-missing (store-b: 41)", "FALSE ALARM"},
+		{"raw client errors in a planned upgrade", variantRow("upgrade-without-drain"), 1, rawErrs, nil, "", Caught, "raw-errors (smtp_failed_attempts 37, limit == 0)", "yes"},
 		{"clean pass", cleanRow("steady-state"), 0, passVerdict, nil, "", Clean, "none", "clean"},
 		{"late allowed by the policy is no finding", cleanRow("mta-crash"), 0, lateAllowed, nil, "", Clean, "none", "clean"},
 		{"clean run with downtime is a false alarm", cleanRow("region-loss"), 1, downtime, nil, "", FalseAlarm, "client-visible-downtime (longest 18.2s)", "FALSE ALARM"},
@@ -239,7 +242,7 @@ func TestCatalogMatchesFixtures(t *testing.T) {
 	for _, s := range scenarios.Catalog() {
 		known[s.Name] = true
 	}
-	classes := []string{Lost, Duplicated, Corrupted, Unexpected, Late, ReplicaMissing, IMAPInvariant, Downtime, DeliveryLatency, FailedOps}
+	classes := []string{Lost, Duplicated, Corrupted, Unexpected, Late, ReplicaMissing, IMAPInvariant, Downtime, DeliveryLatency, FailedOps, RawErrors}
 	for _, v := range Catalog {
 		t.Run(v.Name, func(t *testing.T) {
 			d, err := harness.Load(v.Stack(defectsDir))

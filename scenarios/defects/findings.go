@@ -178,6 +178,7 @@ func replicaDetail(v *check.Verdict) string {
 var (
 	downtimeMetric = regexp.MustCompile(`(^|_)client_visible_`)
 	failedOps      = regexp.MustCompile(`(^|_)failed_ops$`)
+	rawErrors      = regexp.MustCompile(`(^|_)(failed_attempts$|raw_error_)`)
 )
 
 // thresholdFinding names the class of a failed threshold.
@@ -203,6 +204,8 @@ func thresholdFinding(t check.ThresholdResult) (class, detail string) {
 		return NoFinalRead, ""
 	case failedOps.MatchString(m):
 		return FailedOps, limit
+	case rawErrors.MatchString(m):
+		return RawErrors, m + " " + limit
 	}
 	return OtherGate, t.Expr + " (" + measured + ")"
 }
