@@ -92,6 +92,14 @@ type ServingEdge interface {
 	Serving(ctx context.Context, node string) (bool, error)
 }
 
+// Quiescer is a Node that can tell it holds no work in flight (an MTA
+// whose queue is empty); CanQuiesce is false when the stack gives no way
+// to ask.
+type Quiescer interface {
+	CanQuiesce() bool
+	Quiesced(ctx context.Context) (bool, error)
+}
+
 // Optional capabilities of the handles above, checked with a type assertion.
 // The harness adapter implements those it can; a fault that needs one
 // reports a clear error when building if it is missing.

@@ -127,6 +127,24 @@ type fakeNode struct {
 	failStart            bool
 	panicHeal            bool
 	procDead             bool // kill-process killed it; ready again after a restart
+	// quiesce holds successive answers of Quiesced (the last repeats);
+	// nil: the node cannot tell.
+	quiesce []bool
+}
+
+var _ Quiescer = (*fakeNode)(nil)
+
+func (n *fakeNode) CanQuiesce() bool { return n.quiesce != nil }
+
+func (n *fakeNode) Quiesced(ctx context.Context) (bool, error) {
+	n.env.record("quiesced? %s", n.name)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ok := n.quiesce[0]
+	if len(n.quiesce) > 1 {
+		n.quiesce = n.quiesce[1:]
+	}
+	return ok, nil
 }
 
 func (n *fakeNode) Name() string         { return n.name }

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -377,6 +378,37 @@ func TestRollingUpgradeWaitsUntilServing(t *testing.T) {
 	defer cancel()
 	if err := f.Inject(ctx); err == nil || !strings.Contains(err.Error(), "edge serving mta-a") {
 		t.Errorf("inject with an edge that never serves mta-a = %v", err)
+	}
+}
+
+// TestRollingUpgradeWaitsUntilQuiesced: a drained node that can tell is
+// stopped only once it holds no work in flight (an MTA's queue is empty),
+// and a node that never quiesces is stopped anyway after the drain timeout.
+func TestRollingUpgradeWaitsUntilQuiesced(t *testing.T) {
+	env := newFakeEnv()
+	env.nodes["mta-a"].quiesce = []bool{false, true}
+	env.nodes["mta-b"].quiesce = []bool{false}
+	f, err := Parse(env, "upgrade:mta:drain_timeout=300ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := f.Inject(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond || took > 3*time.Second {
+		t.Errorf("roll took %v; want mta-b's bounded quiesce wait of ~300ms", took)
+	}
+	var got []string
+	for _, c := range env.Calls() {
+		if !strings.HasPrefix(c, "quiesced? mta-b") || !slices.Contains(got, c) {
+			got = append(got, c)
+		}
+	}
+	want := []string{"drain mta-a", "quiesced? mta-a", "quiesced? mta-a", "stop mta-a", "replace mailchaos/mta:v2 mta-a", "enable mta-a",
+		"drain mta-b", "quiesced? mta-b", "stop mta-b", "replace mailchaos/mta:v2 mta-b", "enable mta-b"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("upgrade calls (repeats of mta-b's question folded):\n got %q\nwant %q", got, want)
 	}
 }
 

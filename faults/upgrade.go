@@ -177,6 +177,7 @@ func (f *RollingUpgrade) rollNode(ctx context.Context, n Node, image string) err
 			return fmt.Errorf("drain at the edge: %w", err)
 		}
 		waitSessions(ctx, f.edge, n.Name(), f.drainTimeout)
+		waitQuiesced(ctx, n, f.drainTimeout)
 	}
 	if err := n.Stop(ctx); err != nil {
 		return fmt.Errorf("stop: %w", err)
@@ -225,6 +226,33 @@ func waitServing(ctx context.Context, e Edge, node string) error {
 	}
 	logger(ctx).Info("edge serving", "node", node, "waited", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// waitQuiesced waits, bounded by timeout, until a drained node holds no
+// work in flight, where the stack can tell (an MTA's queue is empty: a
+// message leaves it only once delivered, so none is mid-delivery when the
+// node stops). Giving up is logged, not an error, as for the drain.
+func waitQuiesced(ctx context.Context, n Node, timeout time.Duration) {
+	q, ok := n.(Quiescer)
+	if !ok || !q.CanQuiesce() {
+		return
+	}
+	log := logger(ctx)
+	wctx, cancel := boundedCtx(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	err := poll(wctx, n.Name()+" quiesced", func(ctx context.Context) error {
+		ok, err := q.Quiesced(ctx)
+		if err == nil && !ok {
+			err = errors.New("work in flight")
+		}
+		return err
+	})
+	if err != nil {
+		log.Warn("quiesce wait gave up; stopping anyway", "node", n.Name(), "waited", time.Since(start).Round(time.Millisecond), "err", err)
+		return
+	}
+	log.Info("quiesced", "node", n.Name(), "waited", time.Since(start).Round(time.Millisecond))
 }
 
 // waitSessions waits, bounded by timeout, until the edge reports no open

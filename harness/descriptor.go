@@ -125,6 +125,12 @@ type ServiceSpec struct {
 	Env map[string]string `yaml:"env" json:"env"`
 	// StopTimeout bounds a graceful stop before the container is killed (default 10s).
 	StopTimeout Duration `yaml:"stop_timeout" json:"stop_timeout"`
+	// Quiesce, optional, is run inside the container after the edge has
+	// drained it and before a planned stop (a rolling upgrade); it exits 0
+	// once the node holds no work in flight, e.g. an MTA whose queue is
+	// empty. The upgrade retries it, bounded by its drain timeout: an MTA
+	// stopped in the middle of a delivery delivers that message again.
+	Quiesce []string `yaml:"quiesce" json:"quiesce,omitempty"`
 	// Command overrides the image's CMD when not empty.
 	Command []string `yaml:"command" json:"command"`
 	// Files are written into the container before it starts.

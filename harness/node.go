@@ -302,6 +302,25 @@ func (n *Node) Replace(ctx context.Context, image string) error {
 	return n.Start(ctx)
 }
 
+// CanQuiesce reports whether the descriptor gives the node a quiesce command.
+func (n *Node) CanQuiesce() bool { return len(n.spec.Quiesce) > 0 }
+
+// Quiesced runs the node's quiesce command once: true when it exits 0 (no
+// work in flight), false when it exits otherwise.
+func (n *Node) Quiesced(ctx context.Context) (bool, error) {
+	if !n.CanQuiesce() {
+		return true, nil
+	}
+	code, out, err := n.Exec(ctx, n.spec.Quiesce)
+	if err != nil {
+		return false, fmt.Errorf("quiesce %s: %w", n.spec.Name, err)
+	}
+	if code != 0 && strings.TrimSpace(out) != "" {
+		n.env.log.Debug("not quiesced yet", "node", n.spec.Name, "output", strings.TrimSpace(out))
+	}
+	return code == 0, nil
+}
+
 // Disconnect removes the container from all its networks: a hard partition
 // (its published host ports stop answering too).
 func (n *Node) Disconnect(ctx context.Context) error {
