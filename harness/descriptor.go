@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,11 @@ type Descriptor struct {
 	// a stack whose replication is broken would otherwise pass for as long
 	// as its primary survives. Optional.
 	Replicas map[string]string `yaml:"replicas" json:"replicas,omitempty"`
+	// PrimaryRegion is the region scenarios treat as the primary one
+	// (region=primary in a fault selector: the region that is lost,
+	// partitioned or whose store is stopped). Optional: when left out the
+	// run's seed picks one, and the report says which.
+	PrimaryRegion string `yaml:"primary_region" json:"primary_region,omitempty"`
 	// Links are the Toxiproxy proxies; every path a fault may target is one.
 	Links []LinkSpec `yaml:"links" json:"links"`
 	// Services maps a service name to its definition.
@@ -88,9 +94,12 @@ type LinkSpec struct {
 	Listen int `yaml:"listen" json:"listen"`
 	// Upstream is "service:port" where port is a port name or number of that service.
 	Upstream string `yaml:"upstream" json:"upstream"`
-	// From is a free-form label of the link's client side (used to select links).
+	// From says who opens the link's connections: ClientsEnd (the test
+	// clients), a service name, or a role (every service of that role).
+	// Fault selectors match it (from=edge, from.region=primary).
 	From string `yaml:"from" json:"from"`
-	// To is a free-form label of the link's server side (used to select links).
+	// To, optional, names the upstream's service or its role; the link
+	// always goes to its upstream's service, so To only documents it.
 	To string `yaml:"to" json:"to"`
 }
 
@@ -335,6 +344,76 @@ func (d *Descriptor) Link(name string) (LinkSpec, bool) {
 		}
 	}
 	return LinkSpec{}, false
+}
+
+// ClientsEnd is the From of a link that the test clients connect through.
+const ClientsEnd = "clients"
+
+// LinkEnd is one side of a link, resolved against the services.
+type LinkEnd struct {
+	// Name is a service name, a role, or ClientsEnd.
+	Name string
+	// Role is the service's role (the role itself for a role; "" for the clients).
+	Role string
+	// Region is the service's region; for a role, the region its services
+	// share ("" when they span regions or are global).
+	Region string
+}
+
+// LinkEnds resolves a link's From and its upstream's service.
+func (d *Descriptor) LinkEnds(l LinkSpec) (from, to LinkEnd) {
+	svc, _, _ := strings.Cut(l.Upstream, ":")
+	return d.end(l.From), d.end(svc)
+}
+
+// LinkProtocol is the name of the link's upstream port (smtp, imap,
+// lmtp...), or the port number when the service does not name it.
+func (d *Descriptor) LinkProtocol(l LinkSpec) string {
+	svc, port, _ := strings.Cut(l.Upstream, ":")
+	s, ok := d.Services[svc]
+	if !ok {
+		return port
+	}
+	if _, named := s.Ports[port]; named {
+		return port
+	}
+	for _, name := range sortedKeys(s.Ports) {
+		if strconv.Itoa(s.Ports[name]) == port {
+			return name
+		}
+	}
+	return port
+}
+
+func (d *Descriptor) end(name string) LinkEnd {
+	if name == ClientsEnd || name == "" {
+		return LinkEnd{Name: name}
+	}
+	if s, ok := d.Services[name]; ok {
+		return LinkEnd{Name: name, Role: s.Role, Region: s.Region}
+	}
+	e := LinkEnd{Name: name, Role: name}
+	first := true
+	for _, s := range d.Services {
+		if s.Role != name {
+			continue
+		}
+		if first {
+			e.Region, first = s.Region, false
+		} else if s.Region != e.Region {
+			e.Region = ""
+		}
+	}
+	return e
+}
+
+func (d *Descriptor) hasRole(role string) bool {
+	for _, s := range d.Services {
+		if s.Role == role {
+			return true
+		}
+	}
+	return false
 }
 
 // DescriptorError lists every problem found in a descriptor.

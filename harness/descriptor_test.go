@@ -89,7 +89,12 @@ func TestParseProblems(t *testing.T) {
 		{"duplicate link names", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 1000, upstream: 'a:p'}, {name: l, listen: 1001, upstream: 'a:p'}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n", []string{`link "l": defined twice`}},
 		{"replica on unknown link", "version: 1\nproxy: {image: t}\nlinks: [{name: store-a-imap, listen: 1000, upstream: 'a:p'}]\nreplicas: {store-a: store-a-imapp}\nservices:\n  a: {image: i, role: store, ports: {p: 1}}\n",
 			[]string{`x.yaml:4: replica "store-a": unknown link "store-a-imapp" (did you mean "store-a-imap"?): name the link to its IMAP service`}},
-		{"replica ok", "version: 1\nproxy: {image: t}\nlinks: [{name: store-a-imap, listen: 1000, upstream: 'a:p'}]\nreplicas: {store-a: store-a-imap}\nservices:\n  a: {image: i, role: store, ports: {p: 1}}\n", nil},
+		{"replica ok", "version: 1\nproxy: {image: t}\nlinks: [{name: store-a-imap, listen: 1000, upstream: 'a:p', from: clients}]\nreplicas: {store-a: store-a-imap}\nservices:\n  a: {image: i, role: store, ports: {p: 1}}\n", nil},
+		{"link from missing", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 1000, upstream: 'a:p'}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n", []string{`link "l": from is missing`}},
+		{"link from unknown", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 1000, upstream: 'a:p', from: clientz}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n", []string{`link "l": from "clientz" is not clients, a service or a role of this stack (did you mean "clients"?)`}},
+		{"link to not its upstream", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 1000, upstream: 'a:p', from: b, to: b}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n  b: {image: i, role: edge}\n", []string{`link "l": to "b" is neither its upstream's service "a" nor that service's role "mta"`}},
+		{"link ends by role ok", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 1000, upstream: 'a:p', from: edge, to: mta}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n  b: {image: i, role: edge}\n", nil},
+		{"primary region unknown", base + "  a: {image: i, role: mta, region: east}\nprimary_region: eats\n", []string{`primary_region "eats" is not a region of any service (did you mean "east"?)`}},
 		{"users without domain", base + "  a: {image: i, role: mta}\nusers: {count: 2, name_format: 'u%d', password_format: 'p%d'}\n", []string{"users.domain is missing"}},
 		{"duplicate service key", base + "  a: {image: i, role: mta}\n  a: {image: i, role: mta}\n", []string{`"a" is defined twice`}},
 	}
@@ -149,8 +154,5 @@ func TestLevenshteinAndSuggestions(t *testing.T) {
 	}
 	if got := didYouMean("zzzzzz", KnownRoles); got != "" {
 		t.Errorf("far-off suggestion %q", got)
-	}
-	if levenshtein("kitten", "sitting") != 3 {
-		t.Error("levenshtein")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/mailchaos/mailchaos/harness/suggest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -200,6 +201,10 @@ func (p *parser) validate(d *Descriptor) {
 		p.add(p.line("services", cycle[0], "depends_on"), "service %q: dependency cycle %s: remove one of these depends_on entries", cycle[0], strings.Join(cycle, " -> "))
 	} else {
 		d.order = order
+	}
+	if d.PrimaryRegion != "" && !contains(d.Regions(), d.PrimaryRegion) {
+		p.add(p.line("primary_region"), "primary_region %q is not a region of any service%s (regions: %s)",
+			d.PrimaryRegion, didYouMean(d.PrimaryRegion, d.Regions()), strings.Join(d.Regions(), ", "))
 	}
 	p.validateLinks(d)
 	p.validateLinkRefs(d, "endpoints", "endpoint", "name one of the links", d.Endpoints)
@@ -434,6 +439,26 @@ func (p *parser) validateLinks(d *Descriptor) {
 		if _, err := upstreamPort(s, port); err != nil {
 			p.add(at("upstream"), "link %q: upstream %q: %v", label, l.Upstream, err)
 		}
+		p.validateLinkEnds(d, l, label, at)
+	}
+}
+
+// validateLinkEnds checks a link's from and to, which fault selectors
+// match: from is who connects (clients, a service or a role), to the
+// upstream's service or its role.
+func (p *parser) validateLinkEnds(d *Descriptor, l LinkSpec, label string, at func(string) int) {
+	ends := append([]string{ClientsEnd}, sortedKeys(d.Services)...)
+	switch {
+	case l.From == "":
+		p.add(at("name"), "link %q: from is missing: say who opens its connections: %s, a service or a role (e.g. from: edge)", label, ClientsEnd)
+	case l.From != ClientsEnd && d.Services[l.From] == nil && !d.hasRole(l.From):
+		p.add(at("from"), "link %q: from %q is not %s, a service or a role of this stack%s: fault selectors (from=...) match it",
+			label, l.From, ClientsEnd, didYouMean(l.From, ends))
+	}
+	svc, _, _ := strings.Cut(l.Upstream, ":")
+	if s, ok := d.Services[svc]; ok && l.To != "" && l.To != svc && l.To != s.Role {
+		p.add(at("to"), "link %q: to %q is neither its upstream's service %q nor that service's role %q: write to: %s, or leave it out",
+			label, l.To, svc, s.Role, svc)
 	}
 }
 
@@ -510,38 +535,7 @@ func topoOrder(services map[string]*ServiceSpec) (order, cycle []string) {
 }
 
 // didYouMean suggests the closest candidate, or "".
-func didYouMean(s string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		if d := levenshtein(strings.ToLower(s), strings.ToLower(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if best == "" || bestD > max(2, len(s)/3) {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func didYouMean(s string, candidates []string) string { return suggest.DidYouMean(s, candidates) }
 
 // validateLinkRefs reports every entry of refs (a name -> link map under
 // section) whose link the descriptor does not have.

@@ -3,6 +3,8 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/mailchaos/mailchaos/reports/check"
@@ -55,6 +57,13 @@ func define(s flow.Scenario, gates ...Gate) bool {
 		BeforeAll(func() {
 			var err error
 			r, err = flow.Start(p, s, suite.progress, GinkgoWriter)
+			if err == nil && r.Skipped != "" {
+				// The stack cannot serve the scenario: say so everywhere
+				// (console, JUnit, report, status.json); nothing started.
+				fmt.Fprintf(os.Stderr, "mailchaos: %s skipped: %s\n", s.Name, r.Skipped)
+				recordSkip(r)
+				Skip(flow.SkipPrefix + r.Skipped)
+			}
 			// Cleanups run last-in first-out: heal, then tear down.
 			DeferCleanup(func(ctx SpecContext) {
 				err := r.Teardown(ctx)
@@ -67,6 +76,7 @@ func define(s flow.Scenario, gates ...Gate) bool {
 			Expect(err).NotTo(HaveOccurred(), "prepare scenario %s", s.Name)
 			AddReportEntry("parameters", fmt.Sprintf("run %s seed %d stack %s duration %s rate %g/s users %d",
 				p.RunID, p.Seed, p.Stack, p.Duration, p.Rate, p.Users))
+			AddReportEntry("targets", strings.Join(r.Plan.Describe(), "\n"))
 		})
 
 		It("brings the stack up", func(ctx SpecContext) {

@@ -14,7 +14,7 @@ var _ = define(flow.Scenario{
 	Name:   "end-of-data-cut",
 	Proves: "connections cut after the final '.' leave only indeterminate sends, which are resolved (recovered or not delivered); no accepted message is lost or duplicated",
 	Labels: []string{flow.LabelNightly},
-	Faults: []flow.FaultAt{{At: 0.2, For: 0.5, Spec: "smtp-cut:client-smtp:mode=after:toxicity=0.3"}},
+	Faults: []flow.FaultAt{{At: 0.2, For: 0.5, Spec: "smtp-cut:from=clients,protocol=smtp:mode=after:toxicity=0.3"}},
 	Policy: check.Policy{Thresholds: append(append([]string(nil), flow.GateThresholds...),
 		"delivery_latency_p99 < 60s")},
 }, StrictGates...)

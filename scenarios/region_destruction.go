@@ -5,7 +5,7 @@ import (
 	"github.com/mailchaos/mailchaos/scenarios/flow"
 )
 
-// region-destruction: region a is lost with its disks and rebuilt empty.
+// region-destruction: the primary region is lost with its disks and rebuilt empty.
 // What was accepted there and not yet replicated is gone: the scenario
 // measures that recovery point and reports it rather than asserting zero.
 // What it does assert: nothing duplicated, corrupted or invented, and
@@ -14,7 +14,8 @@ var _ = define(flow.Scenario{
 	Name:   "region-destruction",
 	Proves: "the recovery point of losing a region's disks is measured (messages lost with them), and the surviving region serves clients within a bound",
 	Labels: []string{flow.LabelDR},
-	Faults: []flow.FaultAt{{At: 0.3, For: 0.4, Spec: "region-destroy:a"}},
+	Needs:  flow.Needs{Regions: 2},
+	Faults: []flow.FaultAt{{At: 0.3, For: 0.4, Spec: "region-destroy:region=primary"}},
 	Policy: check.Policy{
 		AllowClientDowntime: true,
 		Thresholds: []string{

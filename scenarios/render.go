@@ -37,9 +37,21 @@ func record(r *flow.Run) {
 		v := r.Verdict
 		sc.Verdict = &v
 	}
+	if r.Plan != nil {
+		sc.Targets = r.Plan.Describe()
+	}
 	suite.mu.Lock()
 	results.list = append(results.list, sc)
 	results.facts = append(results.facts, r)
+	suite.mu.Unlock()
+}
+
+// recordSkip adds a scenario the stack cannot serve to the run's report,
+// with the reason and no history.
+func recordSkip(r *flow.Run) {
+	sc := render.Scenario{Name: r.S.Name, Skipped: r.Skipped, Started: r.Started, Labels: r.S.Labels}
+	suite.mu.Lock()
+	results.list = append(results.list, sc)
 	suite.mu.Unlock()
 }
 

@@ -24,6 +24,7 @@ var _ = define(flow.Scenario{
 	Labels:      []string{flow.LabelNightly, flow.LabelUpgrade},
 	Rehearsal:   true,
 	MinDuration: 150 * time.Second,
+	Needs:       flow.Needs{Upgrade: []string{"mta", "store"}, EdgeControl: []string{"drain", "enable", "sessions"}},
 	Faults: []flow.FaultAt{
 		// Rollback faults are built before the upgrade runs, so they roll
 		// back to the image each tier had at the start.

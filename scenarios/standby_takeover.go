@@ -12,7 +12,7 @@ var _ = define(flow.Scenario{
 	Name:   "standby-takeover",
 	Proves: "mail accepted by a standby during a takeover reaches the primary's mailboxes after the switch back, once, byte-identical",
 	Labels: []string{flow.LabelNightly},
-	Roles:  []string{"standby"},
+	Needs:  flow.Needs{Roles: []string{"standby"}, EdgeControl: []string{"drain", "enable"}},
 	Faults: []flow.FaultAt{{At: 0.2, For: 0.5, Spec: "failover:mta"}},
 	Policy: check.Policy{Thresholds: append(append([]string(nil), flow.GateThresholds...),
 		"delivery_latency_p99 < 120s")},

@@ -269,3 +269,26 @@ func firstLine(ctx context.Context, addr string) error {
 	}
 	return nil
 }
+
+// Topology describes d as fault selectors see it, with the primary region
+// the descriptor declares or, when it declares none, the one seed picks.
+// It needs no running stack: scenarios resolve their targets with it
+// before anything starts.
+func Topology(d *harness.Descriptor, seed int64) faults.Topology {
+	t := faults.Topology{Regions: d.Regions()}
+	t.Primary, t.PrimaryFrom = faults.PickPrimary(t.Regions, d.PrimaryRegion, seed)
+	for _, name := range d.ServiceNames() {
+		s := d.Services[name]
+		t.Nodes = append(t.Nodes, faults.TopoNode{Name: name, Role: s.Role, Region: s.Region})
+	}
+	for _, l := range d.Links {
+		from, to := d.LinkEnds(l)
+		t.Links = append(t.Links, faults.TopoLink{
+			Name:     l.Name,
+			From:     faults.LinkEnd(from),
+			To:       faults.LinkEnd(to),
+			Protocol: d.LinkProtocol(l),
+		})
+	}
+	return t
+}

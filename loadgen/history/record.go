@@ -92,7 +92,16 @@ const (
 	KindFaultHeal = "fault.heal"
 	// KindPhase marks the start of a phase of the run (Name, see Phase*).
 	KindPhase = "phase"
+	// KindResolve records what the scenario's plan resolved against the
+	// stack before anything started: Name is what was asked (a fault spec,
+	// whose target may be a selector, or ResolvePrimary), Target what it
+	// resolved to (targets separated by ","), Detail how.
+	KindResolve = "resolve"
 )
+
+// ResolvePrimary is the Name of the KindResolve event that records the
+// run's primary region.
+const ResolvePrimary = "primary-region"
 
 // Phase names carried by KindPhase events.
 const (

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -188,6 +189,13 @@ func (w *Writer) Phase(name string, attempt int, detail string) error {
 func (w *Writer) PhaseOn(name, target string, attempt int, detail string) error {
 	now := w.clock.Now()
 	return w.Write(Record{Type: TypeEvent, Kind: KindPhase, Client: "scenario", Name: name, Target: target, Attempt: attempt, Detail: detail, Start: now, End: now})
+}
+
+// Resolve records what a plan resolved (a KindResolve event): asked is
+// what the scenario wrote, targets what it picked in the stack.
+func (w *Writer) Resolve(asked string, targets []string, detail string) error {
+	now := w.clock.Now()
+	return w.Write(Record{Type: TypeEvent, Kind: KindResolve, Client: "scenario", Name: asked, Target: strings.Join(targets, ","), Detail: detail, Start: now, End: now})
 }
 
 // Event records a fault event: kind is KindFaultInject or KindFaultHeal,

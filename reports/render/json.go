@@ -33,7 +33,9 @@ type ScenarioSummary struct {
 	Started    time.Time      `json:"started,omitzero"`
 	DurationNS time.Duration  `json:"duration_ns"`
 	Labels     []string       `json:"labels,omitempty"`
-	Verdict    *check.Verdict `json:"verdict"` // null when not judged
+	Skipped    string         `json:"skipped,omitempty"` // why the stack could not serve it
+	Targets    []string       `json:"targets,omitempty"` // what its fault selectors resolved to
+	Verdict    *check.Verdict `json:"verdict"`           // null when not judged
 }
 
 // NewSummary builds verdict.json's content. histories maps scenario names
@@ -53,7 +55,7 @@ func NewSummary(run RunReport, histories map[string]string) Summary {
 		s.Scenarios = append(s.Scenarios, ScenarioSummary{
 			Name: sc.Name, Status: sc.Status(), Reason: sc.Reason(), Error: sc.Err,
 			History: histories[sc.Name], Started: sc.Started.UTC(), DurationNS: sc.Duration,
-			Labels: sc.Labels, Verdict: sc.Verdict,
+			Labels: sc.Labels, Skipped: sc.Skipped, Targets: sc.Targets, Verdict: sc.Verdict,
 		})
 	}
 	return s

@@ -52,7 +52,13 @@ type JUnitCase struct {
 	Time      float64       `xml:"time,attr"`
 	Failure   *JUnitProblem `xml:"failure,omitempty"`
 	Error     *JUnitProblem `xml:"error,omitempty"`
+	Skipped   *JUnitSkipped `xml:"skipped,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+// JUnitSkipped marks a case that did not run, with the reason.
+type JUnitSkipped struct {
+	Message string `xml:"message,attr"`
 }
 
 // JUnitProblem is a failure or error: a one-line message and the evidence.
@@ -108,9 +114,14 @@ func junitSuite(run RunReport, sc Scenario) JUnitSuite {
 		overall.Error = &JUnitProblem{Message: oneLine(sc.Reason()), Type: "harness", Body: sc.Err}
 	case Fail, Unknown:
 		overall.Failure = &JUnitProblem{Message: oneLine(sc.Reason()), Type: string(sc.Status()), Body: scenarioEvidence(sc.Verdict)}
+	case Skipped:
+		overall.Skipped = &JUnitSkipped{Message: sc.Skipped}
+	}
+	if len(sc.Targets) > 0 {
+		overall.SystemOut = "targets:\n" + strings.Join(sc.Targets, "\n") + "\n"
 	}
 	if sc.Verdict != nil {
-		overall.SystemOut = verdictSummary(sc.Verdict)
+		overall.SystemOut += verdictSummary(sc.Verdict)
 	}
 	s.Cases = append(s.Cases, overall)
 
@@ -137,6 +148,9 @@ func junitSuite(run RunReport, sc Scenario) JUnitSuite {
 		}
 		if c.Error != nil {
 			s.Errors++
+		}
+		if c.Skipped != nil {
+			s.Skipped++
 		}
 	}
 	return s

@@ -281,3 +281,28 @@ func TestLogHistQuantile(t *testing.T) {
 		}
 	}
 }
+
+// A scenario the stack could not serve is a JUnit skip with its reason,
+// never a pass; a run of nothing but skips is an error (exit code 2).
+func TestSkippedScenario(t *testing.T) {
+	run := RunReport{RunID: "r", Scenarios: []Scenario{{Name: "region-loss", Skipped: "needs 2 regions, the stack has 1"}}}
+	doc := JUnit(run)
+	c := doc.Suites[0].Cases[0]
+	if c.Skipped == nil || c.Skipped.Message != "needs 2 regions, the stack has 1" || c.Failure != nil || c.Error != nil {
+		t.Fatalf("verdict case %+v", c)
+	}
+	if doc.Suites[0].Skipped != 1 {
+		t.Errorf("suite skipped=%d", doc.Suites[0].Skipped)
+	}
+	if run.Status() != Error || run.ExitCode() != 2 {
+		t.Errorf("only skips: %s exit %d, want error exit 2", run.Status(), run.ExitCode())
+	}
+	run.Scenarios = append(run.Scenarios, Scenario{Name: "steady-state", Verdict: &check.Verdict{Status: check.Success}})
+	if run.Status() != Pass {
+		t.Errorf("a pass beside a skip: %s", run.Status())
+	}
+	b, err := xml.Marshal(doc)
+	if err != nil || !strings.Contains(string(b), `<skipped message="needs 2 regions, the stack has 1">`) {
+		t.Errorf("junit: %s %v", b, err)
+	}
+}

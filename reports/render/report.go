@@ -30,6 +30,9 @@ const (
 	Fail    Status = "fail"
 	Unknown Status = "unknown"
 	Error   Status = "error"
+	// Skipped is a scenario the stack could not serve: it proves nothing,
+	// so it is never a pass; a run of only skipped scenarios is an error.
+	Skipped Status = "skipped"
 )
 
 // RunReport is everything Write needs for one run.
@@ -62,6 +65,12 @@ type Scenario struct {
 	Duration time.Duration
 	// Labels are the scenario's Ginkgo labels (nightly, smoke, upgrade, dr).
 	Labels []string
+	// Skipped, when set, says why the stack could not serve the scenario:
+	// it did not run (no history, no verdict).
+	Skipped string
+	// Targets says what the scenario's fault selectors resolved to in this
+	// stack, one line each (the primary region first).
+	Targets []string
 }
 
 // Environment describes where and with what a run happened, as the caller
@@ -103,6 +112,8 @@ func (s Scenario) Status() Status {
 	switch {
 	case s.Err != "":
 		return Error
+	case s.Skipped != "":
+		return Skipped
 	case s.Verdict == nil:
 		return Unknown
 	}
@@ -114,6 +125,8 @@ func (s Scenario) Reason() string {
 	switch {
 	case s.Err != "":
 		return "harness error: " + s.Err
+	case s.Skipped != "":
+		return "skipped: " + s.Skipped
 	case s.Verdict == nil:
 		return "not judged: no verdict"
 	}
@@ -140,6 +153,9 @@ func (r RunReport) Status() Status {
 	seen := map[Status]bool{}
 	for _, s := range r.Scenarios {
 		seen[s.Status()] = true
+	}
+	if len(seen) == 1 && seen[Skipped] {
+		return Error // nothing ran: the run proved nothing
 	}
 	for _, st := range []Status{Fail, Error, Unknown} {
 		if seen[st] {

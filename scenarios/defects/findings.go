@@ -149,7 +149,7 @@ func imapDetail(m map[string]float64) string {
 }
 
 // replicaDetail names each failing replica with its count of missing
-// messages ("store-b: 41"), and of corrupted ones if any; from the metrics
+// messages ("replica-2: 41"), and of corrupted ones if any; from the metrics
 // when the verdict has no per-replica summary.
 func replicaDetail(v *check.Verdict) string {
 	var parts []string

@@ -127,6 +127,14 @@ func spec(scn, text string, state types.SpecState, gate bool, node types.NodeTyp
 	return s
 }
 
+// skipped is a scenario whose set-up skipped it because the stack lacks
+// what it needs.
+func skipped(scn, reason string) types.SpecReport {
+	s := spec(scn, "brings the stack up", types.SpecStateSkipped, false, 0)
+	s.Failure.Message = SkipPrefix + reason
+	return s
+}
+
 func TestClassify(t *testing.T) {
 	pass := func(scn string) []types.SpecReport {
 		return []types.SpecReport{
@@ -168,6 +176,12 @@ func TestClassify(t *testing.T) {
 				spec("b", "brings the stack up", types.SpecStateFailed, false, types.NodeTypeBeforeAll)}},
 		{name: "nothing ran", code: ExitHarness, reason: "no scenario ran",
 			specs: []types.SpecReport{spec("a", "x", types.SpecStateSkipped, false, 0)}},
+		{name: "every scenario skipped by the stack", code: ExitHarness, reason: "every selected scenario was skipped: the stack cannot serve them: a (needs 2 regions",
+			specs:   []types.SpecReport{skipped("a", "needs 2 regions, the stack has 1")},
+			outcome: map[string]string{"a": OutcomeSkipped}},
+		{name: "a skip beside a pass is listed, not a pass", code: ExitPass, reason: "skipped: b (needs a service with role standby)",
+			specs:   append(pass("a"), skipped("b", "needs a service with role standby")),
+			outcome: map[string]string{"a": OutcomePass, "b": OutcomeSkipped}},
 		{name: "only pending", code: ExitHarness, reason: "no scenario ran",
 			specs:   []types.SpecReport{spec("a", "x", types.SpecStatePending, false, 0)},
 			outcome: map[string]string{"a": OutcomePending}},

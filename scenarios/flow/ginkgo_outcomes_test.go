@@ -45,6 +45,12 @@ var _ = Describe("phase-fails", Ordered, func() {
 	It("judges a gate", Label(flow.GateLabel), func() {})
 })
 
+var _ = Describe("stack-lacks-it", Ordered, func() {
+	BeforeAll(func() { Skip(flow.SkipPrefix + "needs 2 regions, the stack has 1") })
+	It("runs a phase", func() {})
+	It("judges a gate", Label(flow.GateLabel), func() {})
+})
+
 var _ = ReportAfterSuite("classify", func(r Report) {
 	st := flow.Classify(r)
 	got = &st
@@ -72,10 +78,15 @@ func TestGinkgoOutcomesMapToExitCodes(t *testing.T) {
 		"gate-hangs":    flow.OutcomeHarness,
 		"cleanup-fails": flow.OutcomeHarness,
 		"phase-fails":   flow.OutcomeHarness,
+		// A skip is listed with its reason, never as a pass.
+		"stack-lacks-it": flow.OutcomeSkipped,
 	}
 	for _, sc := range got.Scenarios {
 		if w, ok := want[sc.Name]; !ok || sc.Outcome != w {
 			t.Errorf("%s: outcome %s, want %s (%+v)", sc.Name, sc.Outcome, w, sc.Failures)
+		}
+		if sc.Name == "stack-lacks-it" && sc.SkipReason != "needs 2 regions, the stack has 1" {
+			t.Errorf("skip reason %q", sc.SkipReason)
 		}
 		delete(want, sc.Name)
 	}

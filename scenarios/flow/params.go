@@ -182,7 +182,7 @@ var (
 
 // ParseImageSet parses an image set: either a bare tag ("v2"), applied to
 // every service that has an upgrade image, or a comma-separated list of
-// service=image pairs ("mta-a=mailchaos/mta:v2,mta-b=mailchaos/mta:v2").
+// service=image pairs ("mx1=example/mta:2,mx2=example/mta:2").
 func ParseImageSet(s string) (ImageSet, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {

@@ -65,6 +65,13 @@ type Run struct {
 	Log      *slog.Logger
 	Progress *Progress
 
+	// Plan is the scenario resolved against the stack (nil until Start
+	// could load the descriptor).
+	Plan *Plan
+	// Skipped says why the stack cannot serve the scenario ("" when it
+	// can): the suite skips it, visibly, and nothing is started.
+	Skipped string
+
 	Env      *harness.Env
 	History  *history.Writer
 	Traffic  Traffic
@@ -114,6 +121,17 @@ func Start(p Params, s Scenario, progress *Progress, console io.Writer) (*Run, e
 	if err := s.Validate(); err != nil {
 		return r, err
 	}
+	// Resolve every target before a file or a container exists: a
+	// scenario the stack cannot serve is skipped, one that names what the
+	// stack lacks is refused, both in milliseconds.
+	plan, err := NewPlan(p, s)
+	if err != nil {
+		return r, err
+	}
+	r.Plan = plan
+	if r.Skipped = plan.SkipReason(); r.Skipped != "" {
+		return r, nil
+	}
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return r, fmt.Errorf("create scenario folder: %w", err)
 	}
@@ -133,6 +151,9 @@ func Start(p Params, s Scenario, progress *Progress, console io.Writer) (*Run, e
 	}
 	r.History = h
 	r.Log.Info("scenario start", "run", p.RunID, "seed", p.Seed, "proves", s.Proves, "history", r.HistoryPath())
+	if err := r.recordPlan(); err != nil {
+		return r, err
+	}
 	if p.Duration != asked {
 		r.Log.Info("load phase lengthened to the scenario's minimum", "duration", p.Duration, "asked", asked)
 	}
@@ -194,18 +215,10 @@ func (r *Run) up(ctx context.Context) error {
 		return errors.New("run not started")
 	}
 	r.Progress.SetPhase("up")
-	d, err := harness.Load(r.P.Stack)
-	if err != nil {
-		return err
+	if r.Plan == nil {
+		return errors.New("scenario not planned")
 	}
-	for _, role := range r.S.Roles {
-		if !hasRole(d, role) {
-			return fmt.Errorf("stack %s has no service with role %q, which scenario %s needs", r.P.Stack, role, r.S.Name)
-		}
-	}
-	if err := ApplyImageSets(d, r.P.From, r.P.To); err != nil {
-		return err
-	}
+	d := r.Plan.Descriptor
 	ctx, cancel := context.WithTimeout(ctx, UpTimeout)
 	defer cancel()
 	start := time.Now()
@@ -231,15 +244,6 @@ func (r *Run) up(ctx context.Context) error {
 // the scenario, so that every resource of the scenario carries it and two
 // scenarios of a run never share a container name.
 func StackRunID(runID, scenario string) string { return runID + "-" + scenario }
-
-func hasRole(d *harness.Descriptor, role string) bool {
-	for _, s := range d.Services {
-		if s.Role == role {
-			return true
-		}
-	}
-	return false
-}
 
 // ApplyImageSets makes a rehearsal out of a descriptor: the --from set
 // replaces the images the stack starts with, the --to set the images it
@@ -354,8 +358,10 @@ func (r *Run) load(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// buildSteps builds the plan's faults against the running stack: one step
+// per resolved target, each at its fault's offsets.
 func (r *Run) buildSteps() ([]faults.Step, error) {
-	if len(r.S.Faults) == 0 {
+	if len(r.Plan.Faults) == 0 {
 		return nil, nil
 	}
 	fenv, err := NewFaultEnv(r.Env)
@@ -364,21 +370,39 @@ func (r *Run) buildSteps() ([]faults.Step, error) {
 	}
 	var steps []faults.Step
 	var errs []error
-	for _, f := range r.S.Faults {
-		spec, err := faults.ParseSpec(f.Spec)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fault, err := spec.Build(fenv)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	for _, f := range r.Plan.Faults {
 		at, hold := f.Offsets(r.P.Duration)
-		steps = append(steps, faults.Step{At: at, For: hold, Fault: fault, Spec: f.Spec})
+		for _, spec := range f.Resolution.Specs {
+			fault, err := spec.Build(fenv)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			steps = append(steps, faults.Step{At: at, For: hold, Fault: fault, Spec: spec.String()})
+		}
 	}
 	return steps, errors.Join(errs...)
+}
+
+// recordPlan writes what the plan resolved into the log and the history:
+// the primary region and, per fault, the targets its selector picked, so
+// that a run can be read, and replayed, exactly.
+func (r *Run) recordPlan() error {
+	t := r.Plan.Topology
+	r.Log.Info("stack", "name", r.Plan.Descriptor.Name, "topology", t.Describe())
+	if err := r.History.Resolve(history.ResolvePrimary, []string{t.Primary}, "chosen by the "+t.PrimaryFrom); err != nil {
+		return err
+	}
+	for _, f := range r.Plan.Faults {
+		r.Log.Info("fault targets", "spec", f.Spec, "targets", strings.Join(f.Resolution.Targets(), ","))
+		if err := r.History.Resolve(f.Spec, f.Resolution.Targets(), f.Resolution.Asked); err != nil {
+			return err
+		}
+	}
+	for _, o := range r.Plan.Omitted {
+		r.Log.Info("optional fault omitted", "why", o)
+	}
+	return nil
 }
 
 // Heal heals whatever is still broken (idempotent: the timeline healed its

@@ -33,10 +33,10 @@ type Scenario struct {
 	Faults []FaultAt
 	// Policy is how the run is judged (ledger policy and thresholds).
 	Policy check.Policy
-	// Roles are the roles the stack must have for the scenario to make
-	// sense (e.g. "standby"); a stack without them fails the scenario in
-	// set-up with the reason.
-	Roles []string
+	// Needs is what the scenario needs of a stack beyond what its fault
+	// selectors ask for; a stack that lacks it skips the scenario with
+	// the reason (a skip is never a pass).
+	Needs Needs
 	// Rehearsal says the scenario rolls --from images to --to images; the
 	// stack starts on the --from set when one is given.
 	Rehearsal bool
@@ -57,8 +57,13 @@ type FaultAt struct {
 	At float64
 	// For is how long it stays, as a fraction of the load phase.
 	For float64
-	// Spec is the fault spec in the faults package syntax, e.g. "region-loss:a".
+	// Spec is the fault spec in the faults package syntax; its target is
+	// a selector (see faults.Selector), e.g. "region-loss:region=primary".
 	Spec string
+	// Optional leaves the fault out, with a note in the log and the
+	// report, when its selector matches nothing in the stack; otherwise
+	// such a stack skips the whole scenario.
+	Optional bool
 }
 
 // Offsets returns the fault's absolute offset and hold for a load phase of d.

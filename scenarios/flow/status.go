@@ -75,7 +75,15 @@ type ScenarioStatus struct {
 	Failures []SpecFailure `json:"failures,omitempty"`
 	// Duration is the scenario's wall time.
 	Duration time.Duration `json:"duration_ns"`
+	// SkipReason says why the stack could not serve the scenario (outcome
+	// skipped): what it lacks. A skip is never a pass.
+	SkipReason string `json:"skip_reason,omitempty"`
 }
+
+// SkipPrefix starts the message of a scenario skipped because the stack
+// cannot serve it; Classify tells such a skip from a scenario the label
+// filter did not select by it.
+const SkipPrefix = "stack cannot serve this scenario: "
 
 // SpecFailure is one failed spec.
 type SpecFailure struct {
@@ -151,26 +159,33 @@ func Classify(r types.Report) Status {
 			if sc.Outcome == OutcomeSkipped {
 				sc.Outcome = OutcomePending
 			}
+		case s.State == types.SpecStateSkipped:
+			if reason, ok := strings.CutPrefix(s.Failure.Message, SkipPrefix); ok && sc.SkipReason == "" {
+				sc.SkipReason = reason
+			}
 		}
 		if s.State != types.SpecStateSkipped && s.State != types.SpecStatePending {
 			ran++
 		}
 	}
-	// Scenarios the filter did not select are not part of the run.
+	// Scenarios the filter did not select are not part of the run; those
+	// the stack could not serve are, with their reason.
 	kept := st.Scenarios[:0]
 	for _, sc := range st.Scenarios {
-		if sc.Outcome != OutcomeSkipped {
+		if sc.Outcome != OutcomeSkipped || sc.SkipReason != "" {
 			kept = append(kept, sc)
 		}
 	}
 	st.Scenarios = kept
-	var gates, harness []string
+	var gates, harness, skipped []string
 	for _, sc := range st.Scenarios {
 		switch sc.Outcome {
 		case OutcomeGate:
 			gates = append(gates, sc.Name)
 		case OutcomeHarness:
 			harness = append(harness, sc.Name)
+		case OutcomeSkipped:
+			skipped = append(skipped, sc.Name+" ("+sc.SkipReason+")")
 		}
 	}
 	switch {
@@ -186,6 +201,9 @@ func Classify(r types.Report) Status {
 	case len(suiteFailures) > 0:
 		st.ExitCode, st.Outcome = ExitHarness, OutcomeHarness
 		st.Reason = fmt.Sprintf("suite node %s failed: %s", suiteFailures[0].Node, suiteFailures[0].Message)
+	case ran == 0 && len(skipped) > 0:
+		st.ExitCode, st.Outcome = ExitHarness, OutcomeHarness
+		st.Reason = "every selected scenario was skipped: the stack cannot serve them: " + strings.Join(skipped, "; ")
 	case ran == 0:
 		st.ExitCode, st.Outcome = ExitHarness, OutcomeHarness
 		st.Reason = fmt.Sprintf("no scenario ran (label filter %q)", st.Label)
@@ -195,6 +213,9 @@ func Classify(r types.Report) Status {
 		st.Reason = "suite failed: " + strings.Join(r.SpecialSuiteFailureReasons, "; ")
 	default:
 		st.ExitCode, st.Outcome = ExitPass, OutcomePass
+		if len(skipped) > 0 {
+			st.Reason = "skipped: " + strings.Join(skipped, "; ")
+		}
 	}
 	return st
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -30,7 +31,7 @@ func runCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	p.Bind(fs)
 	verbose := fs.Bool("v", false, "verbose Ginkgo output (every spec and its log as it runs)")
-	list := fs.Bool("list", false, "list the scenarios with their labels and exit")
+	list := fs.Bool("list", false, "list the scenarios with their labels and whether the stack (--stack) can run each, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: mailchaos run [flags]\n\nRuns the scenarios the label filter selects (default: nightly) and leaves\nout/<run id>/ with the reports; out/latest points at it.\n\nflags:\n")
 		fs.PrintDefaults()
@@ -47,10 +48,7 @@ func runCmd(ctx context.Context, args []string) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if *list {
-		for _, s := range scenarios.Catalog() {
-			fmt.Printf("%-20s %-22s %s\n", s.Name, strings.Join(s.Labels, ","), s.Proves)
-		}
-		return nil
+		return listScenarios(os.Stdout, p)
 	}
 	p, err := scenarios.Prepare(p)
 	if err != nil {
@@ -63,6 +61,30 @@ func runCmd(ctx context.Context, args []string) error {
 	st := scenarios.RunSuite(&ginkgoT{}, p, suiteCfg, reporterCfg)
 	fmt.Printf("mailchaos run %s: %s (exit %d)%s\nreports: %s\n", st.RunID, st.Outcome, st.ExitCode, reasonSuffix(st.Reason), p.RunDir())
 	return ExitFor(st)
+}
+
+// listScenarios prints every scenario with its labels and what the stack
+// makes of it: "runs", "skipped: <what the stack lacks>", or the error
+// that would refuse it; then what a run would do, one line per scenario.
+// Nothing is started.
+func listScenarios(w io.Writer, p flow.Params) error {
+	var broken error
+	for _, s := range scenarios.Catalog() {
+		verdict := "runs"
+		plan, err := flow.NewPlan(p, s)
+		switch {
+		case err != nil:
+			verdict = "error: " + err.Error()
+			broken = err
+		case plan.SkipReason() != "":
+			verdict = "skipped: " + plan.SkipReason()
+		}
+		fmt.Fprintf(w, "%-20s %-22s %s\n", s.Name, strings.Join(s.Labels, ","), verdict)
+	}
+	if broken != nil {
+		return fmt.Errorf("stack %s: some scenarios cannot be planned (see above)", p.Stack)
+	}
+	return nil
 }
 
 // ExitFor maps a run's status to the error main turns into the exit code:
