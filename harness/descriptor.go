@@ -416,10 +416,13 @@ func (d *Descriptor) hasRole(role string) bool {
 	return false
 }
 
-// DescriptorError lists every problem found in a descriptor.
+// DescriptorError lists every problem found in a descriptor, or in any
+// other YAML file mailchaos reads the same way (a scenario file).
 type DescriptorError struct {
 	// File is the descriptor path.
 	File string
+	// What names the kind of file in the message ("" = "stack descriptor").
+	What string
 	// Problems are sorted by line.
 	Problems []Problem
 }
@@ -436,7 +439,11 @@ type Problem struct {
 func (e *DescriptorError) Error() string {
 	var b strings.Builder
 	if len(e.Problems) > 1 {
-		fmt.Fprintf(&b, "%s: %d problems in the stack descriptor:\n", e.File, len(e.Problems))
+		what := e.What
+		if what == "" {
+			what = "stack descriptor"
+		}
+		fmt.Fprintf(&b, "%s: %d problems in the %s:\n", e.File, len(e.Problems), what)
 	}
 	for i, p := range e.Problems {
 		if i > 0 {

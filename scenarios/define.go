@@ -24,33 +24,38 @@ type Gate struct {
 	Matcher func() gtypes.GomegaMatcher
 }
 
-// The gates the zero-loss scenarios share.
-var (
-	NoLoss     = Gate{"loses no accepted message", matchers.HaveNoLostMessages}
-	IMAPKept   = Gate{"keeps the IMAP invariants", matchers.KeepIMAPInvariants}
-	NoDowntime = Gate{"shows clients no downtime", matchers.HaveNoClientVisibleDowntime}
-	Thresholds = Gate{"meets its thresholds", matchers.MeetThresholds}
-	// ReplicasKept passes a run that read no replica (the stack declares
-	// none): only a stack with replicas is held to them.
-	ReplicasKept = Gate{"keeps every replica complete", matchers.HaveCompleteReplicas}
-	StrictGates  = []Gate{NoLoss, ReplicasKept, IMAPKept, NoDowntime, Thresholds}
-	phaseTimeout = func(d time.Duration) NodeTimeout { return NodeTimeout(d + time.Minute) }
-)
+// Gates maps the gate names a scenario file uses (flow.GateNames) to
+// their specs. ReplicasKept passes a run that read no replica (the stack
+// declares none): only a stack with replicas is held to them.
+var Gates = map[string]Gate{
+	flow.GateNoLoss:          {"loses no accepted message", matchers.HaveNoLostMessages},
+	flow.GateReplicas:        {"keeps every replica complete", matchers.HaveCompleteReplicas},
+	flow.GateIMAP:            {"keeps the IMAP invariants", matchers.KeepIMAPInvariants},
+	flow.GateNoDowntime:      {"shows clients no downtime", matchers.HaveNoClientVisibleDowntime},
+	flow.GateMeetsThresholds: {"meets its thresholds", matchers.MeetThresholds},
+	flow.GateRecoveryPoint:   {"reports its recovery point", RecoveryPointMeasured},
+}
+
+var phaseTimeout = func(d time.Duration) NodeTimeout { return NodeTimeout(d + time.Minute) }
 
 // define adds a scenario to the suite: an Ordered container whose specs are
 // the phases (harness work: a failure is exit code 2) and then the gates
-// (labelled "gate": a failure is exit code 1). ContinueOnFailure lets every
-// gate be judged even when an earlier one failed; a phase whose
-// prerequisite failed is skipped, not failed again.
-func define(s flow.Scenario, gates ...Gate) bool {
+// the scenario names (labelled "gate": a failure is exit code 1).
+// ContinueOnFailure lets every gate be judged even when an earlier one
+// failed; a phase whose prerequisite failed is skipped, not failed again.
+func define(s flow.Scenario) error {
 	if err := s.Validate(); err != nil {
-		panic(err) // a broken scenario definition is a programming error
+		return err
+	}
+	var gates []Gate
+	for _, name := range s.Gates {
+		gates = append(gates, Gates[name]) // Validate checked every name
 	}
 	suite.mu.Lock()
 	suite.catalog = append(suite.catalog, s)
 	suite.mu.Unlock()
 
-	return Describe(s.Name, Ordered, ContinueOnFailure, Label(s.Labels...), func() {
+	Describe(s.Name, Ordered, ContinueOnFailure, Label(s.Labels...), func() {
 		var r *flow.Run
 		p := suite.params // set by RunSuite before the tree is built
 
@@ -127,6 +132,7 @@ func define(s flow.Scenario, gates ...Gate) bool {
 			})
 		}
 	})
+	return nil
 }
 
 // phase runs one phase unless a phase it needs failed (then it is skipped:

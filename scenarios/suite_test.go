@@ -43,6 +43,9 @@ func TestScenarios(t *testing.T) {
 	if suiteCfg.LabelFilter != "" {
 		p.Label = suiteCfg.LabelFilter
 	}
+	if err := AddScenarioFiles(p.ScenarioFiles); err != nil {
+		t.Fatalf("scenario files: %v", err)
+	}
 	p, err := Prepare(p)
 	if err != nil {
 		t.Fatalf("parameters: %v", err)

@@ -47,6 +47,9 @@ type Params struct {
 	// Scenarios, when set, names the scenarios to run (comma-separated);
 	// the label filter still applies unless it was left at its default.
 	Scenarios string
+	// ScenarioFiles are a team's own scenario files or folders of them
+	// (--scenario-file, repeatable), run beside the built-in ones.
+	ScenarioFiles []string
 	// Timeout bounds the whole run; past it the run is a harness failure.
 	Timeout time.Duration
 	// Progress is how progress is shown: auto (a live line on a terminal,
@@ -86,6 +89,10 @@ func (p *Params) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&p.To, "to", p.To, "rehearsal: images to upgrade to (tag, or service=image,...)")
 	fs.StringVar(&p.Label, "label", p.Label, "label filter selecting scenarios (smoke, nightly, upgrade, dr; e.g. 'nightly && !dr')")
 	fs.StringVar(&p.Scenarios, "scenario", p.Scenarios, "run only these scenarios (comma-separated names)")
+	fs.Func("scenario-file", "a scenario file, or a folder of *.yaml scenario files, to run beside the built-in ones (repeatable)", func(v string) error {
+		p.ScenarioFiles = append(p.ScenarioFiles, v)
+		return nil
+	})
 	fs.DurationVar(&p.Timeout, "timeout", p.Timeout, "bound of the whole run (past it: exit 2)")
 	fs.StringVar(&p.Progress, "progress", p.Progress, "progress display: auto, line, log or off")
 }

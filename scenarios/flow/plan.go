@@ -162,6 +162,12 @@ func NewPlan(p Params, s Scenario) (*Plan, error) {
 			plan.Faults = append(plan.Faults, PlannedFault{FaultAt: f, Resolution: res})
 		}
 	}
+	for _, f := range plan.Faults {
+		d := s.LoadDuration(p.Duration)
+		if at, hold := f.Offsets(d); at+hold > d {
+			errs = append(errs, fmt.Errorf("fault %s ends at %s, after the load phase (%s): raise --duration or the scenario's min_duration", f.Spec, at+hold, d))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("scenario %s against stack %s: %w", s.Name, d.Name, err)
 	}

@@ -2,6 +2,8 @@ package flow
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mailchaos/mailchaos/reports/check"
@@ -40,6 +42,11 @@ type Scenario struct {
 	// Rehearsal says the scenario rolls --from images to --to images; the
 	// stack starts on the --from set when one is given.
 	Rehearsal bool
+	// Gates are the assertions on the verdict, by name (see GateNames).
+	Gates []string
+	// File is where the scenario was read from ("builtin:<name>" for an
+	// embedded one).
+	File string
 	// MinDuration is the shortest load phase the scenario's faults need to
 	// act under load (a rolling upgrade of two tiers and its rollback take
 	// minutes); a shorter --duration is raised to it for this scenario.
@@ -51,12 +58,17 @@ func (s Scenario) LoadDuration(d time.Duration) time.Duration { return max(d, s.
 
 // FaultAt is one fault of a scenario's timeline. At and For are fractions
 // of the load phase (--duration), so a scenario keeps its shape at any
-// duration; For 0 holds the fault until the timeline ends.
+// duration, or durations (AtTime, ForTime) where a fault needs a fixed
+// time; For 0 holds the fault until the timeline ends.
 type FaultAt struct {
 	// At is when the fault is injected, as a fraction of the load phase.
 	At float64
 	// For is how long it stays, as a fraction of the load phase.
 	For float64
+	// AtTime, when set, is when the fault is injected (At is then unused).
+	AtTime time.Duration
+	// ForTime, when set, is how long it stays (For is then unused).
+	ForTime time.Duration
 	// Spec is the fault spec in the faults package syntax; its target is
 	// a selector (see faults.Selector), e.g. "region-loss:region=primary".
 	Spec string
@@ -70,6 +82,12 @@ type FaultAt struct {
 func (f FaultAt) Offsets(d time.Duration) (at, hold time.Duration) {
 	at = time.Duration(f.At * float64(d)).Round(time.Millisecond)
 	hold = time.Duration(f.For * float64(d)).Round(time.Millisecond)
+	if f.AtTime > 0 {
+		at = f.AtTime
+	}
+	if f.ForTime > 0 {
+		hold = f.ForTime
+	}
 	return at, hold
 }
 
@@ -84,11 +102,33 @@ func (s Scenario) Validate() error {
 			return fmt.Errorf("scenario %s: fault %q at %.2f for %.2f is outside the load phase", s.Name, f.Spec, f.At, f.For)
 		}
 	}
+	for _, g := range s.Gates {
+		if !slices.Contains(GateNames, g) {
+			return fmt.Errorf("scenario %s: unknown gate %q (gates: %s)", s.Name, g, strings.Join(GateNames, ", "))
+		}
+	}
 	if _, err := check.ParseThresholds(s.Policy.Thresholds); err != nil {
 		return fmt.Errorf("scenario %s: %w", s.Name, err)
 	}
 	return nil
 }
+
+// The gates a scenario may assert, by name: each is one spec labelled
+// GateLabel, judged by one matcher of scenarios/matchers.
+const (
+	GateNoLoss          = "no-loss"         // every accepted message delivered once, byte-identical
+	GateReplicas        = "replicas"        // every replica holds what clients see
+	GateIMAP            = "imap-invariants" // UIDVALIDITY, UIDs and flags as IMAP promises
+	GateNoDowntime      = "no-downtime"     // no client-visible downtime
+	GateMeetsThresholds = "thresholds"      // every threshold of the policy
+	GateRecoveryPoint   = "recovery-point"  // the recovery point could be measured (reported, not gated)
+)
+
+// StrictGates are the gates of a zero-loss scenario.
+var StrictGates = []string{GateNoLoss, GateReplicas, GateIMAP, GateNoDowntime, GateMeetsThresholds}
+
+// GateNames are every gate a scenario may name.
+var GateNames = append(slices.Clone(StrictGates), GateRecoveryPoint)
 
 // SteadyThresholds are the gates of the steady-state phase: a short clean
 // load must be fully served, or the faults would prove nothing.

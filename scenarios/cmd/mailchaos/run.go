@@ -47,6 +47,11 @@ func runCmd(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	// A broken scenario file stops the run here, every problem listed,
+	// before anything starts.
+	if err := scenarios.AddScenarioFiles(p.ScenarioFiles); err != nil {
+		return err
+	}
 	if *list {
 		return listScenarios(os.Stdout, p)
 	}

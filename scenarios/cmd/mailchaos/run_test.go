@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailchaos/mailchaos/scenarios/flow"
 )
@@ -43,5 +46,26 @@ func TestRunRejectsBadParameters(t *testing.T) {
 		if !strings.Contains(errOut.String(), w) {
 			t.Errorf("stderr lacks %s: %s", w, errOut.String())
 		}
+	}
+}
+
+// A scenario file with mistakes stops the run before anything starts:
+// exit 2, every mistake with its line, in well under a second.
+func TestRunRefusesABrokenScenarioFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "team.yaml")
+	os.WriteFile(f, []byte("name: team\nproves: p\nlabels: [nightly]\nfaults:\n  - {at: 1.5, spec: \"kill:rol=mta\"}\nthresholds: [\"lost <> 0\"]\n"), 0o644)
+	var out, errOut bytes.Buffer
+	start := time.Now()
+	code := run(context.Background(), []string{"run", "--scenario-file", f, "--out", t.TempDir()}, &out, &errOut)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2: %s", code, errOut.String())
+	}
+	for _, w := range []string{"team.yaml:5:", `unknown key "rol"`, "at: 1.5", "team.yaml:6:"} {
+		if !strings.Contains(errOut.String(), w) {
+			t.Errorf("stderr lacks %q: %s", w, errOut.String())
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %s to refuse", d)
 	}
 }
