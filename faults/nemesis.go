@@ -15,8 +15,13 @@ type Nemesis struct {
 	// Seed drives every choice.
 	Seed int64
 	// Menu lists the faults to pick from; a spec whose target is "*" gets a
-	// random target of its kind's target type.
+	// random target of its kind's target type, one whose target is a
+	// selector a random target among those it matches in Topology.
 	Menu []Spec
+	// Topology resolves the menu's selectors (needed only when it has some).
+	Topology *Topology
+	// Count, when positive, is the most faults the plan holds.
+	Count int
 	// Start is the offset of the earliest injection.
 	Start time.Duration
 	// Window is how long after Start faults may still be injected.
@@ -74,7 +79,7 @@ func (n *Nemesis) Plan(env Env) ([]Step, error) {
 		active []held
 	)
 	at := n.Start
-	for at < n.Start+n.Window {
+	for at < n.Start+n.Window && (n.Count <= 0 || len(steps) < n.Count) {
 		// Drop faults healed by now; wait for a slot if all are taken.
 		kept := active[:0]
 		for _, h := range active {
@@ -100,8 +105,11 @@ func (n *Nemesis) Plan(env Env) ([]Step, error) {
 			f   Fault
 			err error
 		)
-		if spec.Target == AnyTarget {
-			cands := candidates(env, spec.Kind.Target)
+		if spec.Target == AnyTarget || IsSelector(spec.Target) {
+			cands, err := n.candidates(env, spec)
+			if err != nil {
+				return nil, fmt.Errorf("nemesis: %w", err)
+			}
 			var ok []Fault
 			var okSpecs []Spec
 			for _, c := range cands {
@@ -162,6 +170,28 @@ func overlaps(fp []string, busy map[string]bool) bool {
 		}
 	}
 	return false
+}
+
+// candidates lists the targets a menu spec may hit: every target of its
+// type for "*", every target its selector matches (whatever its mode: the
+// nemesis picks one) otherwise.
+func (n *Nemesis) candidates(env Env, spec Spec) ([]string, error) {
+	if spec.Target == AnyTarget {
+		return candidates(env, spec.Kind.Target), nil
+	}
+	if n.Topology == nil {
+		return nil, fmt.Errorf("%s: a selector needs the stack's topology", spec)
+	}
+	sel, err := ParseSelector(spec.Target, spec.Kind.Target)
+	if err != nil {
+		return nil, err
+	}
+	sel.Mode = Mode{Kind: "all"}
+	names, err := sel.Resolve(*n.Topology, n.Seed)
+	if IsNoMatch(err) {
+		return nil, nil // nothing to hit: the plan skips a gap
+	}
+	return names, err
 }
 
 // candidates lists the names a target type can take in env, sorted.

@@ -124,3 +124,39 @@ func TestNemesisPlanRuns(t *testing.T) {
 		}
 	}
 }
+
+// A menu of selectors picks only targets its selectors match in the
+// topology, stops at Count, and is the same for the same seed.
+func TestNemesisSelectorsAndCount(t *testing.T) {
+	topo := Topology{Primary: "a", Regions: []string{"a", "b"}, Nodes: []TopoNode{
+		{"edge", "edge", ""}, {"standby", "standby", ""}, {"mta-a", "mta", "a"}, {"mta-b", "mta", "b"}, {"store-a", "store", "a"}, {"store-b", "store", "b"}}}
+	plan := func(seed int64) []Step {
+		n := &Nemesis{Seed: seed, Topology: &topo, Count: 4,
+			Menu:  []Spec{MustParseSpec("kill:role=mta"), MustParseSpec("pause:role=store,region=primary")},
+			Start: time.Second, Window: 10 * time.Minute, MinHold: time.Second, MaxHold: 2 * time.Second, MinGap: time.Second, MaxGap: 2 * time.Second}
+		steps, err := n.Plan(newFakeEnv())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return steps
+	}
+	steps := plan(5)
+	if len(steps) != 4 {
+		t.Fatalf("%d steps, want Count 4:\n%s", len(steps), Schedule(steps))
+	}
+	for _, s := range steps {
+		ok := (s.Fault.Name() == "kill" && strings.HasPrefix(s.Fault.Target(), "mta-")) ||
+			(s.Fault.Name() == "pause" && s.Fault.Target() == "store-a")
+		if !ok {
+			t.Errorf("step %s hits what no selector matches", s)
+		}
+	}
+	if Schedule(plan(5)) != Schedule(steps) {
+		t.Error("same seed, different schedule")
+	}
+	// Without a topology a selector cannot be resolved: an error, not a guess.
+	n := &Nemesis{Seed: 1, Menu: []Spec{MustParseSpec("kill:role=mta")}, Window: time.Minute, MaxHold: time.Second, MaxGap: time.Second}
+	if _, err := n.Plan(newFakeEnv()); err == nil {
+		t.Error("a selector menu planned without a topology")
+	}
+}

@@ -17,6 +17,7 @@ func TestPlansOnASingleRegionStack(t *testing.T) {
 	p.Seed = 7
 	want := map[string]string{
 		"steady-state":       "runs",
+		"chaos":              "runs",
 		"mta-crash":          "runs",
 		"degraded-network":   "runs",
 		"end-of-data-cut":    "runs",

@@ -115,6 +115,12 @@ type Plan struct {
 	Skip []string
 	// Omitted lists the optional faults left out, each with the reason.
 	Omitted []string
+	// Menu is the nemesis's menu, parsed, the items that match nothing in
+	// the stack left out (noted in Omitted); nil without a nemesis.
+	Menu []faults.Spec
+	// Scheduled lists what the nemesis planned, once the load phase
+	// started (it builds faults against the running stack).
+	Scheduled []string
 }
 
 // PlannedFault is one fault of a scenario's timeline, resolved.
@@ -162,6 +168,26 @@ func NewPlan(p Params, s Scenario) (*Plan, error) {
 			plan.Faults = append(plan.Faults, PlannedFault{FaultAt: f, Resolution: res})
 		}
 	}
+	if n := s.Nemesis; n != nil {
+		for _, m := range n.Menu {
+			spec, err := faults.ParseSpec(m)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			switch _, err := faults.ResolveSpec(spec, plan.Topology, p.Seed); {
+			case faults.IsNoMatch(err):
+				plan.Omitted = append(plan.Omitted, fmt.Sprintf("nemesis menu item %s left out: %v", m, err))
+			case err != nil:
+				errs = append(errs, err)
+			default:
+				plan.Menu = append(plan.Menu, spec)
+			}
+		}
+		if len(plan.Menu) == 0 && len(errs) == 0 {
+			plan.Skip = append(plan.Skip, "no item of the nemesis menu matches anything in the stack")
+		}
+	}
 	for _, f := range plan.Faults {
 		d := s.LoadDuration(p.Duration)
 		if at, hold := f.Offsets(d); at+hold > d {
@@ -185,6 +211,10 @@ func (p *Plan) Describe() []string {
 	for _, f := range p.Faults {
 		lines = append(lines, fmt.Sprintf("%s -> %s", f.Spec, strings.Join(f.Resolution.Targets(), ", ")))
 	}
+	for _, m := range p.Menu {
+		lines = append(lines, "nemesis menu: "+m.String())
+	}
+	lines = append(lines, p.Scheduled...)
 	return append(lines, p.Omitted...)
 }
 

@@ -361,7 +361,7 @@ func (r *Run) load(ctx context.Context) error {
 // buildSteps builds the plan's faults against the running stack: one step
 // per resolved target, each at its fault's offsets.
 func (r *Run) buildSteps() ([]faults.Step, error) {
-	if len(r.Plan.Faults) == 0 {
+	if len(r.Plan.Faults) == 0 && len(r.Plan.Menu) == 0 {
 		return nil, nil
 	}
 	fenv, err := NewFaultEnv(r.Env)
@@ -381,7 +381,40 @@ func (r *Run) buildSteps() ([]faults.Step, error) {
 			steps = append(steps, faults.Step{At: at, For: hold, Fault: fault, Spec: spec.String()})
 		}
 	}
+	if len(r.Plan.Menu) > 0 {
+		planned, err := r.planNemesis(fenv)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		steps = append(steps, planned...)
+	}
 	return steps, errors.Join(errs...)
+}
+
+// planNemesis plans the scenario's random timeline from the run's seed and
+// records every step it chose (log, history, report): the same seed gives
+// the same schedule.
+func (r *Run) planNemesis(fenv faults.Env) ([]faults.Step, error) {
+	n := r.S.Nemesis
+	start, window := n.Window.Offsets(r.P.Duration)
+	if window == 0 {
+		window = r.P.Duration - start
+	}
+	nem := &faults.Nemesis{Seed: r.P.Seed, Menu: r.Plan.Menu, Topology: &r.Plan.Topology, Count: n.Count,
+		Start: start, Window: window, MinHold: n.MinHold, MaxHold: n.MaxHold, MinGap: n.MinGap, MaxGap: n.MaxGap,
+		MaxActive: n.MaxActive, Logger: r.Log}
+	steps, err := nem.Plan(fenv)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range steps {
+		line := "nemesis: " + s.String()
+		r.Plan.Scheduled = append(r.Plan.Scheduled, line)
+		if err := r.History.Resolve("nemesis", []string{s.Fault.Target()}, s.String()); err != nil {
+			return nil, err
+		}
+	}
+	return steps, nil
 }
 
 // recordPlan writes what the plan resolved into the log and the history:

@@ -42,6 +42,8 @@ type Scenario struct {
 	// Rehearsal says the scenario rolls --from images to --to images; the
 	// stack starts on the --from set when one is given.
 	Rehearsal bool
+	// Nemesis, when set, adds a seeded random timeline to Faults.
+	Nemesis *NemesisSpec
 	// Gates are the assertions on the verdict, by name (see GateNames).
 	Gates []string
 	// File is where the scenario was read from ("builtin:<name>" for an
@@ -76,6 +78,25 @@ type FaultAt struct {
 	// report, when its selector matches nothing in the stack; otherwise
 	// such a stack skips the whole scenario.
 	Optional bool
+}
+
+// NemesisSpec asks for a seeded random fault timeline: the nemesis picks
+// from Menu, a target among those each spec's selector matches, a hold and
+// a gap, within Window; the same seed gives the same schedule.
+type NemesisSpec struct {
+	// Menu are fault specs whose targets are selectors (or "*").
+	Menu []string
+	// Window is when faults may start: At from the load phase's start,
+	// For long (fractions or durations, as for a fault).
+	Window FaultAt
+	// MinHold and MaxHold bound how long each fault stays.
+	MinHold, MaxHold time.Duration
+	// MinGap and MaxGap bound the time between two injections.
+	MinGap, MaxGap time.Duration
+	// Count, when positive, is the most faults planned.
+	Count int
+	// MaxActive is how many faults may be injected at once (default 1).
+	MaxActive int
 }
 
 // Offsets returns the fault's absolute offset and hold for a load phase of d.

@@ -42,7 +42,8 @@ const Ext = ".yaml"
 
 // The keys of a scenario file, of its needs and of one fault.
 var (
-	fileKeys  = []string{"name", "proves", "labels", "needs", "min_duration", "rehearsal", "faults", "strict", "thresholds", "gates", "allow_client_downtime", "allow_late"}
+	fileKeys    = []string{"name", "proves", "labels", "needs", "min_duration", "rehearsal", "faults", "nemesis", "strict", "thresholds", "gates", "allow_client_downtime", "allow_late"}
+	nemesisKeys = []string{"menu", "start", "window", "hold", "gap", "count", "max_active"}
 	needsKeys = []string{"regions", "roles", "upgrade", "edge_control"}
 	faultKeys = []string{"at", "for", "spec", "optional"}
 )
@@ -80,6 +81,8 @@ func Parse(name string, data []byte) (flow.Scenario, error) {
 			s.Rehearsal = p.boolean(v, key)
 		case "faults":
 			s.Faults = p.faults(v)
+		case "nemesis":
+			s.Nemesis = p.nemesis(v)
 		case "strict":
 			strict = p.boolean(v, key)
 		case "thresholds":
@@ -310,6 +313,60 @@ func (p *parser) needs(v *yaml.Node) flow.Needs {
 		}
 	})
 	return n
+}
+
+// nemesis reads a seeded random timeline:
+//
+//	nemesis: {menu: ["kill:role=mta", ...], start: 0.1, window: 0.7, hold: [5s, 15s], gap: [5s, 10s], count: 4}
+func (p *parser) nemesis(v *yaml.Node) *flow.NemesisSpec {
+	n := &flow.NemesisSpec{MinHold: 5 * time.Second, MaxHold: 15 * time.Second, MinGap: 5 * time.Second, MaxGap: 10 * time.Second, MaxActive: 1}
+	p.fields(v, nemesisKeys, "nemesis: ", func(key string, v *yaml.Node) {
+		switch key {
+		case "menu":
+			n.Menu = p.strs(v, "nemesis: menu")
+			for _, m := range n.Menu {
+				p.spec(v.Line, "nemesis: menu: ", m)
+			}
+		case "start":
+			n.Window.At, n.Window.AtTime = p.offset(v, "nemesis: start")
+		case "window":
+			n.Window.For, n.Window.ForTime = p.offset(v, "nemesis: window")
+		case "hold":
+			n.MinHold, n.MaxHold = p.durationRange(v, "nemesis: hold")
+		case "gap":
+			n.MinGap, n.MaxGap = p.durationRange(v, "nemesis: gap")
+		case "count", "max_active":
+			c, err := strconv.Atoi(v.Value)
+			if err != nil || c < 1 {
+				p.add(v.Line, "nemesis: %s: %q is not a count (1, 2, ...)", key, v.Value)
+			}
+			if key == "count" {
+				n.Count = c
+			} else {
+				n.MaxActive = c
+			}
+		}
+	})
+	if len(n.Menu) == 0 {
+		p.add(v.Line, "nemesis: menu is missing: list the fault specs it picks from, e.g. [\"kill:role=mta\", \"partition:path=cross-region\"]")
+	}
+	if n.Window.AtTime == 0 && n.Window.ForTime == 0 && n.Window.At+n.Window.For > 1 {
+		p.add(v.Line, "nemesis: start %g + window %g ends after the load phase: together at most 1", n.Window.At, n.Window.For)
+	}
+	return n
+}
+
+// durationRange reads [min, max] durations.
+func (p *parser) durationRange(v *yaml.Node, what string) (lo, hi time.Duration) {
+	if v.Kind != yaml.SequenceNode || len(v.Content) != 2 {
+		p.add(v.Line, "%s: give [min, max], e.g. [5s, 15s]", what)
+		return 0, 0
+	}
+	lo, hi = p.duration(v.Content[0], what), p.duration(v.Content[1], what)
+	if hi < lo {
+		p.add(v.Line, "%s: max %s is below min %s", what, hi, lo)
+	}
+	return lo, hi
 }
 
 func (p *parser) faults(v *yaml.Node) []flow.FaultAt {
