@@ -44,8 +44,8 @@ const Ext = ".yaml"
 var (
 	fileKeys    = []string{"name", "proves", "labels", "needs", "min_duration", "rehearsal", "faults", "nemesis", "strict", "thresholds", "gates", "allow_client_downtime", "allow_late"}
 	nemesisKeys = []string{"menu", "start", "window", "hold", "gap", "count", "max_active"}
-	needsKeys = []string{"regions", "roles", "upgrade", "edge_control"}
-	faultKeys = []string{"at", "for", "spec", "optional"}
+	needsKeys   = []string{"regions", "roles", "upgrade", "edge_control"}
+	faultKeys   = []string{"at", "for", "spec", "optional"}
 )
 
 // Parse reads one scenario from data; name is the file's path in messages.
