@@ -194,7 +194,11 @@ func (r *Run) up(ctx context.Context) error {
 		return errors.New("run not started")
 	}
 	r.Progress.SetPhase("up")
-	d, err := harness.Load(r.P.Stack)
+	path, err := r.P.StackPath()
+	if err != nil {
+		return err
+	}
+	d, err := harness.Load(path)
 	if err != nil {
 		return err
 	}
