@@ -1,7 +1,7 @@
 // Package images builds the container images a mailchaos stack needs without a
 // container registry.
 //
-// An image spec file (images.yaml) lists images of three kinds:
+// An image spec file (images.yaml) lists images of four kinds:
 //
 //   - debian: a Debian base image with packages. Built from debian:<suite>-slim
 //     where a registry answers, otherwise with debootstrap on the host and
