@@ -34,6 +34,7 @@ func TestInstalledBinary(t *testing.T) {
 	}
 	away := t.TempDir() // no fixtures/ here, no go.mod above
 	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache) // the in-process Resolve below too
 	mc := func(args ...string) (stdout, stderr string, code int) {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
