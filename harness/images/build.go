@@ -82,7 +82,7 @@ type Result struct {
 	Tag     string
 	Hash    string
 	Status  Status
-	Method  string // debootstrap, pull, go, docker; empty when skipped
+	Method  string // debootstrap, pull, go, docker, self; empty when skipped
 	Elapsed time.Duration
 	Err     error
 }
@@ -140,6 +140,7 @@ func Build(ctx context.Context, s *Spec, opts Options) ([]Result, error) {
 
 // Planned is one image of a Plan.
 type Planned struct {
+	// Image is the spec's entry.
 	Image *Image
 	// Hash is the content hash the image's mailchaos.hash label must carry.
 	Hash string
