@@ -1,5 +1,7 @@
 # mailchaos — the two commands a user runs are `make run` and `make test`.
 # Every target does its own set-up (tools, images); nothing needs a registry.
+# The targets pass the checkout's stack paths; bin/mailchaos run from
+# elsewhere defaults to the same stacks embedded in it (builtin:reference).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -7,6 +9,7 @@ SHELL := /bin/bash
 GO        ?= go
 STACK     ?= fixtures/stacks/reference/stack.yaml
 IMAGES    ?= fixtures/stacks/reference/images.yaml
+DEFECTS   ?= fixtures/stacks/defects
 OUT       ?= out
 MAILCHAOS := bin/mailchaos
 
@@ -86,7 +89,7 @@ smoke: images ## the short smoke scenario (steady-state), with its report in out
 # expected finding and the clean stack raised no alarm.
 .PHONY: defects
 defects: images ## seeded-defect variants vs the clean stack, table in out/latest-defects/ (VARIANTS=a,b DURATION= RATE= SEED=)
-	$(MAILCHAOS) defects --out $(OUT) $(if $(VARIANTS),--variant $(VARIANTS)) $(if $(DURATION),--duration $(DURATION)) \
+	$(MAILCHAOS) defects --stacks $(DEFECTS) --reference $(STACK) --out $(OUT) $(if $(VARIANTS),--variant $(VARIANTS)) $(if $(DURATION),--duration $(DURATION)) \
 		$(if $(RATE),--rate $(RATE)) $(if $(USERS),--users $(USERS)) $(if $(SEED),--seed $(SEED))
 
 .PHONY: rehearse

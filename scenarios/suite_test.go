@@ -17,7 +17,6 @@ import (
 //	go test ./scenarios -args -label nightly -duration 2m
 var params = func() flow.Params {
 	p := flow.Defaults()
-	p.Stack = "../" + p.Stack
 	p.Out = "../out"
 	p.Duration = 30 * time.Second
 	p.Steady = 5 * time.Second

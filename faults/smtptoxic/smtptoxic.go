@@ -21,7 +21,7 @@
 // start with a three-digit code), so a toxic on the wrong stream for its
 // mode passes data through untouched rather than doing something else.
 // Importing the package registers it under the type name "smtp_data_cut";
-// the toxiproxy binary in faults/cmd/toxiproxy does. The toxic's toxicity
+// the Toxiproxy server of faults/toxiserver does. The toxic's toxicity
 // is the fraction of connections it applies to; an affected connection is
 // cut at its first message.
 //

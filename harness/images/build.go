@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -53,6 +55,9 @@ type Options struct {
 	Docker string
 	// Go is the go command used for go images (default "go").
 	Go string
+	// Self is the binary self images copy: a static Linux executable
+	// (default: the running program, os.Executable).
+	Self string
 	// WorkDir holds temporary root file systems (default /var/tmp).
 	WorkDir string
 	// CacheDir keeps downloaded .deb files between builds
@@ -77,7 +82,7 @@ type Result struct {
 	Tag     string
 	Hash    string
 	Status  Status
-	Method  string // debootstrap, pull, go, docker; empty when skipped
+	Method  string // debootstrap, pull, go, docker, self; empty when skipped
 	Elapsed time.Duration
 	Err     error
 }
@@ -126,23 +131,92 @@ func Build(ctx context.Context, s *Spec, opts Options) ([]Result, error) {
 	if err := b.checkDocker(ctx); err != nil {
 		return nil, err
 	}
-	sel, err := s.Select(opts.Only)
+	sel, err := b.plan(ctx)
 	if err != nil {
 		return nil, err
 	}
-	hashes, err := s.Hashes(func(im *Image) (GoInfo, error) { return b.goInfo(ctx, im) })
-	if err != nil {
-		return nil, fmt.Errorf("hash images: %w", err)
-	}
-	b.hashes = hashes
 	return b.run(ctx, sel)
+}
+
+// Planned is one image of a Plan.
+type Planned struct {
+	// Image is the spec's entry.
+	Image *Image
+	// Hash is the content hash the image's mailchaos.hash label must carry.
+	Hash string
+	// From says in a few words what the image is built from.
+	From string
+}
+
+// Plan resolves, without Docker, what Build would do with the same spec and
+// options: the selected images in build order, each with its content hash
+// and its source. It fails where Build would before building anything (a
+// missing build context, a go image outside its module, a self image whose
+// binary is not static).
+func Plan(ctx context.Context, s *Spec, opts Options) ([]Planned, error) {
+	opts.defaults()
+	b := &builder{spec: s, opts: opts}
+	sel, err := b.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Planned, len(sel))
+	for i, im := range sel {
+		out[i] = Planned{Image: im, Hash: b.hashes[im.Tag], From: b.from(im)}
+	}
+	return out, nil
 }
 
 type builder struct {
 	spec   *Spec
 	opts   Options
 	hashes map[string]string
+	self   selfBinary
 	mu     sync.Mutex // serialises progress lines
+}
+
+// plan selects the images and computes every image's hash.
+func (b *builder) plan(ctx context.Context) ([]*Image, error) {
+	sel, err := b.spec.Select(b.opts.Only)
+	if err != nil {
+		return nil, err
+	}
+	hashes, err := b.spec.Hashes(Inputs{
+		Go:   func(im *Image) (GoInfo, error) { return b.goInfo(ctx, im) },
+		Self: func(*Image) (string, error) { return b.selfHash() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hash images: %w", err)
+	}
+	b.hashes = hashes
+	return sel, nil
+}
+
+// from describes an image's source for Plan.
+func (b *builder) from(im *Image) string {
+	switch im.Kind {
+	case KindDebian:
+		how := "pull debian:" + im.Suite + "-slim, else debootstrap"
+		switch b.opts.Mode {
+		case ModePull:
+			how = "pull debian:" + im.Suite + "-slim"
+		case ModeDebootstrap:
+			how = "debootstrap from " + b.spec.Mirror
+		}
+		return fmt.Sprintf("Debian %s + %d packages (%s)", im.Suite, len(im.Packages), how)
+	case KindGo:
+		root, _ := b.moduleRoot()
+		return fmt.Sprintf("go build %s in %s, as /%s", im.Package, root, im.Binary)
+	case KindSelf:
+		return fmt.Sprintf("%s (%s, static), as /%s", b.self.path, b.self.platform, im.Binary)
+	case KindDocker:
+		var froms []string
+		if df, err := os.ReadFile(filepath.Join(b.spec.contextDir(im), im.Dockerfile)); err == nil {
+			froms = dockerfileFroms(df, im.Args)
+		}
+		return fmt.Sprintf("%s FROM %s", b.spec.contextDir(im), strings.Join(froms, ", "))
+	}
+	return ""
 }
 
 func (b *builder) progress(format string, a ...any) {
@@ -233,6 +307,8 @@ func (b *builder) one(ctx context.Context, im *Image) Result {
 		r.Method, err = "go", b.buildGo(ictx, im, hash)
 	case KindDocker:
 		r.Method, err = "docker", b.buildDocker(ictx, im, hash)
+	case KindSelf:
+		r.Method, err = "self", b.buildSelf(ictx, im, hash)
 	default:
 		err = fmt.Errorf("unknown kind %q", im.Kind)
 	}

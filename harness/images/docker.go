@@ -237,6 +237,15 @@ func (b *builder) buildGo(ctx context.Context, im *Image, hash string) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w%s", im.Package, err, tail(string(out), 15))
 	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(scratchDockerfile(im)), 0o644); err != nil {
+		return err
+	}
+	return b.dockerBuild(ctx, im.Tag, hash, dir, filepath.Join(dir, "Dockerfile"), nil, false)
+}
+
+// scratchDockerfile puts the binary im.Binary of the build context into an
+// empty image as its entrypoint (go and self kinds).
+func scratchDockerfile(im *Image) string {
 	var df strings.Builder
 	df.WriteString("FROM scratch\n")
 	fmt.Fprintf(&df, "COPY %s /%s\n", im.Binary, im.Binary)
@@ -250,10 +259,7 @@ func (b *builder) buildGo(ctx context.Context, im *Image, hash string) error {
 	if len(im.Cmd) > 0 {
 		fmt.Fprintf(&df, "CMD %s\n", jsonArray(im.Cmd))
 	}
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df.String()), 0o644); err != nil {
-		return err
-	}
-	return b.dockerBuild(ctx, im.Tag, hash, dir, filepath.Join(dir, "Dockerfile"), nil, false)
+	return df.String()
 }
 
 func jsonArray(ss []string) string {

@@ -32,11 +32,21 @@ type GoInfo struct {
 // GoResolver reports the GoInfo of a go image; Build runs the go command.
 type GoResolver func(im *Image) (GoInfo, error)
 
+// SelfResolver reports the SHA-256 (hex) of the binary a self image copies.
+type SelfResolver func(im *Image) (string, error)
+
+// Inputs resolves what an image's hash covers besides its spec entry and
+// files of the spec's folder. Go is only called for go images, Self only
+// for self images.
+type Inputs struct {
+	Go   GoResolver
+	Self SelfResolver
+}
+
 // Hashes returns the content hash of every image in the spec, keyed by tag.
 // An image's hash covers its own inputs and the hashes of its bases, so a
-// change propagates to every image built FROM it. resolve is only called for
-// go images.
-func (s *Spec) Hashes(resolve GoResolver) (map[string]string, error) {
+// change propagates to every image built FROM it.
+func (s *Spec) Hashes(in Inputs) (map[string]string, error) {
 	order, err := s.Order()
 	if err != nil {
 		return nil, err
@@ -55,10 +65,10 @@ func (s *Spec) Hashes(resolve GoResolver) (map[string]string, error) {
 			line("packages", strings.Join(pk, ","))
 			hashConfig(line, im)
 		case KindGo:
-			if resolve == nil {
+			if in.Go == nil {
 				return nil, fmt.Errorf("image %q: no Go resolver", im.Tag)
 			}
-			gi, err := resolve(im)
+			gi, err := in.Go(im)
 			if err != nil {
 				return nil, fmt.Errorf("image %q: %w", im.Tag, err)
 			}
@@ -76,6 +86,19 @@ func (s *Spec) Hashes(resolve GoResolver) (map[string]string, error) {
 			for _, src := range srcs {
 				line("source", src)
 			}
+			hashConfig(line, im)
+		case KindSelf:
+			if in.Self == nil {
+				return nil, fmt.Errorf("image %q: no self resolver", im.Tag)
+			}
+			sum, err := in.Self(im)
+			if err != nil {
+				return nil, fmt.Errorf("image %q: %w", im.Tag, err)
+			}
+			// The binary's bytes are its version: any change to the
+			// program, its modules or its toolchain rebuilds the image.
+			line("binary", im.Binary)
+			line("self", sum)
 			hashConfig(line, im)
 		case KindDocker:
 			line("dockerfile", im.Dockerfile)

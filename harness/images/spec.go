@@ -1,13 +1,19 @@
 // Package images builds the container images a mailchaos stack needs without a
 // container registry.
 //
-// An image spec file (images.yaml) lists images of three kinds:
+// An image spec file (images.yaml) lists images of four kinds:
 //
 //   - debian: a Debian base image with packages. Built from debian:<suite>-slim
 //     where a registry answers, otherwise with debootstrap on the host and
 //     docker import. Both paths yield the same tag and content hash.
 //   - go: a Go main package from this module's dependencies, compiled as a
-//     static binary into a FROM scratch image.
+//     static binary into a FROM scratch image. It builds in a checkout of
+//     the module that holds the spec (it runs go build there).
+//   - self: the running program itself (Options.Self), a static Linux
+//     binary, copied into a FROM scratch image as /<binary>. For a
+//     multi-call program that serves a role when started under its name:
+//     mailchaos as /toxiproxy is Toxiproxy's server. It needs neither a
+//     checkout nor a Go toolchain, so an installed mailchaos builds it.
 //   - docker: a build context with a Dockerfile whose steps only add
 //     configuration (the build runs with --network none).
 //
@@ -41,6 +47,7 @@ const (
 	KindDebian Kind = "debian"
 	KindGo     Kind = "go"
 	KindDocker Kind = "docker"
+	KindSelf   Kind = "self"
 )
 
 // HashLabel is the image label that carries the content hash of its inputs.
@@ -78,7 +85,7 @@ type Image struct {
 
 	// Package is the Go main package import path (go kind).
 	Package string `yaml:"package"`
-	// Binary names the binary inside the image, /<Binary> (go kind).
+	// Binary names the binary inside the image, /<Binary> (go and self kinds).
 	Binary string `yaml:"binary"`
 	// Ldflags are passed to go build (go kind).
 	Ldflags string `yaml:"ldflags"`
@@ -90,12 +97,12 @@ type Image struct {
 	// Args are build args (docker kind).
 	Args map[string]string `yaml:"args"`
 
-	// Env is set in the image config (debian and go kinds).
+	// Env is set in the image config (debian, go and self kinds).
 	Env map[string]string `yaml:"env"`
-	// Cmd is the image's default command (debian and go kinds; for go the
-	// arguments after the binary).
+	// Cmd is the image's default command (debian, go and self kinds; for go
+	// and self the arguments after the binary).
 	Cmd []string `yaml:"cmd"`
-	// Expose lists container ports to declare (go kind).
+	// Expose lists container ports to declare (go and self kinds).
 	Expose []int `yaml:"expose"`
 
 	// Line is the line of the entry in the spec file.
@@ -106,6 +113,7 @@ var knownKeys = map[Kind][]string{
 	KindDebian: {"tag", "kind", "suite", "packages", "env", "cmd"},
 	KindGo:     {"tag", "kind", "package", "binary", "ldflags", "env", "cmd", "expose"},
 	KindDocker: {"tag", "kind", "context", "dockerfile", "args"},
+	KindSelf:   {"tag", "kind", "binary", "env", "cmd", "expose"},
 }
 
 var (
@@ -196,7 +204,7 @@ func parseImage(n *yaml.Node, add func(int, string, ...any)) *Image {
 	im.Line = n.Line
 	known, ok := knownKeys[im.Kind]
 	if !ok {
-		add(n.Line, "image %q: unknown kind %q; known kinds: debian, go, docker", im.Tag, im.Kind)
+		add(n.Line, "image %q: unknown kind %q; known kinds: debian, go, docker, self", im.Tag, im.Kind)
 		return im
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -238,8 +246,8 @@ func (s *Spec) validate() []string {
 					add(im, "package %q is not a Debian package name", p)
 				}
 			}
-		case KindGo:
-			if im.Package == "" {
+		case KindGo, KindSelf:
+			if im.Kind == KindGo && im.Package == "" {
 				add(im, "missing package (a Go main package import path)")
 			}
 			if im.Binary == "" || strings.ContainsAny(im.Binary, "/ ") {

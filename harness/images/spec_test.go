@@ -164,7 +164,7 @@ func TestHashesPropagate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := s.Hashes(fakeGo)
+		h, err := s.Hashes(Inputs{Go: fakeGo})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,22 +208,22 @@ func TestGoHashCoversToolchainModulesAndSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h1, _ := s.Hashes(fakeGo)
-	h2, _ := s.Hashes(func(im *Image) (GoInfo, error) {
+	h1, _ := s.Hashes(Inputs{Go: fakeGo})
+	h2, _ := s.Hashes(Inputs{Go: func(im *Image) (GoInfo, error) {
 		gi, _ := fakeGo(im)
 		gi.Modules = []string{"example.com@v1.0.1"}
 		return gi, nil
-	})
-	h3, _ := s.Hashes(func(im *Image) (GoInfo, error) {
+	}})
+	h3, _ := s.Hashes(Inputs{Go: func(im *Image) (GoInfo, error) {
 		gi, _ := fakeGo(im)
 		gi.GoVersion = "go1.27.0"
 		return gi, nil
-	})
-	h4, _ := s.Hashes(func(im *Image) (GoInfo, error) {
+	}})
+	h4, _ := s.Hashes(Inputs{Go: func(im *Image) (GoInfo, error) {
 		gi, _ := fakeGo(im)
 		gi.Sources = []string{"faults/smtptoxic/smtptoxic.go 0123"}
 		return gi, nil
-	})
+	}})
 	if h1["t/proxy:1"] == h2["t/proxy:1"] || h1["t/proxy:1"] == h3["t/proxy:1"] {
 		t.Error("module or toolchain change did not change the go image hash")
 	}

@@ -28,6 +28,25 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 }
 
+// The default stack is the one embedded in the binary: it validates from
+// any working folder, and a builtin name that does not exist is named.
+func TestBuiltinStack(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Chdir(t.TempDir())
+	p := Defaults()
+	if err := p.Validate(); err != nil {
+		t.Fatalf("defaults outside the checkout: %v", err)
+	}
+	path, err := p.StackPath()
+	if err != nil || filepath.Base(path) != "stack.yaml" {
+		t.Fatalf("StackPath() = %q, %v", path, err)
+	}
+	p.Stack = "builtin:nope"
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "--stack builtin:nope") || !strings.Contains(err.Error(), "builtin:reference") {
+		t.Fatalf("Validate(builtin:nope) = %v", err)
+	}
+}
+
 func TestBindParsesEveryFlag(t *testing.T) {
 	p := Defaults()
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)

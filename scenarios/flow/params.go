@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/mailchaos/mailchaos/fixtures/stacks"
 )
 
 // DefaultLabel is the label filter used when none is given: only the short
@@ -20,7 +22,8 @@ const DefaultLabel = "smoke"
 // Params are the knobs of one mailchaos run, shared by every scenario of
 // the run. Parse them with Bind and a flag.FlagSet, then Validate.
 type Params struct {
-	// Stack is the path of the stack descriptor (stack.yaml).
+	// Stack is the stack descriptor: a path (stack.yaml), or a stack
+	// embedded in the binary such as "builtin:reference" (see StackPath).
 	Stack string
 	// Duration is how long each scenario's load-with-faults phase lasts; the
 	// fault timelines are laid out as fractions of it.
@@ -60,7 +63,7 @@ type Params struct {
 // Defaults returns the parameters of a run when no flag is given.
 func Defaults() Params {
 	return Params{
-		Stack:    "fixtures/stacks/reference/stack.yaml",
+		Stack:    stacks.Reference,
 		Duration: 60 * time.Second,
 		Steady:   10 * time.Second,
 		Converge: 90 * time.Second,
@@ -76,7 +79,7 @@ func Defaults() Params {
 // Bind registers every parameter as a flag on fs, with p's current values
 // as defaults. The names are the documented ones (--stack, --duration, ...).
 func (p *Params) Bind(fs *flag.FlagSet) {
-	fs.StringVar(&p.Stack, "stack", p.Stack, "stack descriptor (stack.yaml)")
+	fs.StringVar(&p.Stack, "stack", p.Stack, "stack descriptor: a stack.yaml path, or "+stacks.Reference+" (embedded in mailchaos; "+stacks.Defects+"/<variant> for the seeded defects)")
 	fs.DurationVar(&p.Duration, "duration", p.Duration, "load-with-faults phase per scenario")
 	fs.DurationVar(&p.Steady, "steady", p.Steady, "clean steady-state load before the faults")
 	fs.DurationVar(&p.Converge, "converge", p.Converge, "bound of the convergence window after heal")
@@ -104,8 +107,10 @@ func (p Params) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if p.Stack == "" {
-		bad("--stack: empty; give the path of a stack descriptor")
-	} else if st, err := os.Stat(p.Stack); err != nil {
+		bad("--stack: empty; give the path of a stack descriptor, or %s", stacks.Reference)
+	} else if path, err := p.StackPath(); err != nil {
+		bad("--stack %v", err)
+	} else if st, err := os.Stat(path); err != nil {
 		bad("--stack %s: %v", p.Stack, errors.Unwrap(err))
 	} else if st.IsDir() {
 		bad("--stack %s: is a folder; give the stack.yaml inside it", p.Stack)
@@ -155,6 +160,10 @@ func (p Params) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// StackPath returns the descriptor file Stack names: the path itself, or
+// for a builtin stack its descriptor in the extracted embedded tree.
+func (p Params) StackPath() (string, error) { return stacks.Resolve(p.Stack, stacks.Descriptor) }
 
 // ScenarioNames returns the names of --scenario.
 func (p Params) ScenarioNames() []string {

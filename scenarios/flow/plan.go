@@ -139,7 +139,11 @@ func (p *Plan) SkipReason() string { return strings.Join(p.Skip, "; ") }
 // and nothing starts); a need the stack does not meet or a selector that
 // matches nothing is a Skip.
 func NewPlan(p Params, s Scenario) (*Plan, error) {
-	d, err := harness.Load(p.Stack)
+	path, err := p.StackPath()
+	if err != nil {
+		return nil, err
+	}
+	d, err := harness.Load(path)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailchaos/mailchaos/fixtures/stacks"
 	"github.com/mailchaos/mailchaos/harness"
 	"github.com/mailchaos/mailchaos/scenarios"
 	"github.com/mailchaos/mailchaos/scenarios/defects"
@@ -44,7 +45,7 @@ func defectsCmd(ctx context.Context, args []string) error {
 	def := flow.Defaults()
 	o := defectsOptions{}
 	fs := flag.NewFlagSet("defects", flag.ContinueOnError)
-	fs.StringVar(&o.stacks, "stacks", "fixtures/stacks/defects", "folder of the variants (<variant>/stack.yaml)")
+	fs.StringVar(&o.stacks, "stacks", stacks.Defects, "folder of the variants (<variant>/stack.yaml); default: the variants embedded in mailchaos")
 	fs.StringVar(&o.reference, "reference", def.Stack, "the clean stack the variants vary")
 	fs.StringVar(&o.out, "out", def.Out, "folder of run folders; the table goes to <out>/defects-<id>/")
 	fs.StringVar(&o.id, "id", "", "report id (default d<MMDD-HHMMSS>): runs are <id>-<variant> and <id>-ref-<scenario>")
@@ -118,15 +119,19 @@ func (o *defectsOptions) prepare(vs []defects.Variant) error {
 	for _, s := range scenarios.Catalog() {
 		known[s.Name] = true
 	}
-	stacks := []string{o.reference}
+	paths := []string{o.reference}
 	for _, v := range vs {
-		stacks = append(stacks, v.Stack(o.stacks))
+		paths = append(paths, v.Stack(o.stacks))
 		if !known[v.Scenario] {
 			errs = append(errs, fmt.Errorf("variant %s: unknown scenario %q", v.Name, v.Scenario))
 		}
 	}
-	for _, s := range stacks {
-		if _, err := harness.Load(s); err != nil {
+	for _, s := range paths {
+		path, err := stacks.Resolve(s, stacks.Descriptor)
+		if err == nil {
+			_, err = harness.Load(path)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}

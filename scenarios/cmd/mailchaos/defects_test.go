@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailchaos/mailchaos/fixtures/stacks"
 	"github.com/mailchaos/mailchaos/reports/check"
 	"github.com/mailchaos/mailchaos/reports/render"
 	"github.com/mailchaos/mailchaos/scenarios/defects"
@@ -216,5 +217,17 @@ func TestDefectsPlanAndIDs(t *testing.T) {
 	missing := defectsOptions{stacks: t.TempDir(), reference: "../../../fixtures/stacks/reference/stack.yaml", out: t.TempDir()}
 	if err := missing.prepare(defects.Catalog[:1]); err == nil || !strings.Contains(err.Error(), "silent-discard") {
 		t.Errorf("a missing variant descriptor accepted: %v", err)
+	}
+}
+
+// The default stacks are the ones embedded in the binary: every variant
+// and the reference load from a folder that is not the checkout.
+func TestDefectsBuiltinStacks(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	out := t.TempDir()
+	t.Chdir(t.TempDir())
+	o := defectsOptions{stacks: stacks.Defects, reference: stacks.Reference, out: out}
+	if err := o.prepare(defects.Catalog); err != nil {
+		t.Fatal(err)
 	}
 }

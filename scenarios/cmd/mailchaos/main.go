@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"syscall"
 )
@@ -23,6 +24,7 @@ import (
 type command struct {
 	name, summary string
 	run           func(ctx context.Context, args []string) error
+	hidden        bool // left out of the usage list
 }
 
 var commands = map[string]command{}
@@ -33,6 +35,14 @@ func register(name, summary string, run func(ctx context.Context, args []string)
 		panic("mailchaos: subcommand registered twice: " + name)
 	}
 	commands[name] = command{name: name, summary: summary, run: run}
+}
+
+// registerHidden adds a subcommand that the usage list leaves out.
+func registerHidden(name, summary string, run func(ctx context.Context, args []string) error) {
+	register(name, summary, run)
+	c := commands[name]
+	c.hidden = true
+	commands[name] = c
 }
 
 // exitError makes a subcommand exit with a code other than 2.
@@ -54,9 +64,22 @@ func withExitCode(code int, err error) error {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, argsOf(os.Args), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// argsOf returns the subcommand and flags of argv. Started under the name
+// of a multi-call subcommand (the toxiproxy image's /toxiproxy is this
+// binary), the name is the subcommand.
+func argsOf(argv []string) []string {
+	if len(argv) == 0 {
+		return nil
+	}
+	if name := filepath.Base(argv[0]); name == toxiproxyCommand {
+		return append([]string{name}, argv[1:]...)
+	}
+	return argv[1:]
 }
 
 // run dispatches args to a subcommand and maps its error to an exit code.
@@ -104,8 +127,10 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "mailchaos: chaos and resilience tests for mail platforms")
 	fmt.Fprintln(w, "\nusage: mailchaos <command> [flags]\n\ncommands:")
 	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+	for n, c := range commands {
+		if !c.hidden {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	for _, n := range names {
