@@ -112,6 +112,12 @@ type Prober interface {
 	Probe(ctx context.Context) error
 }
 
+// RunChecker is a Node that can tell whether its container runs at all,
+// which a fault needs when its exec died with the container it acted on.
+type RunChecker interface {
+	Running(ctx context.Context) (bool, error)
+}
+
 // VolumeDropper is a Node whose volumes can be deleted and recreated empty
 // while it is stopped: what region destruction needs.
 type VolumeDropper interface {

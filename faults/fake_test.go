@@ -127,6 +127,10 @@ type fakeNode struct {
 	failStart            bool
 	panicHeal            bool
 	procDead             bool // kill-process killed it; ready again after a restart
+	// noProc: pgrep finds no process. pid1: the killed process is the
+	// container's main one: pkill dies with the container (exit 137) and
+	// later execs fail.
+	noProc, pid1 bool
 	// quiesce holds successive answers of Quiesced (the last repeats);
 	// nil: the node cannot tell.
 	quiesce []bool
@@ -200,13 +204,37 @@ func (n *fakeNode) WaitReady(ctx context.Context) error {
 	return fmt.Errorf("%s not ready: %w", n.name, ctx.Err())
 }
 func (n *fakeNode) Exec(ctx context.Context, cmd []string) (int, string, error) {
-	n.env.record("exec %s %s", n.name, strings.Join(cmd, " "))
-	if cmd[0] == "pkill" && n.execCode == 0 {
-		n.mu.Lock()
-		n.procDead = true
-		n.mu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.running {
+		return -1, "", fmt.Errorf("exec in %s: container is not running", n.name)
+	}
+	switch cmd[0] {
+	case "pgrep":
+		if n.noProc || n.procDead {
+			return 1, "", nil
+		}
+		return 0, "123\n", nil
+	case "pkill":
+		n.env.record("exec %s %s", n.name, strings.Join(cmd, " "))
+		if n.pid1 {
+			n.procDead, n.running = true, false
+			return 137, "", nil
+		}
+		if n.execCode == 0 {
+			n.procDead = true
+		}
+	default:
+		n.env.record("exec %s %s", n.name, strings.Join(cmd, " "))
 	}
 	return n.execCode, "", nil
+}
+
+// Running tells whether the fake container runs.
+func (n *fakeNode) Running(context.Context) (bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.running, nil
 }
 func (n *fakeNode) Replace(ctx context.Context, image string) error {
 	return n.set("replace "+image, func() { n.running, n.image = true, image })

@@ -259,13 +259,47 @@ func TestRegionFaultReportsEveryFailure(t *testing.T) {
 
 func TestKillProcessNoMatch(t *testing.T) {
 	env := newFakeEnv()
-	env.nodes["store-a"].execCode = 1
+	env.nodes["store-a"].noProc = true
 	f, err := Parse(env, "kill-process:store-a:nosuch")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Inject(context.Background()); err == nil || !strings.Contains(err.Error(), "exit 1 (no such process?)") {
+	if err := f.Inject(context.Background()); err == nil || !strings.Contains(err.Error(), "no process nosuch in store-a") {
 		t.Fatalf("inject = %v, want a no-such-process error", err)
+	}
+}
+
+// Killing a container's main process takes the container down and the
+// exec'd pkill with it (exit 137): the kill worked, and the fault says so;
+// the heal brings the node back.
+func TestKillProcessOfTheMainProcess(t *testing.T) {
+	env := newFakeEnv()
+	env.nodes["store-a"].pid1 = true
+	f, err := Parse(env, "kill-process:store-a:dovecot:grace=50ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Inject(context.Background()); err != nil {
+		t.Fatalf("inject = %v, want success: the process is gone", err)
+	}
+	if err := f.Heal(context.Background()); err != nil {
+		t.Fatalf("heal = %v", err)
+	}
+	if !env.nodes["store-a"].running {
+		t.Error("the node was not brought back")
+	}
+}
+
+// A pkill that fails while the process still runs is an error.
+func TestKillProcessThatSurvives(t *testing.T) {
+	env := newFakeEnv()
+	env.nodes["store-a"].execCode = 2 // pkill fails; the process stays
+	f, err := Parse(env, "kill-process:store-a:dovecot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Inject(context.Background()); err == nil || !strings.Contains(err.Error(), "still running") {
+		t.Fatalf("inject = %v, want a still-running error", err)
 	}
 }
 

@@ -43,17 +43,7 @@ func init() {
 			}},
 		{name: "kill-process", summary: "SIGKILL one process inside a node (pkill -KILL -x <process>); heal restarts the node if it is not ready",
 			params: []Param{{Name: "process", Type: String, Help: "exact process name, e.g. imap or master"}},
-			inject: func(ctx context.Context, n Node, p Values) error {
-				code, out, err := n.Exec(ctx, []string{"pkill", "-KILL", "-x", p.String("process")})
-				if err != nil {
-					return fmt.Errorf("exec pkill in %s: %w", n.Name(), err)
-				}
-				if code != 0 {
-					// pkill exits 1 when nothing matched: the fault did nothing.
-					return fmt.Errorf("pkill -x %s in %s: exit %d (no such process?) %s", p.String("process"), n.Name(), code, strings.TrimSpace(out))
-				}
-				return nil
-			},
+			inject: killProcess,
 			heal: func(ctx context.Context, n Node, p Values) error {
 				// A supervisor inside the node may restart the process by
 				// itself; only restart the node if it is not ready soon.
@@ -100,6 +90,57 @@ func init() {
 					return n.WaitReady(ctx)
 				}}}, nil
 		}})
+}
+
+// killProcess SIGKILLs a process in a node and reports what happened, not
+// what pkill said: killing the node's main process can take the container
+// down with it, and the exec'd pkill then dies too (exit 137, or an exec
+// error) although the kill worked. So the process must exist first (else
+// the fault would do nothing), and after a pkill that did not exit 0 the
+// fault succeeded if the process is gone or the node stopped running.
+func killProcess(ctx context.Context, n Node, p Values) error {
+	proc := p.String("process")
+	if code, out, err := n.Exec(ctx, []string{"pgrep", "-x", proc}); err != nil {
+		return fmt.Errorf("look for process %s in %s: %w", proc, n.Name(), err)
+	} else if code != 0 {
+		return fmt.Errorf("no process %s in %s (pgrep -x exit %d) %s: the fault would do nothing", proc, n.Name(), code, strings.TrimSpace(out))
+	}
+	code, out, err := n.Exec(ctx, []string{"pkill", "-KILL", "-x", proc})
+	if err == nil && code == 0 {
+		return nil
+	}
+	gone, verr := processGone(ctx, n, proc)
+	if verr != nil {
+		return fmt.Errorf("pkill -x %s in %s: exit %d %v %s; and could not check the process: %w", proc, n.Name(), code, err, strings.TrimSpace(out), verr)
+	}
+	if !gone {
+		return fmt.Errorf("pkill -x %s in %s: exit %d %v %s: the process is still running", proc, n.Name(), code, err, strings.TrimSpace(out))
+	}
+	return nil
+}
+
+// processGone reports whether no process named proc runs in n; a node
+// that no longer runs (its exec fails or is killed) has none.
+func processGone(ctx context.Context, n Node, proc string) (bool, error) {
+	code, _, err := n.Exec(ctx, []string{"pgrep", "-x", proc})
+	switch {
+	case err != nil:
+		// A node whose container stopped has no process left; any other
+		// exec failure says nothing about the process.
+		if rc, ok := n.(RunChecker); ok {
+			if running, rerr := rc.Running(ctx); rerr == nil && !running {
+				return true, nil
+			}
+		}
+		return false, err
+	case code == 0:
+		return false, nil
+	case code == 1:
+		return true, nil
+	default:
+		// 137 and the like: the exec died with the container.
+		return code > 128, nil
+	}
 }
 
 func nodeNotFound(env Env, name string, err error) error {

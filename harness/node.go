@@ -368,6 +368,16 @@ func copyLogs(ctx context.Context, cli *client.Client, id string, w io.Writer) e
 	return err
 }
 
+// Running reports whether the node's container runs (paused counts as
+// running: its processes exist).
+func (n *Node) Running(ctx context.Context) (bool, error) {
+	st, err := n.state(ctx)
+	if err != nil {
+		return false, fmt.Errorf("inspect %s: %w", n.spec.Name, err)
+	}
+	return st.Running, nil
+}
+
 // running reports whether the container is running (and not paused).
 func (n *Node) running(ctx context.Context) bool {
 	st, err := n.state(ctx)

@@ -98,6 +98,7 @@ type node struct {
 var (
 	_ faults.BaseImager    = node{}
 	_ faults.VolumeDropper = node{}
+	_ faults.RunChecker    = node{}
 )
 
 // BaseImage returns the image the descriptor declares for the node.
