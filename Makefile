@@ -8,7 +8,8 @@ SHELL := /bin/bash
 
 GO        ?= go
 STACK     ?= fixtures/stacks/reference/stack.yaml
-IMAGES    ?= fixtures/stacks/reference/images.yaml
+# The images of the stack: its folder's images.yaml (make run STACK=... builds them too).
+IMAGES    ?= $(dir $(STACK))images.yaml
 DEFECTS   ?= fixtures/stacks/defects
 OUT       ?= out
 MAILCHAOS := bin/mailchaos
