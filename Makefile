@@ -40,6 +40,12 @@ tools: ## install host packages the image build needs (debootstrap; root with ap
 images: $(MAILCHAOS) ## build the stack's images offline (idempotent: unchanged images are skipped)
 	$(MAILCHAOS) images --file $(IMAGES)
 
+# The second stack (Exim + Cyrus IMAP): its own Debian base and images.
+EXIM_CYRUS_IMAGES ?= fixtures/stacks/exim-cyrus/images.yaml
+.PHONY: images-exim-cyrus
+images-exim-cyrus: $(MAILCHAOS) ## build the exim-cyrus stack's images offline (fixtures/stacks/exim-cyrus)
+	$(MAILCHAOS) images --file $(EXIM_CYRUS_IMAGES)
+
 RUN_ID ?=
 .PHONY: clean
 clean: $(MAILCHAOS) ## remove the containers, networks and volumes of crashed runs: make clean [RUN_ID=<run id>] (default: every run)
@@ -105,7 +111,7 @@ docker-check:
 	@docker info >/dev/null 2>&1 || { echo "make test needs a Docker engine: is the Docker daemon running? (or set DOCKER_HOST)" >&2; exit 2; }
 
 .PHONY: test
-test: tools tools-report docker-check images ## the tests: unit, in-process protocol tests, and the Docker suites (smoke)
+test: tools tools-report docker-check images images-exim-cyrus ## the tests: unit, in-process protocol tests, and the Docker suites (smoke)
 	$(GO) vet ./...
 	@# -p 1: the Docker suites each bring a whole stack up; two at once on a
 	@# 2-core machine only makes both slower and flakier.

@@ -48,13 +48,13 @@ func yamlAsJSON(t *testing.T, path string) any {
 	return doc
 }
 
-// TestSchemaAcceptsDescriptors validates the reference stack and the test
-// fixtures against the published JSON Schema.
+// TestSchemaAcceptsDescriptors validates the reference stack, the
+// exim-cyrus stack and the test fixtures against the published JSON Schema.
 func TestSchemaAcceptsDescriptors(t *testing.T) {
 	sch := compileSchema(t)
 	// Every stack variant under fixtures/stacks/defects is an overlay of the reference.
 	variants, _ := filepath.Glob("../fixtures/stacks/defects/*/stack.yaml")
-	for _, path := range append([]string{referenceStack, "testdata/toy/stack.yaml", "testdata/overlay/stack.yaml"}, variants...) {
+	for _, path := range append([]string{referenceStack, eximCyrusStack, "testdata/toy/stack.yaml", "testdata/overlay/stack.yaml"}, variants...) {
 		t.Run(path, func(t *testing.T) {
 			if _, err := os.Stat(path); os.IsNotExist(err) {
 				t.Skipf("%s not there yet", path)

@@ -110,36 +110,72 @@ func (b *builder) debootstrap(ctx context.Context, im *Image, hash string) error
 	if os.Geteuid() != 0 {
 		return errors.New("debootstrap needs root and no registry answered: run as root (sudo make images)")
 	}
-	if err := os.MkdirAll(b.opts.WorkDir, 0o755); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp(b.opts.WorkDir, "mailchaos-rootfs-"+im.Suite+"-")
+	tmp, root, err := makeRootfsDir(b.opts.WorkDir, im.Suite)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := removeRootfs(dir); err != nil {
-			b.progress("%-28s could not remove %s: %v", im.Tag, dir, err)
+		if err := removeRootfs(tmp); err != nil {
+			b.progress("%-28s could not remove %s: %v", im.Tag, tmp, err)
 		}
 	}()
+	cache := ""
+	if b.opts.CacheDir != "-" {
+		c := filepath.Join(b.opts.CacheDir, im.Suite)
+		if err := os.MkdirAll(c, 0o755); err == nil {
+			cache = c
+		}
+	}
+	if _, err := command(ctx, nil, nil, bin, debootstrapArgs(im, root, b.spec.Mirror, cache)...); err != nil {
+		return err
+	}
+	if err := trimRootfs(root, im.Suite, b.spec.Mirror); err != nil {
+		return fmt.Errorf("trim root file system: %w", err)
+	}
+	return b.importRootfs(ctx, root, im, hash)
+}
+
+// makeRootfsDir makes the folder a debootstrap tree is built in: a private
+// (0700) temporary folder under workDir holding rootfs, the tree's root, at
+// mode 0755 whatever the umask. The root must be 0755 as plain debootstrap
+// makes it: inside the chroot it is "/", and a maintainer script that drops
+// root privileges cannot reach /etc/passwd through a 0700 "/". The temporary
+// folder itself is 0700 (os.MkdirTemp), which no process in the chroot ever
+// traverses. Debootstrapping straight into the os.MkdirTemp folder made
+// exim4-config's post-install fail: its `exim -C <new config> -bV` check
+// drops privileges, and every user the configuration names was "not found".
+func makeRootfsDir(workDir, suite string) (tmp, root string, err error) {
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return "", "", err
+	}
+	tmp, err = os.MkdirTemp(workDir, "mailchaos-rootfs-"+suite+"-")
+	if err != nil {
+		return "", "", err
+	}
+	root = filepath.Join(tmp, "rootfs")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", "", err
+	}
+	// Mkdir's mode is filtered by the umask; the root's mode must not be.
+	if err := os.Chmod(root, 0o755); err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", "", err
+	}
+	return tmp, root, nil
+}
+
+// debootstrapArgs are the arguments of the debootstrap run that makes im's
+// tree in root; cache is the .deb cache folder ("" for none).
+func debootstrapArgs(im *Image, root, mirror, cache string) []string {
 	args := []string{"--variant=minbase"}
 	if len(im.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(im.Packages, ","))
 	}
-	if b.opts.CacheDir != "-" {
-		cache := filepath.Join(b.opts.CacheDir, im.Suite)
-		if err := os.MkdirAll(cache, 0o755); err == nil {
-			args = append(args, "--cache-dir="+cache)
-		}
+	if cache != "" {
+		args = append(args, "--cache-dir="+cache)
 	}
-	args = append(args, im.Suite, dir, b.spec.Mirror)
-	if _, err := command(ctx, nil, nil, bin, args...); err != nil {
-		return err
-	}
-	if err := trimRootfs(dir, im.Suite, b.spec.Mirror); err != nil {
-		return fmt.Errorf("trim root file system: %w", err)
-	}
-	return b.importRootfs(ctx, dir, im, hash)
+	return append(args, im.Suite, root, mirror)
 }
 
 // trimRootfs removes caches and documentation and leaves a usable apt setup.

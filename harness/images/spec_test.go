@@ -3,6 +3,7 @@ package images
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -266,5 +267,47 @@ func TestReferenceSpecLoads(t *testing.T) {
 		if s.Find(tag) == nil {
 			t.Errorf("reference spec lacks %s", tag)
 		}
+	}
+}
+
+// TestEximCyrusSpecLoads: the second stack's images build from their own
+// Debian base (not the reference's tag) and share the reference's
+// Toxiproxy entry, so both stacks hash it, and reuse it, alike.
+func TestEximCyrusSpecLoads(t *testing.T) {
+	s, err := Load("../../fixtures/stacks/exim-cyrus/images.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := s.Order()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := Load("../../fixtures/stacks/reference/images.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range order {
+		if im.Kind == KindDebian && ref.Find(im.Tag) != nil {
+			t.Errorf("debian base %s has a reference stack tag", im.Tag)
+		}
+	}
+	for _, tag := range []string{"mailchaos/exim-cyrus-mta:v1", "mailchaos/exim-cyrus-store:v1"} {
+		im := s.Find(tag)
+		if im == nil {
+			t.Fatalf("spec lacks %s", tag)
+		}
+		bases, err := s.Bases(im)
+		if err != nil || len(bases) != 1 || bases[0].Tag != "mailchaos/debian-exim-cyrus:bookworm" {
+			t.Errorf("%s is built from %v (%v), want mailchaos/debian-exim-cyrus:bookworm", tag, bases, err)
+		}
+	}
+	mine, theirs := s.Find("mailchaos/toxiproxy:2.12.0"), ref.Find("mailchaos/toxiproxy:2.12.0")
+	if mine == nil || theirs == nil {
+		t.Fatal("a spec lacks mailchaos/toxiproxy:2.12.0")
+	}
+	a, b := *mine, *theirs
+	a.Line, b.Line = 0, 0
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("toxiproxy entries differ:\n%+v\n%+v", a, b)
 	}
 }
