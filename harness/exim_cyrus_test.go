@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -30,29 +29,7 @@ const eximCyrusStack = "../fixtures/stacks/exim-cyrus/stack.yaml"
 // queue, and once both are back it is delivered, while the earlier messages,
 // their UIDVALIDITY and a \Seen flag survived the store's kill.
 func TestEximCyrusStack(t *testing.T) {
-	if testing.Short() {
-		t.Skip("Docker test")
-	}
-	needDocker(t)
-	d, err := Load(eximCyrusStack)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	runID := testRunID()
-	start := time.Now()
-	env, err := Up(ctx, d, Options{RunID: runID, OutDir: testOutDir(t, runID), Logger: testLogger(t), Users: 20})
-	defer func() {
-		if err := env.Teardown(context.Background()); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-		assertNothingLeft(t, runID)
-	}()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("exim-cyrus stack up in %s", time.Since(start).Round(time.Millisecond))
+	ctx, env, runID := upForTest(t, eximCyrusStack, 4*time.Minute)
 
 	endpoint := func(name string) string {
 		t.Helper()
@@ -100,7 +77,7 @@ func TestEximCyrusStack(t *testing.T) {
 	}
 
 	// What the MTA must refuse.
-	if code, err := rcptCode(smtpAddr, nil, nil, "nobody@"+d.Users.Domain); err != nil || code/100 != 5 {
+	if code, err := rcptCode(smtpAddr, nil, nil, "nobody@"+env.Descriptor().Users.Domain); err != nil || code/100 != 5 {
 		t.Errorf("unknown recipient on port 25: reply %d (%v), want 5xx", code, err)
 	}
 	if code, err := rcptCode(smtpAddr, nil, nil, "someone@elsewhere.test"); err != nil || code/100 != 5 {
@@ -112,7 +89,7 @@ func TestEximCyrusStack(t *testing.T) {
 	if code, err := rcptCode(subAddr, tlsCfg, nil, to.Address); err != nil || code/100 != 5 {
 		t.Errorf("MAIL without AUTH on port 587 (after STARTTLS): reply %d (%v), want 5xx", code, err)
 	}
-	if code, err := rcptCode(subAddr, tlsCfg, &sender, "nobody@"+d.Users.Domain); err != nil || code/100 != 5 {
+	if code, err := rcptCode(subAddr, tlsCfg, &sender, "nobody@"+env.Descriptor().Users.Domain); err != nil || code/100 != 5 {
 		t.Errorf("unknown recipient on port 587 (authenticated): reply %d (%v), want 5xx", code, err)
 	}
 

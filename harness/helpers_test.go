@@ -168,3 +168,34 @@ func assertNothingLeft(t *testing.T, runID string) {
 		t.Errorf("run %s left %d containers, %d networks, %d volumes behind", runID, c, n, v)
 	}
 }
+
+// upForTest brings the stack of descriptor path up with 20 users, bounded
+// by timeout, and tears it down when the test ends, checking nothing of
+// the run is left; it skips under -short and without Docker.
+func upForTest(t *testing.T, path string, timeout time.Duration) (ctx context.Context, env *Env, runID string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("Docker test")
+	}
+	needDocker(t)
+	d, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	runID = testRunID()
+	start := time.Now()
+	env, err = Up(ctx, d, Options{RunID: runID, OutDir: testOutDir(t, runID), Logger: testLogger(t), Users: 20})
+	t.Cleanup(func() {
+		if err := env.Teardown(context.Background()); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+		assertNothingLeft(t, runID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s up in %s", d.Name, time.Since(start).Round(time.Millisecond))
+	return ctx, env, runID
+}

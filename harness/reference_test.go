@@ -115,29 +115,7 @@ func poll(ctx context.Context, within time.Duration, fn func() error) (time.Dura
 // the same message read through the edge again, now served by region b
 // after replication; region a started; teardown leaves nothing behind.
 func TestReferenceStack(t *testing.T) {
-	if testing.Short() {
-		t.Skip("Docker test")
-	}
-	needDocker(t)
-	d, err := Load(referenceStack)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	runID := testRunID()
-	start := time.Now()
-	env, err := Up(ctx, d, Options{RunID: runID, OutDir: testOutDir(t, runID), Logger: testLogger(t), Users: 20})
-	defer func() {
-		if err := env.Teardown(context.Background()); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-		assertNothingLeft(t, runID)
-	}()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("reference stack up in %s", time.Since(start).Round(time.Millisecond))
+	ctx, env, runID := upForTest(t, referenceStack, 8*time.Minute)
 
 	smtpAddr, err := env.Endpoint("smtp")
 	if err != nil {
