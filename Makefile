@@ -18,6 +18,11 @@ MAILCHAOS := bin/mailchaos
 # mailchaos removes what it made by the mailchaos.run label instead.
 export TESTCONTAINERS_RYUK_DISABLED := true
 
+# go.mod needs go1.27.3 (the standard library's security fixes). A go command
+# whose GOTOOLCHAIN is local refuses the module; with this, it fetches go1.27.3
+# from the module proxy (about 76 MB, once) and runs that.
+export GOTOOLCHAIN := go1.27.3
+
 .PHONY: help
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -136,3 +141,47 @@ bench-loadgen: ## our SMTP sender vs Postfix smtp-source against smtp-sink; open
 			$$(apt-cache depends postfix | awk '/Depends: lib/ {print $$2}') >/dev/null; \
 	fi
 	$(GO) run ./loadgen/cmd/bench -postfix $(POSTFIX_CACHE) $(BENCH_FLAGS)
+
+# govulncheck and its vulnerability database, both from the Go module proxy
+# (vuln.go.dev is not reachable from every machine): the database is built in
+# .cache/vuln from the OSV entries of the golang.org/x/vulndb module, the data
+# vuln.go.dev serves, with that module's own indexdb command. VULNDB_VERSION
+# pins a snapshot (default: the newest); VULNDB=https://vuln.go.dev asks the
+# live database instead. govulncheck gets the go1.27.3 toolchain's own go
+# first in PATH: its package loader asks `go list` for the Go version with
+# GO111MODULE=off, where GOTOOLCHAIN switches nothing, and would otherwise
+# type-check the go1.27 standard library as the machine's older Go.
+GOVULNCHECK_VERSION ?= v1.10.0
+INDEXDB_VERSION     ?= v0.0.0-20261105234957-e22db6528018
+VULNDB_VERSION      ?= latest
+VULNDB              ?=
+VULN_FLAGS          ?=
+VULN_CACHE          ?= $(CURDIR)/.cache/vuln
+
+.PHONY: vuln
+vuln: ## govulncheck ./... with tool and database from the Go module proxy (VULNDB_VERSION= VULNDB=https://vuln.go.dev VULN_FLAGS='-show verbose')
+	@bin=$(VULN_CACHE)/bin; mkdir -p $$bin; \
+	if ! $(GO) version -m $$bin/govulncheck 2>/dev/null | grep -q 'mod.golang.org/x/vuln.$(GOVULNCHECK_VERSION)'; then \
+		echo "vuln: installing govulncheck $(GOVULNCHECK_VERSION)"; \
+		GOBIN=$$bin $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION); \
+	fi; \
+	db='$(VULNDB)'; \
+	if [ -z "$$db" ]; then \
+		info=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION)); \
+		ver=$$(sed -n 's/^\t"Version": "\(.*\)",$$/\1/p' <<<"$$info"); \
+		dir=$$(sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p' <<<"$$info"); \
+		test -n "$$ver" -a -d "$$dir/data/osv" || { echo "vuln: no golang.org/x/vulndb@$(VULNDB_VERSION): $$info" >&2; exit 2; }; \
+		db=$(VULN_CACHE)/db/$$ver; \
+		if [ ! -f $$db/index/db.json ]; then \
+			if ! $(GO) version -m $$bin/indexdb 2>/dev/null | grep -q 'mod.golang.org/x/vulndb.$(INDEXDB_VERSION)'; then \
+				echo "vuln: installing indexdb from golang.org/x/vulndb@$(INDEXDB_VERSION) (a few minutes the first time)"; \
+				GOBIN=$$bin $(GO) install golang.org/x/vulndb/cmd/indexdb@$(INDEXDB_VERSION); \
+			fi; \
+			echo "vuln: building the database from golang.org/x/vulndb@$$ver"; \
+			rm -rf $(VULN_CACHE)/db; mkdir -p $(VULN_CACHE)/db; \
+			$$bin/indexdb -vulns $$dir/data/osv -out $$db.tmp && mv $$db.tmp $$db; \
+		fi; \
+		db=file://$$db; \
+	fi; \
+	echo "vuln: database $$db"; \
+	PATH="$$($(GO) env GOROOT)/bin:$$PATH" $$bin/govulncheck -db $$db $(VULN_FLAGS) ./...

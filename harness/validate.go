@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/mailchaos/mailchaos/harness/suggest"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 var (

@@ -34,7 +34,7 @@ import (
 	"github.com/mailchaos/mailchaos/harness/suggest"
 	"github.com/mailchaos/mailchaos/reports/check"
 	"github.com/mailchaos/mailchaos/scenarios/flow"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Ext is the extension of scenario files in a directory.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/mailchaos/mailchaos/scenarios/flow"
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // A file with three mistakes gives one error listing all three, each with
