@@ -125,8 +125,13 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	info.print(stdout)
 
-	reason := holdStack(ctx, env, stop, o.hold, log)
+	reason, outside := holdStack(ctx, env, stop, o.hold, log)
 	fmt.Fprintf(stderr, "mailchaos up: %s: tearing run %s down\n", reason, o.runID)
+	if outside {
+		// Let the outside removal finish first: two removals of one
+		// container at once make the engine refuse the second.
+		awaitNoContainers(context.WithoutCancel(ctx), o.runID, 30*time.Second)
+	}
 	tdErr := env.Teardown(context.WithoutCancel(ctx))
 	_ = os.Remove(stop)
 	if err := stackLeft(context.WithoutCancel(ctx), o.runID); err != nil {
@@ -134,12 +139,19 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "mailchaos up: run %s is down: nothing left (no container, network or volume labelled %s=%s); logs in %s\n",
 		o.runID, harness.LabelRun, o.runID, filepath.Join(runDir, "logs"))
+	if tdErr != nil && outside {
+		// Nothing is left, which is what the teardown is for; what it
+		// could not do (save the logs of removed containers) is said.
+		log.Warn("teardown after the outside removal", "err", tdErr)
+		return nil
+	}
 	return tdErr
 }
 
 // holdStack waits until ctx ends, the stop file appears, the stack's
-// containers go, or limit passes, and says which.
-func holdStack(ctx context.Context, env *harness.Env, stop string, limit time.Duration, log *slog.Logger) string {
+// containers go, or limit passes, says which, and whether the stack was
+// removed from outside.
+func holdStack(ctx context.Context, env *harness.Env, stop string, limit time.Duration, log *slog.Logger) (reason string, outside bool) {
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	tick := time.NewTicker(time.Second)
@@ -151,13 +163,13 @@ func holdStack(ctx context.Context, env *harness.Env, stop string, limit time.Du
 	for i := 0; ; i++ {
 		select {
 		case <-ctx.Done():
-			return "interrupted"
+			return "interrupted", false
 		case <-deadline.C:
-			return fmt.Sprintf("held for %s (--for)", limit)
+			return fmt.Sprintf("held for %s (--for)", limit), false
 		case <-tick.C:
 		}
 		if _, err := os.Stat(stop); err == nil {
-			return "stop requested (mailchaos down)"
+			return "stop requested (mailchaos down)", false
 		}
 		if i%3 != 0 {
 			continue
@@ -171,7 +183,27 @@ func holdStack(ctx context.Context, env *harness.Env, stop string, limit time.Du
 		case base < 0:
 			base = left.Containers
 		case left.Containers < base:
-			return fmt.Sprintf("%d of the stack's %d containers were removed from outside (mailchaos down or clean)", base-left.Containers, base)
+			return fmt.Sprintf("%d of the stack's %d containers were removed from outside (mailchaos down or clean)", base-left.Containers, base), true
+		}
+	}
+}
+
+// awaitNoContainers polls until no container is labelled with run, for at
+// most d.
+func awaitNoContainers(ctx context.Context, run string, d time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		cctx, c := context.WithTimeout(ctx, 10*time.Second)
+		left, err := harness.Remaining(cctx, run)
+		c()
+		if err == nil && left.Containers == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
