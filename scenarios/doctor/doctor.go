@@ -14,7 +14,6 @@ package doctor
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -92,16 +91,11 @@ type Options struct {
 	// Catalog is the scenarios a stack is run with; the warning for a
 	// missing capability names those that will be skipped for it.
 	Catalog []flow.Scenario
-	// Logger receives progress (default: discard).
-	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
 	if o.DeliveryBound <= 0 {
 		o.DeliveryBound = 30 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }

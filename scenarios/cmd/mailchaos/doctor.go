@@ -114,7 +114,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("bring the stack up: %w", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.checksTimeout)
-	results := doctor.Run(cctx, env, doctor.Options{DeliveryBound: o.deliver, Catalog: scenarios.Catalog(), Logger: log},
+	results := doctor.Run(cctx, env, doctor.Options{DeliveryBound: o.deliver, Catalog: scenarios.Catalog()},
 		func(r doctor.Result) { fmt.Fprintln(stdout, r) })
 	checksErr := cctx.Err()
 	cancel()
