@@ -80,6 +80,17 @@ PUBKEY ?=
 verify: $(MAILCHAOS) ## re-hash a run folder or bundle against its manifest: make verify [RUN=out/<id>|bundle.tar.gz] [PUBKEY=pub.pem]
 	$(MAILCHAOS) verify $(if $(PUBKEY),-pubkey $(PUBKEY)) $(RUN)
 
+# A stack to try by hand: its endpoints, CA file, logins and a swaks and a
+# curl command are printed; Ctrl-C (or `bin/mailchaos down --run <id>` from
+# another shell) tears it down.
+.PHONY: up
+up: images ## bring a stack up and hold it until Ctrl-C: endpoints, CA, logins, swaks/curl commands (STACK= RUN_ID= USERS=)
+	$(MAILCHAOS) up --stack $(STACK) --out $(OUT) $(if $(RUN_ID),--run-id $(RUN_ID)) $(if $(USERS),--users $(USERS))
+
+.PHONY: doctor
+doctor: images ## check that a stack keeps the contract the scenarios rely on, one line per check (STACK=)
+	$(MAILCHAOS) doctor --stack $(STACK) --out $(OUT) $(if $(RUN_ID),--run-id $(RUN_ID))
+
 # Scenario runs. bin/mailchaos run exits 0 when every gate passed, 1 when a
 # gate failed (the system under test), 2 when the harness failed; make turns
 # any failure into its own 2, so CI that tells 1 from 2 calls bin/mailchaos

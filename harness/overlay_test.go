@@ -161,11 +161,14 @@ func TestOverlayOfTheReferenceNeedsNoCopies(t *testing.T) {
 var serverCheck = regexp.MustCompile(`(?m)^\s*server .* check\b`)
 
 // TestDefectVariantsRender renders every file of every stack variant under
-// fixtures/stacks/defects: each edit must still match the reference file
-// it edits, and a Dovecot file must keep its braces balanced (an edit that
-// stops at a template's "}}" leaves a stray "}" Dovecot refuses to start on).
+// fixtures/stacks/defects and fixtures/stacks/doctor: each edit must still
+// match the reference file it edits, and a Dovecot file must keep its
+// braces balanced (an edit that stops at a template's "}}" leaves a stray
+// "}" Dovecot refuses to start on).
 func TestDefectVariantsRender(t *testing.T) {
 	variants, _ := filepath.Glob("../fixtures/stacks/defects/*/stack.yaml")
+	doctorVariants, _ := filepath.Glob("../fixtures/stacks/doctor/*/stack.yaml")
+	variants = append(variants, doctorVariants...)
 	if len(variants) == 0 {
 		t.Skip("no stack variants")
 	}
@@ -189,6 +192,10 @@ func TestDefectVariantsRender(t *testing.T) {
 				}
 				if strings.Contains(path, "replication-off") && strings.Contains(string(f.Data), "mail_replica =") {
 					t.Errorf("%s: %s %s still names a replica:\n%s", path, name, f.Path, f.Data)
+				}
+				if strings.Contains(path, "submission-auth-without-tls") && f.Path == "/etc/postfix/master.cf" &&
+					(strings.Contains(string(f.Data), "smtpd_tls_auth_only=yes") || strings.Contains(string(f.Data), "smtpd_tls_security_level=encrypt")) {
+					t.Errorf("%s: %s %s still requires TLS for AUTH:\n%s", path, name, f.Path, f.Data)
 				}
 				if strings.Contains(path, "no-edge-health-checks") && serverCheck.Match(f.Data) {
 					t.Errorf("%s: %s %s still checks a server:\n%s", path, name, f.Path, serverCheck.Find(f.Data))

@@ -52,8 +52,11 @@ func yamlAsJSON(t *testing.T, path string) any {
 // exim-cyrus stack and the test fixtures against the published JSON Schema.
 func TestSchemaAcceptsDescriptors(t *testing.T) {
 	sch := compileSchema(t)
-	// Every stack variant under fixtures/stacks/defects is an overlay of the reference.
+	// Every stack variant under fixtures/stacks/defects and
+	// fixtures/stacks/doctor is an overlay of the reference.
 	variants, _ := filepath.Glob("../fixtures/stacks/defects/*/stack.yaml")
+	doctorVariants, _ := filepath.Glob("../fixtures/stacks/doctor/*/stack.yaml")
+	variants = append(variants, doctorVariants...)
 	for _, path := range append([]string{referenceStack, eximCyrusStack, "testdata/toy/stack.yaml", "testdata/overlay/stack.yaml"}, variants...) {
 		t.Run(path, func(t *testing.T) {
 			if _, err := os.Stat(path); os.IsNotExist(err) {
