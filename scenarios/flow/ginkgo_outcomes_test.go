@@ -88,6 +88,9 @@ func TestGinkgoOutcomesMapToExitCodes(t *testing.T) {
 		if sc.Name == "stack-lacks-it" && sc.SkipReason != "needs 2 regions, the stack has 1" {
 			t.Errorf("skip reason %q", sc.SkipReason)
 		}
+		if sc.Name == "passes" && (len(sc.Phases) != 2 || sc.Phases[0].Phase != "runs a phase" || sc.Phases[1].Phase != "judges a gate") {
+			t.Errorf("phases of passes: %+v", sc.Phases)
+		}
 		delete(want, sc.Name)
 	}
 	if len(want) > 0 {

@@ -78,6 +78,18 @@ type ScenarioStatus struct {
 	// SkipReason says why the stack could not serve the scenario (outcome
 	// skipped): what it lacks. A skip is never a pass.
 	SkipReason string `json:"skip_reason,omitempty"`
+	// Phases is where the scenario's wall time went: each phase (spec) in
+	// run order with its time, set-up and teardown included in the specs
+	// they ran in.
+	Phases []PhaseTime `json:"phases,omitempty"`
+}
+
+// PhaseTime is the wall time of one phase of a scenario.
+type PhaseTime struct {
+	// Phase is the spec's text, e.g. "brings the stack up".
+	Phase string `json:"phase"`
+	// Seconds is its wall time.
+	Seconds float64 `json:"seconds"`
 }
 
 // SkipPrefix starts the message of a scenario skipped because the stack
@@ -144,6 +156,9 @@ func Classify(r types.Report) Status {
 		}
 		sc := &st.Scenarios[i]
 		sc.Duration += s.RunTime
+		if s.State != types.SpecStateSkipped || s.RunTime > 0 {
+			sc.Phases = append(sc.Phases, PhaseTime{Phase: s.LeafNodeText, Seconds: s.RunTime.Round(time.Millisecond).Seconds()})
+		}
 		switch {
 		case s.State.Is(types.SpecStateFailureStates):
 			f := failureOf(s)
