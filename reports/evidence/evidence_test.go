@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -58,7 +59,7 @@ func seal(t *testing.T, dir string, key ed25519.PrivateKey) {
 
 func mustVerify(t *testing.T, p string, opts VerifyOptions) *Report {
 	t.Helper()
-	r, err := Verify(p, opts)
+	r, err := Verify(context.Background(), p, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,13 +341,7 @@ func TestKeyFormats(t *testing.T) {
 			t.Fatalf("%s: %v", p.priv, r.Err())
 		}
 		if p.pub == "pub.pem" {
-			// The auditor's route: OpenSSL verifies the raw signature.
-			cmd := exec.Command("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", filepath.Join(dir, "pub.pem"),
-				"-rawin", "-in", ManifestName, "-sigfile", SignatureName)
-			cmd.Dir = run
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("openssl pkeyutl -verify: %v\n%s", err, out)
-			}
+			auditorChecksSignature(t, run, filepath.Join(dir, "pub.pem"))
 		}
 	}
 	if _, err := ParsePrivateKey([]byte("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")); err == nil {
@@ -371,5 +366,28 @@ func TestParseManifestRejects(t *testing.T) {
 	}
 	if es, err := ParseManifest(strings.NewReader(h + " *bin.dat\n" + h + "  t x\n")); err != nil || len(es) != 2 || es[0].Path != "bin.dat" || es[1].Path != "t x" {
 		t.Errorf("binary-mode and space names: %v %v", es, err)
+	}
+}
+
+// auditorRecipe is the README's route to check a signature with printf,
+// sha256sum and OpenSSL, run in the run folder with the public key in $PUB.
+const auditorRecipe = `printf 'mailchaos-manifest v1\nrun %s\nsha256 %s\n' "$(basename "$PWD")" "$(sha256sum < MANIFEST.sha256 | cut -d' ' -f1)" > "$TMPDIR/statement" &&
+openssl pkeyutl -verify -pubin -inkey "$PUB" -rawin -in "$TMPDIR/statement" -sigfile MANIFEST.sha256.sig`
+
+// auditorChecksSignature runs auditorRecipe: the signature must verify
+// with nothing from mailchaos.
+func auditorChecksSignature(t *testing.T, run, pub string) {
+	t.Helper()
+	for _, tool := range []string{"sh", "openssl", "sha256sum"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Logf("%s not installed: the auditor's route is not tried", tool)
+			return
+		}
+	}
+	cmd := exec.Command("sh", "-c", auditorRecipe)
+	cmd.Dir = run
+	cmd.Env = append(os.Environ(), "PUB="+pub, "TMPDIR="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("auditor's recipe: %v\n%s", err, out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailchaos/mailchaos/loadgen/history"
 	"github.com/mailchaos/mailchaos/reports/check"
+	"github.com/mailchaos/mailchaos/reports/evidence"
 )
 
 //go:embed index.html.tmpl
@@ -29,6 +30,9 @@ var pageTmpl = template.Must(template.New("index").Funcs(template.FuncMap{
 	"faults": faultNames,
 	"join":   strings.Join,
 	"inc":    func(i int) int { return i + 1 },
+	// The signed statement's first line, so the page's recipe is the one
+	// evidence.Statement defines.
+	"statementHeader": func() string { return evidence.StatementHeader },
 	"measured": func(t check.ThresholdResult) string {
 		if t.Measured == nil {
 			return "not measured"

@@ -20,7 +20,7 @@ func init() {
 // verifyMain re-hashes a run folder (out/<run id>, out/latest) or a
 // bundle.tar.gz and names every altered, missing or extra file. Exit code 1
 // means the evidence does not match; 2 means it could not be read at all.
-func verifyMain(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func verifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	pubPath := fs.String("pubkey", "", "ed25519 public key (PEM \"PUBLIC KEY\", OpenSSH ssh-ed25519 line, or 32 bytes hex/base64): MANIFEST.sha256.sig must verify with it")
@@ -47,7 +47,7 @@ func verifyMain(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		opts.PublicKey = ed25519.PublicKey(k)
 	}
-	rep, err := evidence.Verify(fs.Arg(0), opts)
+	rep, err := evidence.Verify(ctx, fs.Arg(0), opts)
 	if err != nil {
 		return err
 	}
