@@ -77,8 +77,13 @@ tools-report: ## install Debian's chromium for the report's headless screenshot 
 RUN ?= $(OUT)/latest
 PUBKEY ?=
 .PHONY: verify
-verify: $(MAILCHAOS) ## re-hash a run folder or bundle against its manifest: make verify [RUN=out/<id>|bundle.tar.gz] [PUBKEY=pub.pem]
+verify: $(MAILCHAOS) ## re-hash a run folder or bundle against its manifest, and check its signature: make verify [RUN=out/<id>|bundle.tar.gz] [PUBKEY=pub.pem]
 	$(MAILCHAOS) verify $(if $(PUBKEY),-pubkey $(PUBKEY)) $(RUN)
+
+.PHONY: tamper-table
+tamper-table: $(MAILCHAOS) ## verify on tampered, re-signed, symlinked and crafted run folders: exit code, first line, peak RSS per case
+	MAILCHAOS_BIN=$(abspath $(MAILCHAOS)) $(GO) test -count=1 -timeout 10m -run '^TestTamperTable$$' -v ./scenarios/cmd/mailchaos/ \
+		| grep -E '^(\||peak RSS|--- |ok|FAIL)|_test\.go:'
 
 # Scenario runs. bin/mailchaos run exits 0 when every gate passed, 1 when a
 # gate failed (the system under test), 2 when the harness failed; make turns

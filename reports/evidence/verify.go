@@ -453,6 +453,9 @@ func verifyBundleFile(ctx context.Context, r *Report, p, label string, want *fol
 				return
 			}
 			ev.manifestSHA256 = sum
+			if label == "" {
+				r.RunID = ev.runID
+			}
 			listed = make(map[string]*listedFile, len(es))
 			for _, e := range es {
 				listed[e.Path] = &listedFile{sha256: e.SHA256}
@@ -520,7 +523,6 @@ func verifyBundleFile(ctx context.Context, r *Report, p, label string, want *fol
 		return
 	}
 	if label == "" {
-		r.RunID = ev.runID
 		r.Files = len(order)
 	}
 	r.Checked = append(r.Checked, fmt.Sprintf("%s%s: %d files", label, ManifestName, len(order)))
