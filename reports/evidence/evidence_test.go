@@ -341,7 +341,7 @@ func TestKeyFormats(t *testing.T) {
 			t.Fatalf("%s: %v", p.priv, r.Err())
 		}
 		if p.pub == "pub.pem" {
-			auditorChecksSignature(t, run, filepath.Join(dir, "pub.pem"))
+			auditorChecksSignature(t, run, filepath.Join(dir, "pub.pem"), true)
 		}
 	}
 	if _, err := ParsePrivateKey([]byte("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")); err == nil {
@@ -369,14 +369,33 @@ func TestParseManifestRejects(t *testing.T) {
 	}
 }
 
-// auditorRecipe is the README's route to check a signature with printf,
-// sha256sum and OpenSSL, run in the run folder with the public key in $PUB.
-const auditorRecipe = `printf 'mailchaos-manifest v1\nrun %s\nsha256 %s\n' "$(basename "$PWD")" "$(sha256sum < MANIFEST.sha256 | cut -d' ' -f1)" > "$TMPDIR/statement" &&
-openssl pkeyutl -verify -pubin -inkey "$PUB" -rawin -in "$TMPDIR/statement" -sigfile MANIFEST.sha256.sig`
+// auditorRecipe returns the README's lines that check a signature with
+// printf, sha256sum and OpenSSL in a run folder, so that the test runs what
+// the README tells an auditor: the statement goes to $TMPDIR, the public
+// key is $PUB.
+func auditorRecipe(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "printf '"+StatementHeader) || strings.HasPrefix(l, "openssl pkeyutl -verify") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("README: want one printf line and one openssl line checking a signature, found %q", lines)
+	}
+	r := strings.NewReplacer("/tmp/statement", `"$TMPDIR/statement"`, "-inkey sign-pub.pem", `-inkey "$PUB"`)
+	return r.Replace(strings.Join(lines, " &&\n"))
+}
 
-// auditorChecksSignature runs auditorRecipe: the signature must verify
-// with nothing from mailchaos.
-func auditorChecksSignature(t *testing.T, run, pub string) {
+// auditorChecksSignature runs auditorRecipe in run: the signature must
+// verify with nothing from mailchaos when good is set, and must not
+// otherwise.
+func auditorChecksSignature(t *testing.T, run, pub string, good bool) {
 	t.Helper()
 	for _, tool := range []string{"sh", "openssl", "sha256sum"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -384,10 +403,14 @@ func auditorChecksSignature(t *testing.T, run, pub string) {
 			return
 		}
 	}
-	cmd := exec.Command("sh", "-c", auditorRecipe)
+	cmd := exec.Command("sh", "-c", auditorRecipe(t))
 	cmd.Dir = run
 	cmd.Env = append(os.Environ(), "PUB="+pub, "TMPDIR="+t.TempDir())
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if good && err != nil {
 		t.Fatalf("auditor's recipe: %v\n%s", err, out)
+	}
+	if !good && err == nil {
+		t.Fatalf("auditor's recipe accepts a signature it must refuse:\n%s", out)
 	}
 }

@@ -365,7 +365,16 @@ func TestWriteKeyPair(t *testing.T) {
 	if r := mustVerify(t, run, VerifyOptions{PublicKey: pk}); !r.OK() {
 		t.Fatal(r.Err())
 	}
-	auditorChecksSignature(t, run, pub)
+	auditorChecksSignature(t, run, pub, true)
+	// The same folder under another name is another run: refused.
+	moved := filepath.Join(filepath.Dir(run), "run-2")
+	if err := os.Rename(run, moved); err != nil {
+		t.Fatal(err)
+	}
+	auditorChecksSignature(t, moved, pub, false)
+	if r := mustVerify(t, moved, VerifyOptions{PublicKey: pk}); r.OK() {
+		t.Fatal("a renamed run folder verifies with its old signature")
+	}
 	if _, err := exec.LookPath("openssl"); err == nil {
 		if out, err := exec.Command("openssl", "pkey", "-in", priv, "-noout").CombinedOutput(); err != nil {
 			t.Fatalf("openssl cannot read the private key: %v\n%s", err, out)
