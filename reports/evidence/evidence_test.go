@@ -369,32 +369,27 @@ func TestParseManifestRejects(t *testing.T) {
 	}
 }
 
-// auditorRecipe returns the README's lines that check a signature with
-// printf, sha256sum and OpenSSL in a run folder, so that the test runs what
-// the README tells an auditor: the statement goes to $TMPDIR, the public
-// key is $PUB.
-func auditorRecipe(t *testing.T) string {
-	t.Helper()
+// readmeRunID and readmeStatement are what the README's copy of
+// CheckCommands is written with.
+const (
+	readmeRunID     = `"$(basename "$PWD")"`
+	readmeStatement = "/tmp/statement"
+)
+
+// The README shows an auditor CheckCommands as the tests run them.
+func TestREADMEShowsCheckCommands(t *testing.T) {
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lines []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "printf '"+StatementHeader) || strings.HasPrefix(l, "openssl pkeyutl -verify") {
-			lines = append(lines, l)
-		}
+	if want := CheckCommands(readmeRunID, "sign-pub.pem", readmeStatement); !strings.Contains(string(b), "\n"+want+"\n") {
+		t.Fatalf("README does not show the signature check as\n%s", want)
 	}
-	if len(lines) != 2 {
-		t.Fatalf("README: want one printf line and one openssl line checking a signature, found %q", lines)
-	}
-	r := strings.NewReplacer("/tmp/statement", `"$TMPDIR/statement"`, "-inkey sign-pub.pem", `-inkey "$PUB"`)
-	return r.Replace(strings.Join(lines, " &&\n"))
 }
 
-// auditorChecksSignature runs auditorRecipe in run: the signature must
-// verify with nothing from mailchaos when good is set, and must not
-// otherwise.
+// auditorChecksSignature runs CheckCommands, as the README shows them, in
+// run: the signature must verify with nothing from mailchaos when good is
+// set, and must not otherwise.
 func auditorChecksSignature(t *testing.T, run, pub string, good bool) {
 	t.Helper()
 	for _, tool := range []string{"sh", "openssl", "sha256sum"} {
@@ -403,7 +398,7 @@ func auditorChecksSignature(t *testing.T, run, pub string, good bool) {
 			return
 		}
 	}
-	cmd := exec.Command("sh", "-c", auditorRecipe(t))
+	cmd := exec.Command("sh", "-c", CheckCommands(readmeRunID, `"$PUB"`, `"$TMPDIR/statement"`))
 	cmd.Dir = run
 	cmd.Env = append(os.Environ(), "PUB="+pub, "TMPDIR="+t.TempDir())
 	out, err := cmd.CombinedOutput()

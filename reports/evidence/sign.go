@@ -38,13 +38,24 @@ func Statement(runID, manifestSHA256 string) []byte {
 	return fmt.Appendf(nil, "%s\nrun %s\nsha256 %s\n", StatementHeader, runID, manifestSHA256)
 }
 
+// CheckCommands returns the two shell lines with which an auditor checks a
+// run's signature using only printf, sha256sum and OpenSSL 3, run in the
+// run folder: rebuild the Statement into the file statement (outside the
+// run folder, or verify would find it extra; OpenSSL 3.0 cannot verify
+// ed25519 from a pipe), then verify MANIFEST.sha256.sig over it with the
+// public key pubKey. runID is put in as given, so a shell expression such
+// as "$(basename "$PWD")" works too. The README and index.html show these
+// lines; the tests run them.
+func CheckCommands(runID, pubKey, statement string) string {
+	const lines = `printf '%s\nrun %%s\nsha256 %%s\n' %s "$(sha256sum < %s | cut -d' ' -f1)" > %s
+openssl pkeyutl -verify -pubin -inkey %s -rawin -in %s -sigfile %s`
+	return fmt.Sprintf(lines, StatementHeader, runID, ManifestName, statement, pubKey, statement, SignatureName)
+}
+
 // Sign signs the Statement of dir (its run id, the name of the folder it
 // resolves to, and the hash of dir/MANIFEST.sha256) with key and writes the
 // raw 64-byte ed25519 signature to dir/MANIFEST.sha256.sig. The raw form is
-// what OpenSSL 3 verifies directly:
-//
-//	openssl pkeyutl -verify -pubin -inkey pub.pem -rawin \
-//	    -in statement -sigfile MANIFEST.sha256.sig
+// what OpenSSL 3 verifies directly (see CheckCommands).
 func Sign(dir string, key ed25519.PrivateKey) error {
 	if len(key) != ed25519.PrivateKeySize {
 		return fmt.Errorf("sign manifest: not an ed25519 private key")

@@ -30,9 +30,10 @@ var pageTmpl = template.Must(template.New("index").Funcs(template.FuncMap{
 	"faults": faultNames,
 	"join":   strings.Join,
 	"inc":    func(i int) int { return i + 1 },
-	// The signed statement's first line, so the page's recipe is the one
-	// evidence.Statement defines.
-	"statementHeader": func() string { return evidence.StatementHeader },
+	// The auditor's OpenSSL check of the signature, as the README shows it.
+	"checkCommands": func(runID string) string {
+		return evidence.CheckCommands(runID, "pub.pem", "/tmp/"+runID+".statement")
+	},
 	"measured": func(t check.ThresholdResult) string {
 		if t.Measured == nil {
 			return "not measured"

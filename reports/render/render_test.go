@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"encoding/xml"
+	"html/template"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -79,8 +80,9 @@ func TestWriteSigned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(html, []byte(evidence.StatementHeader)) || !bytes.Contains(html, []byte("-pubkey")) {
-		t.Errorf("index.html does not show how to check the signature")
+	want := template.HTMLEscapeString(evidence.CheckCommands(run.RunID, "pub.pem", "/tmp/"+run.RunID+".statement"))
+	if !bytes.Contains(html, []byte(want)) || !bytes.Contains(html, []byte("-pubkey")) {
+		t.Errorf("index.html does not show how to check the signature:\n%s", want)
 	}
 }
 
