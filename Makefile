@@ -77,7 +77,7 @@ tools-report: ## install Debian's chromium for the report's headless screenshot 
 RUN ?= $(OUT)/latest
 PUBKEY ?=
 .PHONY: verify
-verify: $(MAILCHAOS) ## re-hash a run folder or bundle against its manifest: make verify [RUN=out/<id>|bundle.tar.gz] [PUBKEY=pub.pem]
+verify: $(MAILCHAOS) ## re-hash a run folder or bundle against its manifest, and check its signature: make verify [RUN=out/<id>|bundle.tar.gz] [PUBKEY=pub.pem]
 	$(MAILCHAOS) verify $(if $(PUBKEY),-pubkey $(PUBKEY)) $(RUN)
 
 # A stack to try by hand: its endpoints, CA file, logins and a swaks and a
@@ -91,15 +91,20 @@ up: images ## bring a stack up and hold it until Ctrl-C: endpoints, CA, logins, 
 doctor: images ## check that a stack keeps the contract the scenarios rely on, one line per check (STACK=)
 	$(MAILCHAOS) doctor --stack $(STACK) --out $(OUT) $(if $(RUN_ID),--run-id $(RUN_ID))
 
+.PHONY: tamper-table
+tamper-table: $(MAILCHAOS) ## verify on tampered, re-signed, symlinked and crafted run folders: exit code, first line, peak RSS per case
+	MAILCHAOS_BIN=$(abspath $(MAILCHAOS)) $(GO) test -count=1 -timeout 10m -run '^TestTamperTable$$' -v ./scenarios/cmd/mailchaos/ \
+		| grep -E '^(\||peak RSS|--- |ok|FAIL)|_test\.go:'
+
 # Scenario runs. bin/mailchaos run exits 0 when every gate passed, 1 when a
 # gate failed (the system under test), 2 when the harness failed; make turns
 # any failure into its own 2, so CI that tells 1 from 2 calls bin/mailchaos
 # run itself or reads out/latest/status.json.
 RUN_FLAGS = --stack $(STACK) --out $(OUT) $(if $(DURATION),--duration $(DURATION)) $(if $(RATE),--rate $(RATE)) \
-	$(if $(USERS),--users $(USERS)) $(if $(SEED),--seed $(SEED)) $(if $(RUN_ID),--run-id $(RUN_ID))
+	$(if $(USERS),--users $(USERS)) $(if $(SEED),--seed $(SEED)) $(if $(RUN_ID),--run-id $(RUN_ID)) $(if $(SIGN_KEY),--sign-key $(SIGN_KEY))
 
 .PHONY: run
-run: images ## the nightly scenarios against the reference stack; report in out/latest/ (LABEL= DURATION= RATE= USERS= SEED=)
+run: images ## the nightly scenarios against the reference stack; report in out/latest/ (LABEL= DURATION= RATE= USERS= SEED= SIGN_KEY=key.pem)
 	$(MAILCHAOS) run --label '$(or $(LABEL),nightly)' $(RUN_FLAGS)
 
 .PHONY: smoke

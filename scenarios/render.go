@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"runtime"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailchaos/mailchaos/reports/evidence"
 	"github.com/mailchaos/mailchaos/reports/render"
 	"github.com/mailchaos/mailchaos/scenarios/flow"
 )
@@ -56,8 +58,9 @@ func recordSkip(r *flow.Run) {
 }
 
 // renderRun writes the run-level reports into the run folder: verdict.json,
-// junit.xml, index.html, MANIFEST.sha256 and bundle.tar.gz (package
-// reports/render), and points out/latest at the run.
+// junit.xml, index.html, MANIFEST.sha256, its signature when --sign-key is
+// given, and bundle.tar.gz (package reports/render), and points out/latest
+// at the run.
 func renderRun(p flow.Params, st flow.Status) error {
 	suite.mu.Lock()
 	scs := append([]render.Scenario(nil), results.list...)
@@ -67,6 +70,14 @@ func renderRun(p flow.Params, st flow.Status) error {
 		return fmt.Errorf("no scenario started: nothing to report")
 	}
 	run := render.RunReport{RunID: p.RunID, Title: "label " + p.Label, Env: environment(p, runs), Scenarios: scs}
+	if p.SignKey != "" {
+		key, err := evidence.LoadPrivateKey(p.SignKey)
+		if err != nil {
+			return fmt.Errorf("sign the report: --sign-key %w", err)
+		}
+		run.SignKey = key
+		run.Env.Extra = append(run.Env.Extra, render.KV{Name: "signed by", Value: evidence.Fingerprint(key.Public().(ed25519.PublicKey))})
+	}
 	if _, err := render.Write(p.Out, run); err != nil {
 		return err
 	}

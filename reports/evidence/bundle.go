@@ -3,6 +3,7 @@ package evidence
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,18 +21,18 @@ var BundleTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // WriteBundle writes dir/bundle.tar.gz from dir's manifest: the manifest
 // first, then its signature if there is one, then every listed file in
 // manifest order, all under one top-level folder named after dir (the run
-// id). Entries are owned by uid/gid 0 with mode 0644 and BundleTime, so the
+// id, the name of the folder dir resolves to). Entries are owned by uid/gid 0 with mode 0644 and BundleTime, so the
 // bundle is deterministic. It also writes dir/bundle.tar.gz.sha256. The
 // files are hashed again while they are archived; a file that changed since
 // the manifest was written is an error.
 func WriteBundle(dir string) error {
-	_, entries, err := readManifestFile(filepath.Join(dir, ManifestName))
+	entries, _, err := readManifestFile(filepath.Join(dir, ManifestName), DefaultLimits)
 	if err != nil {
 		return fmt.Errorf("write bundle: read manifest: %w", err)
 	}
-	prefix := filepath.Base(filepath.Clean(dir))
-	if err := checkName(prefix); err != nil || prefix == "" {
-		return fmt.Errorf("write bundle: folder name %q cannot prefix a bundle", prefix)
+	prefix, err := runIDOf(dir)
+	if err != nil {
+		return fmt.Errorf("write bundle: %w", err)
 	}
 	final := filepath.Join(dir, BundleName)
 	tmp, err := os.CreateTemp(dir, BundleName+".tmp*")
@@ -81,7 +82,7 @@ func WriteBundle(dir string) error {
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return fmt.Errorf("write bundle: %w", err)
 	}
-	sum, err := HashFile(final)
+	sum, err := HashFile(context.Background(), final)
 	if err != nil {
 		return fmt.Errorf("write bundle: hash: %w", err)
 	}

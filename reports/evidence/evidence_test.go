@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -58,7 +59,7 @@ func seal(t *testing.T, dir string, key ed25519.PrivateKey) {
 
 func mustVerify(t *testing.T, p string, opts VerifyOptions) *Report {
 	t.Helper()
-	r, err := Verify(p, opts)
+	r, err := Verify(context.Background(), p, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,13 +341,7 @@ func TestKeyFormats(t *testing.T) {
 			t.Fatalf("%s: %v", p.priv, r.Err())
 		}
 		if p.pub == "pub.pem" {
-			// The auditor's route: OpenSSL verifies the raw signature.
-			cmd := exec.Command("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", filepath.Join(dir, "pub.pem"),
-				"-rawin", "-in", ManifestName, "-sigfile", SignatureName)
-			cmd.Dir = run
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("openssl pkeyutl -verify: %v\n%s", err, out)
-			}
+			auditorChecksSignature(t, run, filepath.Join(dir, "pub.pem"), true)
 		}
 	}
 	if _, err := ParsePrivateKey([]byte("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")); err == nil {
@@ -371,5 +366,46 @@ func TestParseManifestRejects(t *testing.T) {
 	}
 	if es, err := ParseManifest(strings.NewReader(h + " *bin.dat\n" + h + "  t x\n")); err != nil || len(es) != 2 || es[0].Path != "bin.dat" || es[1].Path != "t x" {
 		t.Errorf("binary-mode and space names: %v %v", es, err)
+	}
+}
+
+// readmeRunID and readmeStatement are what the README's copy of
+// CheckCommands is written with.
+const (
+	readmeRunID     = `"$(basename "$PWD")"`
+	readmeStatement = "/tmp/statement"
+)
+
+// The README shows an auditor CheckCommands as the tests run them.
+func TestREADMEShowsCheckCommands(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := CheckCommands(readmeRunID, "sign-pub.pem", readmeStatement); !strings.Contains(string(b), "\n"+want+"\n") {
+		t.Fatalf("README does not show the signature check as\n%s", want)
+	}
+}
+
+// auditorChecksSignature runs CheckCommands, as the README shows them, in
+// run: the signature must verify with nothing from mailchaos when good is
+// set, and must not otherwise.
+func auditorChecksSignature(t *testing.T, run, pub string, good bool) {
+	t.Helper()
+	for _, tool := range []string{"sh", "openssl", "sha256sum"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Logf("%s not installed: the auditor's route is not tried", tool)
+			return
+		}
+	}
+	cmd := exec.Command("sh", "-c", CheckCommands(readmeRunID, `"$PUB"`, `"$TMPDIR/statement"`))
+	cmd.Dir = run
+	cmd.Env = append(os.Environ(), "PUB="+pub, "TMPDIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if good && err != nil {
+		t.Fatalf("auditor's recipe: %v\n%s", err, out)
+	}
+	if !good && err == nil {
+		t.Fatalf("auditor's recipe accepts a signature it must refuse:\n%s", out)
 	}
 }

@@ -1,8 +1,9 @@
 // Package evidence makes a run folder auditable: a SHA-256 manifest of every
 // artifact in the format `sha256sum -c` reads, a deterministic
-// bundle.tar.gz holding all of it, an optional ed25519 signature of the
-// manifest, and Verify, which re-hashes a folder or a bundle and names every
-// altered, missing or extra file.
+// bundle.tar.gz holding all of it, an optional ed25519 signature of a short
+// statement binding the run id to the manifest's hash (see Statement), and
+// Verify, which re-hashes a folder or a bundle within fixed limits (see
+// Limits) and names every altered, missing or extra file.
 //
 // An auditor needs nothing from mailchaos to check a bundle: GNU sha256sum
 // checks the manifest and OpenSSL checks the signature. This package only
@@ -13,7 +14,7 @@ package evidence
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -39,9 +40,14 @@ const (
 	BundleSumName = "bundle.tar.gz.sha256"
 )
 
-// maxManifestBytes bounds how much of a manifest is read: a run folder has
-// hundreds of files, not millions.
-const maxManifestBytes = 64 << 20
+// maxNameBytes bounds a file's path (PATH_MAX on Linux): no real artifact
+// has a longer one, and a crafted bundle cannot make Verify hold megabytes
+// per name.
+const maxNameBytes = 4096
+
+// maxSigBytes bounds how much of a signature file is read: an ed25519
+// signature has 64 bytes; anything longer is reported by its size.
+const maxSigBytes = 1024
 
 // Entry is one line of a manifest: a file's path relative to the run folder
 // (slash-separated) and its SHA-256 in lower-case hex.
@@ -50,19 +56,83 @@ type Entry struct {
 	SHA256 string
 }
 
+// evidenceNames are the evidence files of a run folder, checked by Verify
+// itself and never listed in the manifest.
+var evidenceNames = []string{ManifestName, SignatureName, BundleName, BundleSumName}
+
 // isEvidence reports whether the relative path names one of the evidence
-// files, which are never listed in the manifest.
-func isEvidence(rel string) bool {
-	switch rel {
-	case ManifestName, SignatureName, BundleName, BundleSumName:
+// files.
+func isEvidence(rel string) bool { return slices.Contains(evidenceNames, rel) }
+
+// isLeftover reports whether the relative path is a temporary file an
+// interrupted write of the evidence left behind: bundle.tar.gz.tmp* from
+// WriteBundle, .<name>.tmp* from writeFileAtomic. Such a file is no
+// artifact: WriteManifest refuses it (RemoveStale clears it) and Verify
+// reports it as extra, never skipping it.
+func isLeftover(rel string) bool {
+	if strings.HasPrefix(rel, BundleName+".tmp") {
 		return true
 	}
-	return strings.HasPrefix(rel, BundleName+".tmp")
+	for _, n := range evidenceNames {
+		if strings.HasPrefix(rel, "."+n+".tmp") {
+			return true
+		}
+	}
+	return false
+}
+
+// leftoverDetail says what a leftover is and what to do about it.
+const leftoverDetail = "a temporary file of an interrupted evidence write, not in " + ManifestName + "; remove it"
+
+// RemoveStale removes the evidence files of dir and the leftovers of an
+// interrupted earlier write, so that a new manifest lists only artifacts.
+func RemoveStale(dir string) error {
+	var stale []string
+	for _, n := range evidenceNames {
+		stale = append(stale, filepath.Join(dir, n))
+		tmps, err := filepath.Glob(filepath.Join(dir, "."+n+".tmp*"))
+		if err != nil {
+			return fmt.Errorf("remove stale evidence: %w", err)
+		}
+		stale = append(stale, tmps...)
+	}
+	tmps, err := filepath.Glob(filepath.Join(dir, BundleName+".tmp*"))
+	if err != nil {
+		return fmt.Errorf("remove stale evidence: %w", err)
+	}
+	for _, p := range append(stale, tmps...) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale evidence: %w", err)
+		}
+	}
+	return nil
+}
+
+// runIDOf returns the run id of a run folder: the name of the folder a
+// path resolves to, so that out/latest gives the run it points at. The run
+// id is what a bundle's entries sit under and what a signature binds.
+func runIDOf(dir string) (string, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(real)
+	if err != nil {
+		return "", err
+	}
+	id := filepath.Base(abs)
+	if err := checkName(id); err != nil || id == string(filepath.Separator) {
+		return "", fmt.Errorf("folder name %q cannot be a run id", id)
+	}
+	return id, nil
 }
 
 // checkName rejects paths that sha256sum would have to escape or that could
 // leave the folder: an auditor's tools must read the manifest as written.
 func checkName(rel string) error {
+	if len(rel) > maxNameBytes {
+		return fmt.Errorf("%q...: longer than %d bytes", rel[:64], maxNameBytes)
+	}
 	if rel == "" || strings.HasPrefix(rel, "/") {
 		return fmt.Errorf("%q: not a relative path", rel)
 	}
@@ -79,26 +149,54 @@ func checkName(rel string) error {
 	return nil
 }
 
-// HashFile returns the hex SHA-256 of the file at p.
-func HashFile(p string) (string, error) {
+// HashFile returns the hex SHA-256 of the file at p. It stops with ctx's
+// error when ctx is done.
+func HashFile(ctx context.Context, p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	h := newHasher()
+	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return h.hex(), nil
 }
 
-// listFiles returns the relative paths of the artifacts in dir, sorted
-// bytewise, and the relative paths of anything that is neither a regular
-// file nor a directory (symlinks, devices), which cannot be evidence.
-func listFiles(dir string) (files, odd []string, err error) {
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+// ctxReader fails its reads once ctx is done, so that hashing a large file
+// stops on Ctrl-C.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// folderFiles is what listFiles finds in a run folder, each list sorted
+// bytewise.
+type folderFiles struct {
+	files     []string // regular files other than the evidence files: the artifacts
+	odd       []string // neither regular file nor folder (symlinks, devices): never evidence
+	leftovers []string // temporary files of an interrupted evidence write (isLeftover)
+}
+
+// listFiles walks dir (not following symlinks) and sorts what it finds.
+// More than max files, or ctx done, stops it with an error: a folder
+// crafted with millions of files cannot make it hold millions of names.
+func listFiles(ctx context.Context, dir string, max int) (folderFiles, error) {
+	var ff folderFiles
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rel, err := filepath.Rel(dir, p)
@@ -106,43 +204,51 @@ func listFiles(dir string) (files, odd []string, err error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if rel == "." {
+		if rel == "." || d.IsDir() {
 			return nil
 		}
+		if n++; n > max {
+			return fmt.Errorf("more than %d files, the limit: not a run folder", max)
+		}
 		switch {
-		case d.IsDir():
-			return nil
-		case d.Type().IsRegular():
-			if !isEvidence(rel) {
-				files = append(files, rel)
-			}
-		default:
-			odd = append(odd, rel)
+		case !d.Type().IsRegular():
+			ff.odd = append(ff.odd, rel)
+		case isLeftover(rel):
+			ff.leftovers = append(ff.leftovers, rel)
+		case !isEvidence(rel):
+			ff.files = append(ff.files, rel)
 		}
 		return nil
 	})
-	slices.Sort(files)
-	slices.Sort(odd)
-	return files, odd, err
+	slices.Sort(ff.files)
+	slices.Sort(ff.odd)
+	slices.Sort(ff.leftovers)
+	return ff, err
 }
 
 // Hash hashes every artifact in dir (every regular file except the evidence
 // files) and returns the entries sorted by path. A symlink or other
-// non-regular file, or a name sha256sum would have to escape, is an error.
+// non-regular file, a leftover of an interrupted evidence write, a name
+// sha256sum would have to escape, or more files than Verify accepts
+// (DefaultLimits.Entries), is an error.
 func Hash(dir string) ([]Entry, error) {
-	files, odd, err := listFiles(dir)
+	ctx := context.Background() // writing a report is not interruptible half-way
+	ff, err := listFiles(ctx, dir, DefaultLimits.Entries)
 	if err != nil {
 		return nil, fmt.Errorf("list artifacts: %w", err)
 	}
-	if len(odd) > 0 {
-		return nil, fmt.Errorf("list artifacts: not regular files: %s", strings.Join(odd, ", "))
+	if len(ff.odd) > 0 {
+		return nil, fmt.Errorf("list artifacts: not regular files: %s", strings.Join(ff.odd, ", "))
 	}
-	entries := make([]Entry, 0, len(files))
-	for _, rel := range files {
+	if len(ff.leftovers) > 0 {
+		return nil, fmt.Errorf("list artifacts: %s: %s (RemoveStale does)", strings.Join(ff.leftovers, ", "), leftoverDetail)
+	}
+	entries := make([]Entry, 0, len(ff.files))
+	for _, rel := range ff.files {
 		if err := checkName(rel); err != nil {
 			return nil, fmt.Errorf("list artifacts: %w", err)
 		}
-		sum, err := HashFile(filepath.Join(dir, filepath.FromSlash(rel)))
+		sum, err := HashFile(ctx, filepath.Join(dir, filepath.FromSlash(rel)))
 		if err != nil {
 			return nil, fmt.Errorf("hash %s: %w", rel, err)
 		}
@@ -166,10 +272,21 @@ func FormatManifest(w io.Writer, entries []Entry) error {
 
 // ParseManifest reads a manifest in sha256sum format (text "  " or binary
 // " *" separator). A malformed line is an error naming it; so is a path that
-// is absolute, climbs out with "..", or appears twice.
+// is absolute, climbs out with "..", or appears twice, and a manifest past
+// DefaultLimits (bytes or lines).
 func ParseManifest(r io.Reader) ([]Entry, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	entries, _, err := parseManifest(r, DefaultLimits)
+	return entries, err
+}
+
+// parseManifest reads a manifest as a stream within lim and returns its
+// entries and the hex SHA-256 of its bytes (what a signature binds), so a
+// manifest is never held whole in memory.
+func parseManifest(r io.Reader, lim Limits) ([]Entry, string, error) {
+	h := newHasher()
+	cr := &countingReader{r: io.TeeReader(io.LimitReader(r, lim.ManifestBytes+1), h)}
+	sc := bufio.NewScanner(cr)
+	sc.Buffer(make([]byte, 0, 4096), 64+2+maxNameBytes+2)
 	var entries []Entry
 	seen := map[string]bool{}
 	line := 0
@@ -179,27 +296,45 @@ func ParseManifest(r io.Reader) ([]Entry, error) {
 		if s == "" {
 			continue
 		}
+		if len(entries) == lim.Entries {
+			return nil, "", fmt.Errorf("manifest line %d: more than %d files listed, the limit", line, lim.Entries)
+		}
 		if len(s) < 64+2 || (s[64:66] != "  " && s[64:66] != " *") {
-			return nil, fmt.Errorf("manifest line %d: not \"<sha256>  <path>\"", line)
+			return nil, "", fmt.Errorf("manifest line %d: not \"<sha256>  <path>\"", line)
 		}
 		sum := s[:64]
 		if _, err := hex.DecodeString(sum); err != nil || strings.ToLower(sum) != sum {
-			return nil, fmt.Errorf("manifest line %d: %q is not a lower-case hex SHA-256", line, sum)
+			return nil, "", fmt.Errorf("manifest line %d: %q is not a lower-case hex SHA-256", line, sum)
 		}
 		p := s[66:]
 		if err := checkName(p); err != nil {
-			return nil, fmt.Errorf("manifest line %d: %w", line, err)
+			return nil, "", fmt.Errorf("manifest line %d: %w", line, err)
 		}
 		if seen[p] {
-			return nil, fmt.Errorf("manifest line %d: %s listed twice", line, p)
+			return nil, "", fmt.Errorf("manifest line %d: %s listed twice", line, p)
 		}
 		seen[p] = true
 		entries = append(entries, Entry{Path: p, SHA256: sum})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("manifest line %d: %w", line+1, err)
+		return nil, "", fmt.Errorf("manifest line %d: %w", line+1, err)
 	}
-	return entries, nil
+	if cr.n > lim.ManifestBytes {
+		return nil, "", fmt.Errorf("manifest larger than %d bytes, the limit", lim.ManifestBytes)
+	}
+	return entries, h.hex(), nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // WriteManifest hashes every artifact in dir and writes dir/MANIFEST.sha256.
@@ -214,6 +349,9 @@ func WriteManifest(dir string) ([]Entry, error) {
 	if err := FormatManifest(&buf, entries); err != nil {
 		return nil, err
 	}
+	if int64(buf.Len()) > DefaultLimits.ManifestBytes {
+		return nil, fmt.Errorf("write manifest: %d bytes, more than Verify accepts (%d)", buf.Len(), DefaultLimits.ManifestBytes)
+	}
 	if err := writeFileAtomic(filepath.Join(dir, ManifestName), buf.Bytes(), 0o644); err != nil {
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
@@ -223,22 +361,15 @@ func WriteManifest(dir string) ([]Entry, error) {
 	return entries, nil
 }
 
-// readManifestFile reads and parses dir's manifest, returning its bytes too.
-func readManifestFile(p string) ([]byte, []Entry, error) {
+// readManifestFile reads and parses a manifest file within lim, returning
+// the hex SHA-256 of its bytes too.
+func readManifestFile(p string, lim Limits) ([]Entry, string, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxManifestBytes+1))
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(b) > maxManifestBytes {
-		return nil, nil, fmt.Errorf("larger than %d bytes", maxManifestBytes)
-	}
-	entries, err := ParseManifest(bytes.NewReader(b))
-	return b, entries, err
+	return parseManifest(f, lim)
 }
 
 // writeFileAtomic writes data to a temporary file beside p and renames it

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,8 +27,8 @@ const (
 	Altered    Kind = "altered"       // the file's hash differs from the manifest's
 	Missing    Kind = "missing"       // listed in the manifest, not present
 	Extra      Kind = "extra"         // present, not listed in the manifest
-	Unreadable Kind = "unreadable"    // cannot be read or parsed (a corrupt bundle or manifest)
-	BadSig     Kind = "bad-signature" // the manifest's signature does not verify, or is absent when required
+	Unreadable Kind = "unreadable"    // cannot be read or parsed (a corrupt bundle or manifest), or past a limit
+	BadSig     Kind = "bad-signature" // the signature does not verify, or is absent when required
 )
 
 // Problem is one thing wrong with a run folder or bundle, naming the file.
@@ -45,14 +46,75 @@ func (p Problem) String() string {
 	return fmt.Sprintf("%s: %s (%s)", p.Path, p.Kind, p.Detail)
 }
 
+// Limits bound what Verify reads, so that a crafted folder or bundle can
+// make it neither hold unbounded memory nor read forever. Past a limit,
+// Verify stops and reports the folder or bundle unreadable, naming the
+// limit. A zero field takes the DefaultLimits value.
+type Limits struct {
+	// Entries bounds the files of a folder, the entries of a bundle
+	// (folders included) and the lines of a manifest.
+	Entries int
+	// ManifestBytes bounds the size of MANIFEST.sha256.
+	ManifestBytes int64
+	// EntryBytes bounds one file of a bundle (uncompressed).
+	EntryBytes int64
+	// TotalBytes bounds a bundle's whole uncompressed stream: a gzip bomb
+	// stops here.
+	TotalBytes int64
+	// Problems bounds the problems listed; past it they are only counted
+	// (Report.Unlisted).
+	Problems int
+}
+
+// DefaultLimits are far above any real run (hundreds of files, histories of
+// a few GiB) and keep Verify's memory to tens of MiB whatever it is given:
+// it streams every file and holds one manifest's entries at most.
+var DefaultLimits = Limits{
+	Entries:       100_000,
+	ManifestBytes: 32 << 20,
+	EntryBytes:    16 << 30,
+	TotalBytes:    64 << 30,
+	Problems:      1000,
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.Entries > 0 {
+		d.Entries = l.Entries
+	}
+	if l.ManifestBytes > 0 {
+		d.ManifestBytes = l.ManifestBytes
+	}
+	if l.EntryBytes > 0 {
+		d.EntryBytes = l.EntryBytes
+	}
+	if l.TotalBytes > 0 {
+		d.TotalBytes = l.TotalBytes
+	}
+	if l.Problems > 0 {
+		d.Problems = l.Problems
+	}
+	return d
+}
+
 // Report is the result of Verify.
 type Report struct {
-	Source   string    // the folder or bundle verified
+	Source string // the folder or bundle verified, as given
+	// Resolved is the folder Source leads to when it is (or passes through)
+	// a symlink, such as out/latest; empty otherwise.
+	Resolved string
+	// RunID is the run the evidence is for: the name of the run folder, or
+	// the top-level folder of a bundle. A signature binds it.
+	RunID    string
 	Files    int       // files listed in the manifest
 	Signed   bool      // a MANIFEST.sha256.sig is present
 	SigValid bool      // the signature was checked against a public key and is valid
 	Problems []Problem // sorted by path; empty when everything matches
-	Checked  []string  // what was checked, for the human reading the output
+	// Unlisted counts the problems past Limits.Problems, not in Problems.
+	Unlisted int
+	Checked  []string // what was checked, for the human reading the output
+
+	maxProblems int
 }
 
 // OK reports whether nothing is wrong.
@@ -68,11 +130,25 @@ func (r *Report) Err() error {
 	for i, p := range r.Problems {
 		lines[i] = p.String()
 	}
-	return fmt.Errorf("verify %s: %d problem(s):\n  %s", r.Source, len(r.Problems), strings.Join(lines, "\n  "))
+	if r.Unlisted > 0 {
+		lines = append(lines, fmt.Sprintf("... and %d more problem(s), not listed past the first %d", r.Unlisted, len(r.Problems)))
+	}
+	return fmt.Errorf("verify %s: %d problem(s):\n  %s", r.Source, len(r.Problems)+r.Unlisted, strings.Join(lines, "\n  "))
 }
 
 func (r *Report) add(path string, kind Kind, detail string) {
+	if r.maxProblems > 0 && len(r.Problems) >= r.maxProblems {
+		r.Unlisted++
+		return
+	}
 	r.Problems = append(r.Problems, Problem{Path: path, Kind: kind, Detail: detail})
+}
+
+// stop records the problem that ended a verification early (a limit, a
+// corrupt stream): it is listed even past Limits.Problems, since it says
+// why the rest was not checked.
+func (r *Report) stop(path, detail string) {
+	r.Problems = append(r.Problems, Problem{Path: path, Kind: Unreadable, Detail: detail})
 }
 
 func (r *Report) sort() {
@@ -81,36 +157,65 @@ func (r *Report) sort() {
 
 // VerifyOptions configure Verify.
 type VerifyOptions struct {
-	// PublicKey, if set, must verify MANIFEST.sha256.sig; a missing or
-	// invalid signature is then a problem. Without it a signature present is
-	// reported as unchecked.
+	// PublicKey, if set, must verify MANIFEST.sha256.sig over the run's
+	// Statement; a missing or invalid signature is then a problem. Without
+	// it a signature present is reported as present and not checked
+	// (Report.Signed without Report.SigValid).
 	PublicKey ed25519.PublicKey
+	// Limits bound what is read; zero fields take DefaultLimits.
+	Limits Limits
 }
 
 // Verify checks a run folder or a bundle.tar.gz (by path) against its
 // manifest: every listed file must exist with the listed hash and nothing
-// else may be present. For a folder that also holds bundle.tar.gz, the
-// bundle is verified too (its bytes against bundle.tar.gz.sha256, its
-// contents against its manifest, and its manifest against the folder's).
-// The error is for a path that cannot be read at all; everything wrong with
-// the evidence itself is in the Report.
-func Verify(p string, opts VerifyOptions) (*Report, error) {
+// else may be present; no file is skipped. A folder given through a symlink
+// (out/latest) is resolved first, and its run id is the resolved folder's
+// name. For a folder that also holds bundle.tar.gz, the bundle is verified
+// too (its bytes against bundle.tar.gz.sha256, its contents against its
+// manifest, and its manifest, signature and run id against the folder's).
+// Everything is streamed within opts.Limits. The error is for a path that
+// cannot be read at all, or ctx done (the verification is then
+// incomplete); everything wrong with the evidence itself is in the Report.
+func Verify(ctx context.Context, p string, opts VerifyOptions) (*Report, error) {
 	st, err := os.Stat(p)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	r := &Report{Source: p}
+	lim := opts.Limits.withDefaults()
+	r := &Report{Source: p, maxProblems: lim.Problems}
 	if st.IsDir() {
-		verifyDir(r, p, opts)
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+		if real != filepath.Clean(p) {
+			r.Resolved = real
+		}
+		verifyDir(ctx, r, real, opts.PublicKey, lim)
 	} else {
-		verifyBundleFile(r, p, "", nil, nil, opts)
+		verifyBundleFile(ctx, r, p, "", nil, opts.PublicKey, lim)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("verify %s: stopped before the end: %w", p, err)
 	}
 	r.sort()
 	return r, nil
 }
 
-func verifyDir(r *Report, dir string, opts VerifyOptions) {
-	manifest, entries, err := readManifestFile(filepath.Join(dir, ManifestName))
+// folderEvidence is what a folder's bundle must agree with.
+type folderEvidence struct {
+	runID, manifestSHA256 string
+	sig                   []byte // nil: the folder has no signature
+}
+
+func verifyDir(ctx context.Context, r *Report, dir string, pub ed25519.PublicKey, lim Limits) {
+	id, err := runIDOf(dir)
+	if err != nil {
+		r.add(".", Unreadable, err.Error())
+		return
+	}
+	r.RunID = id
+	entries, manifestSum, err := readManifestFile(filepath.Join(dir, ManifestName), lim)
 	if err != nil {
 		kind := Unreadable
 		if errors.Is(err, fs.ErrNotExist) {
@@ -121,11 +226,13 @@ func verifyDir(r *Report, dir string, opts VerifyOptions) {
 	}
 	r.Files = len(entries)
 	r.Checked = append(r.Checked, fmt.Sprintf("%s: %d files", ManifestName, len(entries)))
-	listed := map[string]bool{}
+	listed := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		listed[e.Path] = true
-		sum, err := HashFile(filepath.Join(dir, filepath.FromSlash(e.Path)))
+		sum, err := HashFile(ctx, filepath.Join(dir, filepath.FromSlash(e.Path)))
 		switch {
+		case ctx.Err() != nil:
+			return
 		case errors.Is(err, fs.ErrNotExist):
 			r.add(e.Path, Missing, "")
 		case err != nil:
@@ -134,42 +241,55 @@ func verifyDir(r *Report, dir string, opts VerifyOptions) {
 			r.add(e.Path, Altered, "sha256 "+sum+", manifest says "+e.SHA256)
 		}
 	}
-	files, odd, err := listFiles(dir)
+	ff, err := listFiles(ctx, dir, lim.Entries)
 	if err != nil {
-		r.add(".", Unreadable, err.Error())
+		r.stop(".", err.Error())
 	}
-	for _, f := range files {
+	for _, f := range ff.files {
 		if !listed[f] {
 			r.add(f, Extra, "not in "+ManifestName)
 		}
 	}
-	for _, f := range odd {
+	for _, f := range ff.odd {
 		r.add(f, Extra, "not a regular file")
 	}
-	sig, err := os.ReadFile(filepath.Join(dir, SignatureName))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		r.add(SignatureName, Unreadable, err.Error())
+	for _, f := range ff.leftovers {
+		r.add(f, Extra, leftoverDetail)
 	}
-	hasSig := err == nil
-	checkSignature(r, "", manifest, sig, hasSig, opts)
+	want := folderEvidence{runID: id, manifestSHA256: manifestSum}
+	sig, err := readSmall(filepath.Join(dir, SignatureName), maxSigBytes)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		r.add(SignatureName, Unreadable, err.Error())
+	default:
+		want.sig = sig
+	}
+	checkSignature(r, "", want, pub)
 
 	bundle := filepath.Join(dir, BundleName)
 	if _, err := os.Stat(bundle); err == nil {
-		if !hasSig {
-			sig = nil
-		} else if sig == nil {
-			sig = []byte{}
-		}
-		verifyBundleFile(r, bundle, BundleName+": ", manifest, sig, opts)
-		checkBundleSum(r, dir)
+		verifyBundleFile(ctx, r, bundle, BundleName+": ", &want, pub, lim)
+		checkBundleSum(ctx, r, dir)
 	} else if _, err := os.Stat(filepath.Join(dir, BundleSumName)); err == nil {
 		r.add(BundleName, Missing, BundleSumName+" lists it")
 	}
 }
 
+// readSmall reads a file that must not exceed max bytes; past it, it
+// returns max+1 bytes so the caller reports the size as wrong.
+func readSmall(p string, max int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max+1))
+}
+
 // checkBundleSum checks bundle.tar.gz against bundle.tar.gz.sha256.
-func checkBundleSum(r *Report, dir string) {
-	b, err := os.ReadFile(filepath.Join(dir, BundleSumName))
+func checkBundleSum(ctx context.Context, r *Report, dir string) {
+	b, err := readSmall(filepath.Join(dir, BundleSumName), int64(64+2+len(BundleName)+2))
 	if errors.Is(err, fs.ErrNotExist) {
 		r.add(BundleSumName, Missing, "")
 		return
@@ -183,7 +303,7 @@ func checkBundleSum(r *Report, dir string) {
 		r.add(BundleSumName, Unreadable, "want one line \"<sha256>  bundle.tar.gz\"")
 		return
 	}
-	sum, err := HashFile(filepath.Join(dir, BundleName))
+	sum, err := HashFile(ctx, filepath.Join(dir, BundleName))
 	if err != nil {
 		r.add(BundleName, Unreadable, err.Error())
 		return
@@ -195,162 +315,239 @@ func checkBundleSum(r *Report, dir string) {
 	r.Checked = append(r.Checked, BundleSumName+": bundle bytes match")
 }
 
-func checkSignature(r *Report, label string, manifest, sig []byte, present bool, opts VerifyOptions) {
+// checkSignature checks the signature of ev (nil sig: none) against pub,
+// if one is given. label prefixes problem paths.
+func checkSignature(r *Report, label string, ev folderEvidence, pub ed25519.PublicKey) {
+	present := ev.sig != nil
 	r.Signed = r.Signed || present
 	switch {
-	case opts.PublicKey == nil && present:
-		r.Checked = append(r.Checked, label+SignatureName+": present, not checked (no public key given)")
-	case opts.PublicKey == nil:
+	case pub == nil && present:
+		r.Checked = append(r.Checked, label+SignatureName+": present, NOT checked (no public key given)")
+	case pub == nil:
 	case !present:
-		r.add(label+SignatureName, Missing, "a public key was given")
-	case len(sig) != ed25519.SignatureSize:
-		r.add(label+SignatureName, BadSig, fmt.Sprintf("%d bytes, an ed25519 signature has %d", len(sig), ed25519.SignatureSize))
-	case !ed25519.Verify(opts.PublicKey, manifest, sig):
-		r.add(label+SignatureName, BadSig, "does not verify "+ManifestName+" with the given public key")
+		r.add(label+SignatureName, Missing, "a public key was given, and the run is not signed")
 	default:
+		if why := sigProblem(pub, ev.runID, ev.manifestSHA256, ev.sig); why != "" {
+			r.add(label+SignatureName, BadSig, why)
+			return
+		}
 		r.SigValid = label == "" || r.SigValid
-		r.Checked = append(r.Checked, label+SignatureName+": valid ed25519 signature")
+		r.Checked = append(r.Checked, fmt.Sprintf("%s%s: valid ed25519 signature by %s of run %s", label, SignatureName, Fingerprint(pub), ev.runID))
 	}
+}
+
+// errLimit marks a bundle that goes past a limit.
+var errLimit = errors.New("past a limit")
+
+// cappedReader fails with errLimit once more than left bytes are read.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, errLimit
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, errLimit
+	}
+	return n, err
+}
+
+// listedFile is a manifest entry while its bundle is read.
+type listedFile struct {
+	sha256 string
+	seen   bool
 }
 
 // verifyBundleFile checks a bundle's contents against the manifest it
-// carries. label prefixes problem paths. If wantManifest is set (verifying a
-// folder's bundle), the bundle's manifest must be byte-identical to it, and
-// its signature to wantSig (nil: the folder has none).
-func verifyBundleFile(r *Report, p, label string, wantManifest, wantSig []byte, opts VerifyOptions) {
+// carries, reading the bundle once as a stream: the manifest must come
+// first (WriteBundle puts it there), so each later entry is hashed and
+// checked as it passes and only the manifest's entries are held. label
+// prefixes problem paths. If want is set (verifying a folder's bundle),
+// the bundle's manifest, signature and run id must be the folder's.
+func verifyBundleFile(ctx context.Context, r *Report, p, label string, want *folderEvidence, pub ed25519.PublicKey, lim Limits) {
+	name := filepath.Base(p)
+	if label != "" {
+		name = BundleName
+	}
+	fail := func(format string, args ...any) { r.stop(name, fmt.Sprintf(format, args...)) }
 	f, err := os.Open(p)
 	if err != nil {
-		r.add(label+filepath.Base(p), Unreadable, err.Error())
+		fail("%v", err)
 		return
 	}
 	defer f.Close()
-	hashes, manifest, sig, hasSig, err := readBundle(f)
+	gz, err := gzip.NewReader(ctxReader{ctx, f})
 	if err != nil {
-		name := filepath.Base(p)
-		if label != "" {
-			name = BundleName
-		}
-		r.add(name, Unreadable, err.Error())
+		fail("gzip: %v", err)
 		return
 	}
-	if manifest == nil {
-		r.add(label+ManifestName, Missing, "not in the bundle")
-		return
-	}
-	entries, err := ParseManifest(bytes.NewReader(manifest))
-	if err != nil {
-		r.add(label+ManifestName, Unreadable, err.Error())
-		return
-	}
-	if wantManifest != nil {
-		if !bytes.Equal(wantManifest, manifest) {
-			r.add(ManifestName, Altered, "differs from the copy in "+BundleName)
+	stream := &cappedReader{r: gz, left: lim.TotalBytes}
+	tooBig := func(err error) bool {
+		if errors.Is(err, errLimit) {
+			fail("more than %d bytes uncompressed, the limit: refused", lim.TotalBytes)
+			return true
 		}
-		switch {
-		case wantSig == nil && hasSig:
-			r.add(SignatureName, Missing, "the copy in "+BundleName+" exists")
-		case wantSig != nil && !hasSig:
-			r.add(label+SignatureName, Missing, "the folder has one")
-		case hasSig && !bytes.Equal(wantSig, sig):
-			r.add(SignatureName, Altered, "differs from the copy in "+BundleName)
-		}
+		return false
 	}
-	if label == "" {
-		r.Files = len(entries)
-	}
-	r.Checked = append(r.Checked, fmt.Sprintf("%s%s: %d files", label, ManifestName, len(entries)))
-	listed := map[string]bool{}
-	for _, e := range entries {
-		listed[e.Path] = true
-		sum, ok := hashes[e.Path]
-		switch {
-		case !ok:
-			r.add(label+e.Path, Missing, "")
-		case sum != e.SHA256:
-			r.add(label+e.Path, Altered, "sha256 "+sum+", manifest says "+e.SHA256)
-		}
-	}
-	for name := range hashes {
-		if !listed[name] {
-			r.add(label+name, Extra, "not in "+ManifestName)
-		}
-	}
-	checkSignature(r, label, manifest, sig, hasSig, opts)
-}
-
-// readBundle reads a whole bundle, hashing every entry. Entries must sit
-// under one top-level folder; the names returned are relative to it. The
-// gzip stream is read to its end so that its CRC is checked.
-func readBundle(rd io.Reader) (hashes map[string]string, manifest, sig []byte, hasSig bool, err error) {
-	gz, err := gzip.NewReader(rd)
-	if err != nil {
-		return nil, nil, nil, false, fmt.Errorf("gzip: %w", err)
-	}
-	tr := tar.NewReader(gz)
-	hashes = map[string]string{}
-	prefix := ""
+	tr := tar.NewReader(stream)
+	var (
+		ev      folderEvidence
+		order   []string               // the manifest's paths, in its order
+		listed  map[string]*listedFile // nil until the manifest is read
+		entries int
+	)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
+		if ctx.Err() != nil {
+			return
+		}
 		if err != nil {
-			return nil, nil, nil, false, fmt.Errorf("tar: %w", err)
+			if !tooBig(err) {
+				fail("tar: %v", err)
+			}
+			return
+		}
+		if entries++; entries > lim.Entries {
+			fail("more than %d entries, the limit: refused", lim.Entries)
+			return
 		}
 		if hdr.Typeflag == tar.TypeDir {
 			continue
 		}
-		name := cleanRel(hdr.Name)
-		top, rel, ok := strings.Cut(name, "/")
-		if !ok {
-			return nil, nil, nil, false, fmt.Errorf("tar: %s is not under the bundle's top-level folder", hdr.Name)
-		}
-		if prefix == "" {
-			prefix = top
-		} else if top != prefix {
-			return nil, nil, nil, false, fmt.Errorf("tar: %s is outside %s/", hdr.Name, prefix)
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			hashes[rel] = "(not a regular file)"
+		if len(hdr.Name) > maxNameBytes {
+			r.add(label+hdr.Name[:64]+"...", Extra, fmt.Sprintf("a name of %d bytes, longer than %d", len(hdr.Name), maxNameBytes))
 			continue
 		}
-		if _, dup := hashes[rel]; dup {
-			return nil, nil, nil, false, fmt.Errorf("tar: %s appears twice", hdr.Name)
+		top, rel, ok := strings.Cut(cleanRel(hdr.Name), "/")
+		if !ok || checkName(top) != nil || checkName(rel) != nil {
+			r.add(label+hdr.Name, Extra, "not a plain path under the bundle's top-level folder")
+			continue
 		}
-		switch rel {
-		case ManifestName, SignatureName:
-			b, err := io.ReadAll(io.LimitReader(tr, maxManifestBytes+1))
+		if ev.runID == "" {
+			ev.runID = top
+		} else if top != ev.runID {
+			r.add(label+hdr.Name, Extra, "outside "+ev.runID+"/, the bundle's top-level folder")
+			continue
+		}
+		if listed == nil {
+			if rel != ManifestName || hdr.Typeflag != tar.TypeReg {
+				fail("the first file is %s, not %s: mailchaos writes the manifest first; to check a bundle packed otherwise, unpack it and verify the folder", hdr.Name, ManifestName)
+				return
+			}
+			es, sum, err := parseManifest(tr, lim)
 			if err != nil {
-				return nil, nil, nil, false, fmt.Errorf("tar: %s: %w", hdr.Name, err)
+				if !tooBig(err) {
+					r.add(label+ManifestName, Unreadable, err.Error())
+				}
+				return
 			}
-			if len(b) > maxManifestBytes {
-				return nil, nil, nil, false, fmt.Errorf("tar: %s: too large", hdr.Name)
+			ev.manifestSHA256 = sum
+			if label == "" {
+				r.RunID = ev.runID
 			}
-			if rel == ManifestName {
-				manifest = b
-			} else {
-				sig, hasSig = b, true
+			listed = make(map[string]*listedFile, len(es))
+			for _, e := range es {
+				listed[e.Path] = &listedFile{sha256: e.SHA256}
+				order = append(order, e.Path)
 			}
-			hashes[rel] = "" // seen; not an artifact
 			continue
 		}
-		h := newHasher()
-		if _, err := io.Copy(h, tr); err != nil {
-			return nil, nil, nil, false, fmt.Errorf("tar: %s: %w", hdr.Name, err)
+		if hdr.Size > lim.EntryBytes {
+			fail("%s: %d bytes, more than %d, the limit for one file: refused", hdr.Name, hdr.Size, lim.EntryBytes)
+			return
 		}
-		hashes[rel] = h.hex()
+		lf := listed[rel]
+		switch {
+		case rel == ManifestName:
+			r.add(label+rel, Extra, "a second copy in the bundle")
+		case rel == SignatureName && hdr.Typeflag == tar.TypeReg && ev.sig == nil:
+			if ev.sig, err = io.ReadAll(io.LimitReader(tr, maxSigBytes+1)); err != nil {
+				if !tooBig(err) {
+					fail("tar: %s: %v", hdr.Name, err)
+				}
+				return
+			}
+		case rel == SignatureName:
+			r.add(label+rel, Extra, "a second copy in the bundle, or not a regular file")
+		case lf == nil:
+			detail := "not in " + ManifestName
+			if hdr.Typeflag != tar.TypeReg {
+				detail = "not a regular file, not in " + ManifestName
+			}
+			r.add(label+rel, Extra, detail)
+		case lf.seen:
+			r.add(label+rel, Extra, "a second copy in the bundle: unpacking keeps the last one")
+		case hdr.Typeflag != tar.TypeReg:
+			lf.seen = true
+			r.add(label+rel, Altered, fmt.Sprintf("a tar entry of type %q, not a regular file", hdr.Typeflag))
+		default:
+			lf.seen = true
+			h := newHasher()
+			if _, err := io.Copy(h, tr); err != nil {
+				if ctx.Err() == nil && !tooBig(err) {
+					fail("tar: %s: %v", hdr.Name, err)
+				}
+				return
+			}
+			if sum := h.hex(); sum != lf.sha256 {
+				r.add(label+rel, Altered, "sha256 "+sum+", manifest says "+lf.sha256)
+			}
+		}
 	}
 	// The tar reader stops at the end-of-archive blocks; drain the rest so
-	// the gzip reader checks the CRC and length of the whole stream.
-	if _, err := io.Copy(io.Discard, gz); err != nil {
-		return nil, nil, nil, false, fmt.Errorf("gzip: %w", err)
+	// the gzip reader checks the CRC and length of the whole stream, which
+	// still counts against the limit.
+	if _, err := io.Copy(io.Discard, stream); err != nil {
+		if ctx.Err() == nil && !tooBig(err) {
+			fail("gzip: %v", err)
+		}
+		return
 	}
 	if err := gz.Close(); err != nil {
-		return nil, nil, nil, false, fmt.Errorf("gzip: %w", err)
+		fail("gzip: %v", err)
+		return
 	}
-	delete(hashes, ManifestName)
-	delete(hashes, SignatureName)
-	return hashes, manifest, sig, hasSig, nil
+	if listed == nil {
+		r.add(label+ManifestName, Missing, "not in the bundle")
+		return
+	}
+	if label == "" {
+		r.Files = len(order)
+	}
+	r.Checked = append(r.Checked, fmt.Sprintf("%s%s: %d files", label, ManifestName, len(order)))
+	for _, p := range order {
+		if !listed[p].seen {
+			r.add(label+p, Missing, "")
+		}
+	}
+	if want != nil {
+		if ev.runID != want.runID {
+			r.add(BundleName, Altered, "its files are under "+ev.runID+"/, the folder is run "+want.runID)
+		}
+		if ev.manifestSHA256 != want.manifestSHA256 {
+			r.add(ManifestName, Altered, "differs from the copy in "+BundleName)
+		}
+		switch {
+		case want.sig == nil && ev.sig != nil:
+			r.add(SignatureName, Missing, "the copy in "+BundleName+" exists")
+		case want.sig != nil && ev.sig == nil:
+			r.add(label+SignatureName, Missing, "the folder has one")
+		case ev.sig != nil && !bytes.Equal(want.sig, ev.sig):
+			r.add(SignatureName, Altered, "differs from the copy in "+BundleName)
+		}
+	}
+	checkSignature(r, label, ev, pub)
 }
 
 type hasher struct{ hash.Hash }

@@ -54,7 +54,7 @@ func TestRenderRealVerdict(t *testing.T) {
 			t.Errorf("lost message %s not shown", e.MsgID)
 		}
 	}
-	if r, err := evidence.Verify(dir, evidence.VerifyOptions{}); err != nil || !r.OK() {
+	if r, err := evidence.Verify(context.Background(), dir, evidence.VerifyOptions{}); err != nil || !r.OK() {
 		t.Fatalf("verify: %v %v", err, r.Err())
 	}
 	t.Logf("clean: %s — %s; lossy: %s — %s", run.Scenarios[0].Verdict.Status, run.Scenarios[0].Verdict.Reason, lossy.Status, lossy.Reason)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailchaos/mailchaos/loadgen/history"
 	"github.com/mailchaos/mailchaos/reports/check"
+	"github.com/mailchaos/mailchaos/reports/evidence"
 )
 
 //go:embed index.html.tmpl
@@ -29,6 +30,10 @@ var pageTmpl = template.Must(template.New("index").Funcs(template.FuncMap{
 	"faults": faultNames,
 	"join":   strings.Join,
 	"inc":    func(i int) int { return i + 1 },
+	// The auditor's OpenSSL check of the signature, as the README shows it.
+	"checkCommands": func(runID string) string {
+		return evidence.CheckCommands(runID, "pub.pem", "/tmp/"+runID+".statement")
+	},
 	"measured": func(t check.ThresholdResult) string {
 		if t.Measured == nil {
 			return "not measured"

@@ -2,8 +2,11 @@ package render
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"encoding/xml"
+	"html/template"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -39,12 +42,47 @@ func TestWriteRunFolder(t *testing.T) {
 	if err != nil || target != "20260102-030405-beef" {
 		t.Errorf("latest -> %q, %v", target, err)
 	}
-	r, err := evidence.Verify(filepath.Join(out, LatestName), evidence.VerifyOptions{})
+	r, err := evidence.Verify(context.Background(), filepath.Join(out, LatestName), evidence.VerifyOptions{})
 	if err != nil || !r.OK() {
 		t.Fatalf("verify: %v %v", err, r.Err())
 	}
 	if r.Files != 8 {
 		t.Errorf("manifest lists %d files, want 8 (verdict, junit, index, 2 histories, 3 logs) %v", r.Files, r.Checked)
+	}
+}
+
+// A signed run verifies with its public key through out/latest, and a
+// leftover of an interrupted earlier Write is cleared, not sealed.
+func TestWriteSigned(t *testing.T) {
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
+	out := t.TempDir()
+	run := sampleRun(t, out, fixture{scenario: "region-loss"})
+	run.SignKey = key
+	leftover := filepath.Join(out, run.RunID, evidence.BundleName+".tmp12345")
+	if err := os.MkdirAll(filepath.Dir(leftover), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(leftover, []byte("half a bundle"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := Write(out, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(leftover); err == nil {
+		t.Errorf("%s survived Write", leftover)
+	}
+	r, err := evidence.Verify(context.Background(), filepath.Join(out, LatestName), evidence.VerifyOptions{PublicKey: key.Public().(ed25519.PublicKey)})
+	if err != nil || !r.OK() || !r.SigValid || r.RunID != run.RunID {
+		t.Fatalf("verify: ok %v, signature valid %v, run %q: %v %v", r.OK(), r.SigValid, r.RunID, err, r.Err())
+	}
+	html, err := os.ReadFile(filepath.Join(dir, IndexName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := template.HTMLEscapeString(evidence.CheckCommands(run.RunID, "pub.pem", "/tmp/"+run.RunID+".statement"))
+	if !bytes.Contains(html, []byte(want)) || !bytes.Contains(html, []byte("-pubkey")) {
+		t.Errorf("index.html does not show how to check the signature:\n%s", want)
 	}
 }
 

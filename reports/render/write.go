@@ -2,7 +2,6 @@ package render
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -42,11 +41,10 @@ func Write(outDir string, run RunReport) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("write report: %w", err)
 	}
-	// Stale evidence from an earlier Write would be listed as artifacts.
-	for _, n := range []string{evidence.ManifestName, evidence.SignatureName, evidence.BundleName, evidence.BundleSumName} {
-		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("write report: %w", err)
-		}
+	// Stale evidence from an earlier Write, or the leftovers of one that
+	// was interrupted, would be listed as artifacts.
+	if err := evidence.RemoveStale(dir); err != nil {
+		return "", fmt.Errorf("write report: %w", err)
 	}
 
 	histories, paths, err := placeHistories(dir, run)

@@ -52,12 +52,12 @@ func TestBindParsesEveryFlag(t *testing.T) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	p.Bind(fs)
 	err := fs.Parse([]string{"--stack", "s.yaml", "--duration", "2m", "--rate", "25.5", "--users", "200",
-		"--seed", "7", "--out", "o", "--from", "v1", "--to", "v2", "--label", "nightly && !dr", "--run-id", "dev-scn-1"})
+		"--seed", "7", "--out", "o", "--from", "v1", "--to", "v2", "--label", "nightly && !dr", "--run-id", "dev-scn-1", "--sign-key", "k.pem"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Stack != "s.yaml" || p.Duration != 2*time.Minute || p.Rate != 25.5 || p.Users != 200 || p.Seed != 7 ||
-		p.Out != "o" || p.From != "v1" || p.To != "v2" || p.Label != "nightly && !dr" || p.RunID != "dev-scn-1" {
+		p.Out != "o" || p.From != "v1" || p.To != "v2" || p.Label != "nightly && !dr" || p.RunID != "dev-scn-1" || p.SignKey != "k.pem" {
 		t.Fatalf("parsed %+v", p)
 	}
 }
@@ -74,11 +74,12 @@ func TestValidateReportsAllProblems(t *testing.T) {
 	p.Label = "nightly &&"
 	p.RunID = "Bad ID"
 	p.Progress = "fancy"
+	p.SignKey = p.Stack // a file, not a key
 	err := p.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, flag := range []string{"--stack", "--duration", "--rate", "--users", "--seed", "--from", "--label", "--run-id", "--progress"} {
+	for _, flag := range []string{"--stack", "--duration", "--rate", "--users", "--seed", "--from", "--label", "--run-id", "--progress", "--sign-key"} {
 		if !strings.Contains(err.Error(), flag) {
 			t.Errorf("error does not name %s:\n%v", flag, err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 
 	"github.com/mailchaos/mailchaos/fixtures/stacks"
+	"github.com/mailchaos/mailchaos/reports/evidence"
 )
 
 // DefaultLabel is the label filter used when none is given: only the short
@@ -58,6 +59,10 @@ type Params struct {
 	// Progress is how progress is shown: auto (a live line on a terminal,
 	// periodic log lines otherwise), line, log or off.
 	Progress string
+	// SignKey, when set, is the path of an ed25519 private key (any format
+	// evidence.ParsePrivateKey reads; `mailchaos keygen` writes one): the
+	// run folder's manifest is then signed (MANIFEST.sha256.sig).
+	SignKey string
 }
 
 // Defaults returns the parameters of a run when no flag is given.
@@ -98,6 +103,7 @@ func (p *Params) Bind(fs *flag.FlagSet) {
 	})
 	fs.DurationVar(&p.Timeout, "timeout", p.Timeout, "bound of the whole run (past it: exit 2)")
 	fs.StringVar(&p.Progress, "progress", p.Progress, "progress display: auto, line, log or off")
+	fs.StringVar(&p.SignKey, "sign-key", p.SignKey, "ed25519 private key (PEM, OpenSSH, or a hex/base64 seed; mailchaos keygen writes one): sign the run's manifest and run id into MANIFEST.sha256.sig")
 }
 
 var runIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,40}$`)
@@ -157,6 +163,12 @@ func (p Params) Validate() error {
 	case "auto", "line", "log", "off":
 	default:
 		bad("--progress %q: must be auto, line, log or off", p.Progress)
+	}
+	// A key that cannot sign is found now, not after an hour of load.
+	if p.SignKey != "" {
+		if _, err := evidence.LoadPrivateKey(p.SignKey); err != nil {
+			bad("--sign-key: %v (give an ed25519 private key; mailchaos keygen --out DIR writes one)", err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -37,6 +37,14 @@ func register(name, summary string, run func(ctx context.Context, args []string)
 	commands[name] = command{name: name, summary: summary, run: run}
 }
 
+// registerMain adds a subcommand whose main writes to the writers it is
+// given, so that a test runs it in process and reads what it printed.
+func registerMain(name, summary string, main func(ctx context.Context, args []string, stdout, stderr io.Writer) error) {
+	register(name, summary, func(ctx context.Context, args []string) error {
+		return main(ctx, args, os.Stdout, os.Stderr)
+	})
+}
+
 // registerHidden adds a subcommand that the usage list leaves out.
 func registerHidden(name, summary string, run func(ctx context.Context, args []string) error) {
 	register(name, summary, run)
@@ -103,7 +111,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailchaos: unknown command %q; run 'mailchaos help'\n", args[0])
 		return 2
 	}
-	err := c.run(ctx, args[1:])
+	return exitCode(ctx, c.name, c.run(ctx, args[1:]), stderr)
+}
+
+// exitCode maps what subcommand name returned to the process's exit code,
+// printing the error, if any, to stderr.
+func exitCode(ctx context.Context, name string, err error, stderr io.Writer) int {
 	var ee *exitError
 	switch {
 	case err == nil:
@@ -111,13 +124,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ee):
-		fmt.Fprintf(stderr, "mailchaos %s: %v\n", c.name, err)
+		fmt.Fprintf(stderr, "mailchaos %s: %v\n", name, err)
 		return ee.code
 	default:
 		if ctx.Err() != nil {
-			fmt.Fprintf(stderr, "mailchaos %s: interrupted: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "mailchaos %s: interrupted: %v\n", name, err)
 		} else {
-			fmt.Fprintf(stderr, "mailchaos %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "mailchaos %s: %v\n", name, err)
 		}
 		return 2
 	}

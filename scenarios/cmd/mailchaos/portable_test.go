@@ -26,12 +26,7 @@ func TestInstalledBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the mailchaos binary")
 	}
-	bin := filepath.Join(t.TempDir(), "mailchaos")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildMailchaos(t)
 	away := t.TempDir() // no fixtures/ here, no go.mod above
 	cache := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", cache) // the in-process Resolve below too
@@ -123,4 +118,17 @@ func TestInstalledBinary(t *testing.T) {
 	if err != nil || !version.MatchString(string(out2)) {
 		t.Fatalf("docker run %s -version: %v, %q", tag, err, out2)
 	}
+}
+
+// buildMailchaos builds the mailchaos binary as `CGO_ENABLED=0 go install`
+// builds it, into a temporary folder, and returns its path.
+func buildMailchaos(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mailchaos")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -23,7 +23,8 @@ const readmePath = "../../../README.md"
 var otherTools = map[string]string{
 	"--variant": "debootstrap", "--network": "docker build", "-c": "sha256sum", "-xzf": "tar",
 	"-args": "go test", "-x": "tar", "-verify": "openssl", "-sigfile": "openssl", "-rawin": "openssl",
-	"-pubin": "openssl", "-inkey": "openssl", "-in": "openssl",
+	"-pubin": "openssl", "-inkey": "openssl", "-in": "openssl", "-algorithm": "openssl",
+	"-d": "cut", "-f1": "cut", "-lf": "ssh-keygen", "-t": "ssh-keygen",
 }
 
 // externalTools start README lines that show another program's command
