@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +97,9 @@ func TestToyStack(t *testing.T) {
 		if err != nil || code != 7 || outp != "bye\n" {
 			t.Errorf("exit code: %d %q %v", code, outp, err)
 		}
+	})
+	t.Run("toxiproxy API reachable from the harness only", func(t *testing.T) {
+		testProxyIsolation(ctx, t, env)
 	})
 	t.Run("edge control", func(t *testing.T) {
 		edge, err := env.Edge()
@@ -323,6 +328,61 @@ func TestToyStack(t *testing.T) {
 		if st, err := os.Stat(filepath.Join(out, "logs", svc+".log")); err != nil || st.Size() == 0 {
 			t.Errorf("log of %s not saved: %v", svc, err)
 		}
+	}
+}
+
+// testProxyIsolation checks that no service container reaches Toxiproxy's
+// API, by its alias, by the API's own host name or by its address on the
+// control network, while each reaches Toxiproxy's links, and the harness
+// reaches the API through its published port.
+func testProxyIsolation(ctx context.Context, t *testing.T, env *Env) {
+	t.Helper()
+	get := []string{"GET /proxies HTTP/1.0", ""}
+	ins, err := env.cli.ContainerInspect(ctx, env.proxy.containerID(), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := ins.Container.NetworkSettings.Networks[env.resName(controlNetwork)]
+	if ctl == nil || !ctl.IPAddress.IsValid() {
+		t.Fatalf("toxiproxy is not on the control network: %v", ins.Container.NetworkSettings.Networks)
+	}
+	nw, err := env.cli.NetworkInspect(ctx, env.resName(controlNetwork), client.NetworkInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(nw.Network.Containers); n != 1 {
+		t.Errorf("%d containers on the control network, want toxiproxy alone", n)
+	}
+	wan, _ := env.Link("wan-a-b")
+	for _, n := range env.Nodes() {
+		// A link's port answers from every network: the service does reach
+		// the toxiproxy container, just not its API.
+		code, outp, err := n.Exec(ctx, []string{"/bannerd", "dial", "toxiproxy:" + strconv.Itoa(wan.Listen())})
+		if err != nil || code != 0 || !strings.HasPrefix(outp, "220 back-b ready") {
+			t.Errorf("%s: link wan-a-b through toxiproxy: exit %d %q %v", n.Name(), code, outp, err)
+		}
+		for _, addr := range []string{"toxiproxy:8474", ProxyAPIHost + ":8474", net.JoinHostPort(ctl.IPAddress.String(), "8474")} {
+			code, outp, err := n.Exec(ctx, append([]string{"/bannerd", "dial", addr}, get...))
+			if err != nil || code == 0 {
+				t.Errorf("%s reached toxiproxy's API at %s: exit %d %q %v", n.Name(), addr, code, outp, err)
+			} else {
+				t.Logf("%s -> %s: %s", n.Name(), addr, strings.TrimSpace(outp))
+			}
+		}
+	}
+	api, err := env.ProxyAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get("http://" + api + "/proxies")
+	if err != nil {
+		t.Fatalf("the harness cannot reach the API at %s: %v", api, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.Count(string(body), `"upstream"`) != len(env.Links()) {
+		t.Errorf("GET %s/proxies: %s %s", api, resp.Status, body)
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 )
 
@@ -64,6 +63,24 @@ const (
 	toxiproxyAPIPort    = 8474
 	logTailLines        = 30
 )
+
+// ProxyAPIHost is the host name Toxiproxy's API listens on (its -host
+// flag). It is the toxiproxy container's alias on the control network
+// alone, so it resolves to that network's address only: the API answers
+// there and on the host port published for it (Docker forwards published
+// ports to the container's gateway network, which the control network is),
+// never on the networks the services share with Toxiproxy. A service that
+// could reach the API could heal its own faults.
+const ProxyAPIHost = "mailchaos-toxiproxy-api"
+
+// controlNetwork is the short name of the network only the toxiproxy
+// container joins. Docker gives a container on several networks its
+// default gateway, and with it its published ports, through the network
+// with the highest gateway priority, ties going to the name that sorts
+// first: the leading '-' (Docker name mc-<run>--control) sorts before every
+// stack network, whose names start with a letter or digit, on engines
+// older than API 1.48 that know no priority.
+const controlNetwork = "-control"
 
 // Up brings the stack up: networks, volumes, the Toxiproxy container and its
 // links, then every service in depends_on order (independent services in
@@ -173,7 +190,11 @@ func (e *Env) up(ctx context.Context) error {
 
 	// Networks and volumes, in parallel.
 	var mu sync.Mutex
-	if err := parallel(ctx, d.Networks(), func(ctx context.Context, nw string) error {
+	nets := d.Networks()
+	if len(d.Links) > 0 {
+		nets = append(nets, controlNetwork)
+	}
+	if err := parallel(ctx, nets, func(ctx context.Context, nw string) error {
 		name := e.resName(nw)
 		res, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{LabelRun: e.runID}})
 		if err != nil {
@@ -204,8 +225,12 @@ func (e *Env) up(ctx context.Context) error {
 	// concurrently; services start only once Toxiproxy runs, because some
 	// software resolves "toxiproxy" when it starts.
 	if len(d.Links) > 0 {
+		cmd := d.Proxy.Command
+		if len(cmd) == 0 {
+			cmd = []string{"-host", ProxyAPIHost, "-port", strconv.Itoa(toxiproxyAPIPort)}
+		}
 		px := &Node{env: e, image: d.Proxy.Image, proxy: true, ports: map[string]int{"api": toxiproxyAPIPort}, hostPorts: map[string]int{"api": hostPorts[0]},
-			spec: &ServiceSpec{Name: "toxiproxy", Role: "x-toxiproxy", Command: d.Proxy.Command, Networks: d.Networks()}}
+			spec: &ServiceSpec{Name: "toxiproxy", Role: "x-toxiproxy", Command: cmd, Networks: d.Networks()}}
 		for i, l := range linkListens {
 			pn := linkPort(l)
 			px.ports[pn] = l
@@ -629,11 +654,6 @@ func containerName(c container.Summary) string {
 		return c.Names[0]
 	}
 	return c.ID[:12]
-}
-
-// endpointConfig returns the endpoint settings that give a container its aliases.
-func endpointConfig(aliases []string) *network.EndpointSettings {
-	return &network.EndpointSettings{Aliases: aliases}
 }
 
 // parallel runs fn for each name concurrently and returns the first error (by name order).

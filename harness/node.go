@@ -81,19 +81,26 @@ func (n *Node) containerID() string {
 	return n.id
 }
 
-// networks returns the short names of the node's networks, primary first.
+// networks returns the short names of the node's networks, primary first:
+// the toxiproxy container's primary network is the control network.
 func (n *Node) networks() []string {
 	if n.proxy {
-		return n.env.d.Networks()
+		return append([]string{controlNetwork}, n.env.d.Networks()...)
 	}
 	return n.env.d.NetworksOf(n.spec)
 }
 
-func (n *Node) aliases() []string {
-	if n.proxy {
-		return []string{"toxiproxy"}
+// endpointConfig returns the node's settings on network nw: its DNS
+// aliases there and, on the control network, the gateway priority that
+// makes Docker publish the toxiproxy container's ports through it.
+func (n *Node) endpointConfig(nw string) *network.EndpointSettings {
+	switch {
+	case n.proxy && nw == controlNetwork:
+		return &network.EndpointSettings{Aliases: []string{ProxyAPIHost}, GwPriority: 1}
+	case n.proxy:
+		return &network.EndpointSettings{Aliases: []string{"toxiproxy"}}
 	}
-	return []string{n.spec.Name}
+	return &network.EndpointSettings{Aliases: []string{n.spec.Name}}
 }
 
 // create creates (not starts) the container with image, joins its networks
@@ -139,7 +146,7 @@ func (n *Node) create(ctx context.Context, image string) error {
 		Tmpfs:        s.Tmpfs, // empty at every start, unlike the writable layer
 	}
 	// API 1.41 accepts a single network at create; the others are joined below.
-	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{primary: endpointConfig(n.aliases())}}
+	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{primary: n.endpointConfig(nets[0])}}
 	res, err := n.cli().ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, NetworkingConfig: nc, Name: n.ContainerName()})
 	if err != nil {
 		return fmt.Errorf("create %s: %w", s.Name, err)
@@ -148,7 +155,7 @@ func (n *Node) create(ctx context.Context, image string) error {
 	n.id, n.image, n.disconnected = res.ID, image, false
 	n.mu.Unlock()
 	for _, nw := range nets[1:] {
-		if _, err := n.cli().NetworkConnect(ctx, e.resName(nw), client.NetworkConnectOptions{Container: res.ID, EndpointConfig: endpointConfig(n.aliases())}); err != nil {
+		if _, err := n.cli().NetworkConnect(ctx, e.resName(nw), client.NetworkConnectOptions{Container: res.ID, EndpointConfig: n.endpointConfig(nw)}); err != nil {
 			return fmt.Errorf("create %s: join network %s: %w", s.Name, nw, err)
 		}
 	}
@@ -340,7 +347,7 @@ func (n *Node) Connect(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, nw := range n.networks() {
-		if _, err := n.cli().NetworkConnect(ctx, n.env.resName(nw), client.NetworkConnectOptions{Container: n.id, EndpointConfig: endpointConfig(n.aliases())}); err != nil && !alreadyConnected(err) {
+		if _, err := n.cli().NetworkConnect(ctx, n.env.resName(nw), client.NetworkConnectOptions{Container: n.id, EndpointConfig: n.endpointConfig(nw)}); err != nil && !alreadyConnected(err) {
 			return fmt.Errorf("connect %s to %s: %w", n.spec.Name, nw, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -211,6 +212,9 @@ func (p *parser) validate(d *Descriptor) {
 	p.validateLinkRefs(d, "replicas", "replica", "name the link to its IMAP service", d.Replicas)
 	if (len(d.Links) > 0 || len(d.Endpoints) > 0) && d.Proxy.Image == "" {
 		p.add(p.line("proxy"), "proxy.image is missing: links need a Toxiproxy image, e.g. 'proxy: {image: mailchaos/toxiproxy:2.12.0}'")
+	}
+	if len(d.Proxy.Command) > 0 && !slices.ContainsFunc(d.Proxy.Command, func(a string) bool { return strings.Contains(a, ProxyAPIHost) }) {
+		p.add(p.line("proxy", "command"), "proxy.command must make the API listen on host %s (e.g. [-host, %s, -port, \"8474\"]), which only the harness reaches; on 0.0.0.0 every service could reach the API and heal its own faults", ProxyAPIHost, ProxyAPIHost)
 	}
 	for i, n := range d.TLS.Names {
 		if n == "" || strings.ContainsAny(n, " /:") {
