@@ -99,6 +99,8 @@ func TestParseProblems(t *testing.T) {
 		{"proxy command with the API on every network", "version: 1\nproxy: {image: t, command: [-host, 0.0.0.0]}\nlinks: [{name: l, listen: 1000, upstream: 'a:p', from: clients}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n",
 			[]string{`x.yaml:2: proxy.command must make the API listen on host mailchaos-toxiproxy-api`}},
 		{"proxy command on the control host", "version: 1\nproxy: {image: t, command: [/toxiproxy, -host=mailchaos-toxiproxy-api]}\nlinks: [{name: l, listen: 1000, upstream: 'a:p', from: clients}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n", nil},
+		{"users with random passwords", base + "  a: {image: i, role: mta}\nusers: {count: 2, domain: example.test, name_format: 'u%d'}\n", nil},
+		{"users without a name format", base + "  a: {image: i, role: mta}\nusers: {count: 2, domain: example.test, password_format: 'p%d'}\n", []string{"users.name_format is missing"}},
 		{"duplicate service key", base + "  a: {image: i, role: mta}\n  a: {image: i, role: mta}\n", []string{`"a" is defined twice`}},
 	}
 	for _, tt := range tests {

@@ -149,7 +149,8 @@ func (e *Env) up(ctx context.Context) error {
 		return err
 	}
 	e.tls = tlsm
-	data := TemplateData{RunID: e.runID, Domain: d.Users.Domain, Users: e.users, TLS: tlsm, Links: linkInfos(d)}
+	secret := NewPassword()
+	data := TemplateData{RunID: e.runID, Domain: d.Users.Domain, Users: e.users, TLS: tlsm, Links: linkInfos(d), Secret: secret}
 
 	// Nodes with their host ports and files, before touching Docker.
 	names := d.ServiceNames()

@@ -234,9 +234,12 @@ func (p *parser) validateUsers(d *Descriptor) {
 	if u.Domain == "" {
 		p.add(p.line("users"), "users.domain is missing: set the mail domain, e.g. 'domain: example.test'")
 	}
+	// password_format is optional: without it every run draws random passwords.
 	for key, f := range map[string]string{"name_format": u.NameFormat, "password_format": u.PasswordFormat} {
-		if f == "" {
+		if f == "" && key == "name_format" {
 			p.add(p.line("users"), "users.%s is missing: give a fmt format of the 1-based index, e.g. \"user%%04d\"", key)
+		}
+		if f == "" {
 			continue
 		}
 		if out := fmt.Sprintf(f, 1); strings.Contains(out, "%!") || out == fmt.Sprintf(f, 2) {
