@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -48,6 +47,11 @@ type Env struct {
 	tp     *toxiproxy.Client
 	proxy  *Node // the toxiproxy container (not a service of the descriptor)
 	netIDs map[string]string
+	redact *redactor // the run's secrets, taken out of every log the harness saves or quotes
+
+	logsMu  sync.Mutex
+	retired map[string]int // logs saved of a service's removed containers
+	logErrs []error        // logs that could not be saved before their container went
 
 	cancelUp context.CancelFunc // cancels an Up still in progress
 	upDone   chan struct{}      // closed when Up returns
@@ -150,6 +154,7 @@ func (e *Env) up(ctx context.Context) error {
 	}
 	e.tls = tlsm
 	secret := NewPassword()
+	e.redact = newRedactor(e.users, secret)
 	data := TemplateData{RunID: e.runID, Domain: d.Users.Domain, Users: e.users, TLS: tlsm, Links: linkInfos(d), Secret: secret}
 
 	// Nodes with their host ports and files, before touching Docker.
@@ -350,7 +355,7 @@ func (e *Env) waitProxyAPI(ctx context.Context) error {
 		last = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("start toxiproxy: API not answering on %s within 30s (%v)\n%s", url, last, logTail(ctx, e.cli, e.proxy.id, logTailLines))
+			return fmt.Errorf("start toxiproxy: API not answering on %s within 30s (%v)\n%s", url, last, e.redact.logTail(ctx, e.cli, e.proxy.id, logTailLines))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -499,8 +504,11 @@ func (e *Env) Edge() (*Edge, error) {
 	return nil, errors.New("edge: no service has role edge in this descriptor")
 }
 
-// Teardown saves every container's log to <OutDir>/logs/<service>.log, then
-// removes every container, network and volume labelled with this run. It is
+// Teardown saves every container's log to <OutDir>/logs/<service>.log
+// (redacted: no password of the run's users, nor its Secret), then removes
+// every container, network and volume labelled with this run. Logs of
+// containers removed earlier (Replace, DropVolumes) are already there as
+// <service>.<n>.log; one that could not be saved makes Teardown's error. It is
 // idempotent, nil-safe, and works with an already cancelled ctx (it uses
 // its own 2-minute bound). It also runs on SIGINT/SIGTERM.
 func (e *Env) Teardown(ctx context.Context) error {
@@ -528,9 +536,11 @@ func (e *Env) Teardown(ctx context.Context) error {
 				return
 			}
 		}
-		logErr := saveLogs(ctx, cli, e.runID, filepath.Join(e.opts.OutDir, "logs"))
+		logErr := e.redact.saveLogs(ctx, cli, e.runID, filepath.Join(e.opts.OutDir, "logs"))
 		removed, err := removeRun(ctx, cli, e.runID)
-		e.tdErr = errors.Join(err, logErr)
+		e.logsMu.Lock()
+		e.tdErr = errors.Join(append([]error{err, logErr}, e.logErrs...)...)
+		e.logsMu.Unlock()
 		unregister(e)
 		_ = cli.Close()
 		e.log.Info("stack down", "removed", removed.String(), "logs", filepath.Join(e.opts.OutDir, "logs"), "took", time.Since(start).Round(time.Millisecond))
@@ -538,17 +548,14 @@ func (e *Env) Teardown(ctx context.Context) error {
 	return e.tdErr
 }
 
-// saveLogs writes each of the run's containers' logs to dir/<service>.log.
-func saveLogs(ctx context.Context, cli *client.Client, runID, dir string) error {
+// saveLogs writes each of the run's containers' logs to dir/<service>.log, redacted.
+func (r *redactor) saveLogs(ctx context.Context, cli *client.Client, runID, dir string) error {
 	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", LabelRun+"="+runID)})
 	if err != nil {
 		return fmt.Errorf("save logs: %w", err)
 	}
 	if len(list.Items) == 0 {
 		return nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("save logs: %w", err)
 	}
 	errs := make([]error, len(list.Items))
 	var wg sync.WaitGroup
@@ -560,15 +567,9 @@ func saveLogs(ctx context.Context, cli *client.Client, runID, dir string) error 
 			if svc == "" {
 				svc = c.ID[:12]
 			}
-			f, err := os.Create(filepath.Join(dir, svc+".log"))
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			if err := copyLogs(ctx, cli, c.ID, f); err != nil {
+			if err := r.saveLog(ctx, cli, c.ID, filepath.Join(dir, svc+".log")); err != nil {
 				errs[i] = fmt.Errorf("save log of %s: %w", svc, err)
 			}
-			_ = f.Close()
 		}()
 	}
 	wg.Wait()

@@ -292,7 +292,8 @@ func (n *Node) Exec(ctx context.Context, cmd []string) (int, string, error) {
 
 // Replace stops and removes the container, then creates one with image under
 // the same name, aliases, networks, volumes, files and host ports, starts
-// it and waits until ready: one step of a rolling upgrade.
+// it and waits until ready: one step of a rolling upgrade. The old
+// container's log is saved first, as logs/<service>.<n>.log.
 func (n *Node) Replace(ctx context.Context, image string) error {
 	if err := checkImages(ctx, n.cli(), []string{image}); err != nil {
 		return fmt.Errorf("replace %s: %w", n.spec.Name, err)
@@ -300,6 +301,7 @@ func (n *Node) Replace(ctx context.Context, image string) error {
 	if err := n.Stop(ctx); err != nil && !isNotFound(err) {
 		return fmt.Errorf("replace %s: %w", n.spec.Name, err)
 	}
+	n.saveRetiredLog(ctx, n.containerID())
 	if _, err := n.cli().ContainerRemove(ctx, n.containerID(), client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
 		return fmt.Errorf("replace %s: remove old container: %w", n.spec.Name, err)
 	}
@@ -355,24 +357,14 @@ func (n *Node) Connect(ctx context.Context) error {
 	return nil
 }
 
-// Logs returns the container's log so far (stdout and stderr interleaved).
+// Logs returns the container's log so far (stdout and stderr
+// interleaved), with the run's secrets redacted as in the saved logs.
 func (n *Node) Logs(ctx context.Context) (io.ReadCloser, error) {
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(copyLogs(ctx, n.cli(), n.containerID(), pw))
+		pw.CloseWithError(n.env.redact.copyLogs(ctx, n.cli(), n.containerID(), pw))
 	}()
 	return pr, nil
-}
-
-// copyLogs writes a container's demultiplexed log to w.
-func copyLogs(ctx context.Context, cli *client.Client, id string, w io.Writer) error {
-	rc, err := cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = stdcopy.StdCopy(w, w, rc)
-	return err
 }
 
 // Running reports whether the node's container runs (paused counts as
@@ -423,7 +415,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 			return fmt.Errorf("%s is not ready: %w", n.spec.Name, err)
 		case err == nil && !st.Running && st.Status != container.StateCreated:
 			return fmt.Errorf("%s is not ready: container %s (exit code %d) after %s; last %d log lines:\n%s",
-				n.spec.Name, st.Status, st.ExitCode, time.Since(start).Round(time.Millisecond), logTailLines, logTail(ctx, n.cli(), n.containerID(), logTailLines))
+				n.spec.Name, st.Status, st.ExitCode, time.Since(start).Round(time.Millisecond), logTailLines, n.env.redact.logTail(ctx, n.cli(), n.containerID(), logTailLines))
 		case err == nil && st.Running:
 			last = n.probe(ctx, re)
 			if last == nil {
@@ -437,7 +429,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 				last = ctx.Err()
 			}
 			return fmt.Errorf("%s is not ready within %s (%v); last %d log lines:\n%s",
-				n.spec.Name, timeout, last, logTailLines, logTail(ctx, n.cli(), n.containerID(), logTailLines))
+				n.spec.Name, timeout, last, logTailLines, n.env.redact.logTail(ctx, n.cli(), n.containerID(), logTailLines))
 		case <-time.After(min(50*time.Millisecond*time.Duration(i+1), 500*time.Millisecond)):
 		}
 	}

@@ -1,7 +1,7 @@
 // Command bannerd is the harness tests' stand-in for a mail server: a static
 // binary in a FROM scratch image (mailchaos/harness-test:dev).
 //
-//	bannerd serve "25=220 front ready" "143=* OK ready"   greet on each port, then echo lines
+//	bannerd serve "25=220 front ready" "143=* OK ready"   greet on each port, then echo (and log) lines
 //	bannerd say TEXT CODE                                   print TEXT, exit CODE
 //	bannerd cat FILE                                        print FILE
 //	bannerd dial HOST:PORT [LINE...]                        connect (2 s), send each LINE + CRLF, print the
@@ -67,6 +67,9 @@ func serve(l net.Listener, banner string) {
 			fmt.Fprintf(c, "%s\r\n", banner)
 			sc := bufio.NewScanner(c)
 			for sc.Scan() {
+				// Logged as a server's protocol trace would: the harness
+				// must redact what it saves.
+				fmt.Printf("got %s\n", sc.Text())
 				fmt.Fprintf(c, "echo %s\r\n", sc.Text())
 			}
 		}()
