@@ -27,12 +27,21 @@ const minSecretLen = 5
 // authRE matches an SMTP AUTH or IMAP AUTHENTICATE command with an
 // initial response, as a protocol trace (a server's debug log) shows it:
 // group 1 keeps the verb and the mechanism, group 2 is the credentials.
-var authRE = regexp.MustCompile(`(?i)(\bAUTH(?:ENTICATE)?\s+[A-Z0-9_-]+\s+)(\S+)`)
+// The mechanism must be in capitals, as clients send it: prose such as
+// Dovecot's "no auth attempts in 0 secs" is not a command.
+var authRE = regexp.MustCompile(`((?i:\bAUTH(?:ENTICATE)?)\s+[A-Z][A-Z0-9_-]*\s+)(\S+)`)
 
 // mechanismRE matches what follows a mechanism in a capability list
 // ("250-AUTH PLAIN LOGIN"): another mechanism's name, not credentials,
 // which are base64 and all but never without a lower-case letter, + / or =.
 var mechanismRE = regexp.MustCompile(`^[A-Z][A-Z0-9_-]*$`)
+
+// base64RE matches an initial response: base64, or "=" for an empty one.
+var base64RE = regexp.MustCompile(`^(?:[A-Za-z0-9+/]+={0,2}|=)$`)
+
+// wordRE matches a word of prose ("lost connection after AUTH LOGIN from
+// ..."), which base64 credentials all but never are.
+var wordRE = regexp.MustCompile(`^[a-z]+$`)
 
 // redactor takes a run's secrets out of container logs before the harness
 // saves them (Teardown, Replace, DropVolumes) or quotes them in an error:
@@ -76,7 +85,7 @@ func (r *redactor) text(s string) string {
 	if strings.Contains(strings.ToUpper(s), "AUTH") {
 		s = authRE.ReplaceAllStringFunc(s, func(m string) string {
 			sub := authRE.FindStringSubmatch(m)
-			if mechanismRE.MatchString(sub[2]) {
+			if p := sub[2]; mechanismRE.MatchString(p) || wordRE.MatchString(p) || !base64RE.MatchString(p) {
 				return m
 			}
 			return sub[1] + Redacted

@@ -20,7 +20,8 @@ func TestRedactText(t *testing.T) {
 	plain2 := b64([]byte("user0002@example.test\x00user0002@example.test\x00pass-0002"))
 	tests := []struct{ name, in, want string }{
 		{"smtp auth plain", "<- AUTH PLAIN " + plain1 + "\r\n", "<- AUTH PLAIN [redacted]\r\n"},
-		{"lower case", "auth plain dXNlcgB1c2VyAHNlY3JldA==", "auth plain [redacted]"},
+		{"lower-case verb", "auth PLAIN dXNlcgB1c2VyAHNlY3JldA==", "auth PLAIN [redacted]"},
+		{"empty initial response", "AUTH PLAIN =", "AUTH PLAIN [redacted]"},
 		{"auth login initial response", "AUTH LOGIN dXNlcjAwMDFAZXhhbXBsZS50ZXN0", "AUTH LOGIN [redacted]"},
 		{"imap authenticate", "a1 AUTHENTICATE PLAIN " + plain2, "a1 AUTHENTICATE PLAIN [redacted]"},
 		{"sasl login answer", "C: " + b64([]byte("Q7GZ4MXKJ2B5WVDA3RTN6PLEYC")), "C: [redacted]"},
@@ -33,6 +34,8 @@ func TestRedactText(t *testing.T) {
 		{"imap capability kept", "* CAPABILITY IMAP4rev1 AUTH=PLAIN AUTH=LOGIN", "* CAPABILITY IMAP4rev1 AUTH=PLAIN AUTH=LOGIN"},
 		{"postfix warning kept", "warning: unknown[172.18.0.5]: SASL PLAIN authentication failed: UGFzc3dvcmQ6", "warning: unknown[172.18.0.5]: SASL PLAIN authentication failed: UGFzc3dvcmQ6"},
 		{"dovecot login line kept", "imap-login: Login: user=<user0001@example.test>, method=PLAIN", "imap-login: Login: user=<user0001@example.test>, method=PLAIN"},
+		{"dovecot prose kept", "imap-login: Info: Disconnected: Connection closed (no auth attempts in 0 secs): user=<>", "imap-login: Info: Disconnected: Connection closed (no auth attempts in 0 secs): user=<>"},
+		{"an error after AUTH kept", "lost connection after AUTH LOGIN from unknown[172.18.0.1]", "lost connection after AUTH LOGIN from unknown[172.18.0.1]"},
 		{"short password left", "LOGIN user0003@example.test p3 at 12:03", "LOGIN user0003@example.test p3 at 12:03"},
 	}
 	for _, tt := range tests {
