@@ -81,7 +81,11 @@ type TLSSpec struct {
 type ProxySpec struct {
 	// Image is the Toxiproxy image, e.g. mailchaos/toxiproxy:2.12.0.
 	Image string `yaml:"image" json:"image"`
-	// Command optionally overrides the image command; the API must listen on 0.0.0.0:8474.
+	// Command optionally overrides the image command, by default
+	// [-host, mailchaos-toxiproxy-api, -port, 8474]. The API must listen on
+	// port 8474 of the host name ProxyAPIHost, which resolves only on the
+	// harness's control network (on 0.0.0.0 every service could reach it),
+	// so Load refuses a command that does not name it.
 	Command []string `yaml:"command" json:"command"`
 }
 

@@ -96,6 +96,11 @@ func TestParseProblems(t *testing.T) {
 		{"link ends by role ok", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: 1000, upstream: 'a:p', from: edge, to: mta}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n  b: {image: i, role: edge}\n", nil},
 		{"primary region unknown", base + "  a: {image: i, role: mta, region: east}\nprimary_region: eats\n", []string{`primary_region "eats" is not a region of any service (did you mean "east"?)`}},
 		{"users without domain", base + "  a: {image: i, role: mta}\nusers: {count: 2, name_format: 'u%d', password_format: 'p%d'}\n", []string{"users.domain is missing"}},
+		{"proxy command with the API on every network", "version: 1\nproxy: {image: t, command: [-host, 0.0.0.0]}\nlinks: [{name: l, listen: 1000, upstream: 'a:p', from: clients}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n",
+			[]string{`x.yaml:2: proxy.command must make the API listen on host mailchaos-toxiproxy-api`}},
+		{"proxy command on the control host", "version: 1\nproxy: {image: t, command: [/toxiproxy, -host=mailchaos-toxiproxy-api]}\nlinks: [{name: l, listen: 1000, upstream: 'a:p', from: clients}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n", nil},
+		{"users with random passwords", base + "  a: {image: i, role: mta}\nusers: {count: 2, domain: example.test, name_format: 'u%d'}\n", nil},
+		{"users without a name format", base + "  a: {image: i, role: mta}\nusers: {count: 2, domain: example.test, password_format: 'p%d'}\n", []string{"users.name_format is missing"}},
 		{"duplicate service key", base + "  a: {image: i, role: mta}\n  a: {image: i, role: mta}\n", []string{`"a" is defined twice`}},
 	}
 	for _, tt := range tests {

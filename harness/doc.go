@@ -10,9 +10,10 @@
 //
 // Up creates, for one run id, a network per region plus "core", named
 // volumes, one Toxiproxy container joined to every network (alias
-// "toxiproxy"), then the services in depends_on order, each published on
-// 127.0.0.1 with host ports picked once per run, and waits until each is
-// ready. The Env it returns gives endpoints ("127.0.0.1:port"), Node,
+// "toxiproxy") and to a control network of its own, where alone its API
+// listens (see ProxyAPIHost: no service can reach the API), then the
+// services in depends_on order, each published on 127.0.0.1 with host
+// ports picked once per run, and waits until each is ready. The Env it returns gives endpoints ("127.0.0.1:port"), Node,
 // Region, Link and Edge handles for faults, and Teardown. Everything created
 // carries the label mailchaos.run=<run id>; Teardown and Clean select by it.
 //

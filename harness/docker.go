@@ -210,8 +210,9 @@ func tarFiles(files []renderedFile) (io.Reader, error) {
 	return &buf, nil
 }
 
-// logTail returns the last n lines of a container's log (stdout and stderr).
-func logTail(ctx context.Context, cli *client.Client, id string, n int) string {
+// logTail returns the last n lines of a container's log (stdout and
+// stderr), redacted: errors quote it, and errors end up in reports.
+func (r *redactor) logTail(ctx context.Context, cli *client.Client, id string, n int) string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	rc, err := cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(n)})
@@ -221,7 +222,7 @@ func logTail(ctx context.Context, cli *client.Client, id string, n int) string {
 	defer rc.Close()
 	var buf bytes.Buffer
 	_, _ = stdcopy.StdCopy(&buf, &buf, rc)
-	return strings.TrimRight(buf.String(), "\n")
+	return r.text(strings.TrimRight(buf.String(), "\n"))
 }
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1. All listeners

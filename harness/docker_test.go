@@ -3,12 +3,16 @@ package harness
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +100,17 @@ func TestToyStack(t *testing.T) {
 			t.Errorf("exit code: %d %q %v", code, outp, err)
 		}
 	})
+	t.Run("toxiproxy API reachable from the harness only", func(t *testing.T) {
+		testProxyIsolation(ctx, t, env)
+	})
+	// What a server logs of a client's AUTH (bannerd logs every line it
+	// gets) must not reach the saved logs: checked after Teardown.
+	users := env.Users()
+	authLine := "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+users[0].Address+"\x00"+users[0].Password))
+	loginLine := "a1 LOGIN " + users[1].Address + " " + users[1].Password
+	if err := sendLines(smtp, authLine, loginLine); err != nil {
+		t.Fatal(err)
+	}
 	t.Run("edge control", func(t *testing.T) {
 		edge, err := env.Edge()
 		if err != nil {
@@ -215,6 +230,11 @@ func TestToyStack(t *testing.T) {
 		if err := a.Replace(ctx, testImage); err != nil {
 			t.Fatal(err)
 		}
+		// The old container's log, saved before it went: it was stopped
+		// (SIGTERM), which the new one has not been.
+		if b, err := os.ReadFile(filepath.Join(out, "logs", "back-a.1.log")); err != nil || !strings.Contains(string(b), "listening on 25") || !strings.Contains(string(b), "stopping on terminated") {
+			t.Errorf("replaced container's log: %q, %v", b, err)
+		}
 		if line, err := banner(t, addr); err != nil || line != "220 back-a ready" {
 			t.Errorf("after replace: %q %v", line, err)
 		}
@@ -243,6 +263,10 @@ func TestToyStack(t *testing.T) {
 		}
 		if err := a.DropVolumes(ctx); err != nil {
 			t.Fatal(err)
+		}
+		// The killed container's log, the second of back-a's removed ones.
+		if b, err := os.ReadFile(filepath.Join(out, "logs", "back-a.2.log")); err != nil || !strings.Contains(string(b), "listening on 25") || strings.Contains(string(b), "stopping on") {
+			t.Errorf("dropped container's log: %q, %v", b, err)
 		}
 		// Still down and still cut off: the caller decides when it returns.
 		if a.running(ctx) {
@@ -323,6 +347,103 @@ func TestToyStack(t *testing.T) {
 		if st, err := os.Stat(filepath.Join(out, "logs", svc+".log")); err != nil || st.Size() == 0 {
 			t.Errorf("log of %s not saved: %v", svc, err)
 		}
+	}
+	saved, _ := filepath.Glob(filepath.Join(out, "logs", "*.log"))
+	if len(saved) != 6 {
+		t.Errorf("saved logs %v: want the 4 containers' and back-a's 2 removed ones", saved)
+	}
+	front, err := os.ReadFile(filepath.Join(out, "logs", "front.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"got AUTH PLAIN [redacted]", "got a1 LOGIN " + users[1].Address + " [redacted]"} {
+		if !strings.Contains(string(front), want) {
+			t.Errorf("front.log lacks %q:\n%s", want, front)
+		}
+	}
+	for _, u := range users[:2] {
+		if strings.Contains(string(front), u.Password) {
+			t.Errorf("front.log holds %s's password:\n%s", u.Address, front)
+		}
+	}
+}
+
+// sendLines sends lines on one connection to addr (after its banner) and
+// waits for each echo, so the server has logged them.
+func sendLines(addr string, lines ...string) error {
+	conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(conn)
+	if _, err := r.ReadString('\n'); err != nil {
+		return fmt.Errorf("banner: %w", err)
+	}
+	for _, l := range lines {
+		if _, err := fmt.Fprintf(conn, "%s\r\n", l); err != nil {
+			return err
+		}
+		if _, err := r.ReadString('\n'); err != nil {
+			return fmt.Errorf("echo of %q: %w", l, err)
+		}
+	}
+	return nil
+}
+
+// testProxyIsolation checks that no service container reaches Toxiproxy's
+// API, by its alias, by the API's own host name or by its address on the
+// control network, while each reaches Toxiproxy's links, and the harness
+// reaches the API through its published port.
+func testProxyIsolation(ctx context.Context, t *testing.T, env *Env) {
+	t.Helper()
+	get := []string{"GET /proxies HTTP/1.0", ""}
+	ins, err := env.cli.ContainerInspect(ctx, env.proxy.containerID(), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := ins.Container.NetworkSettings.Networks[env.resName(controlNetwork)]
+	if ctl == nil || !ctl.IPAddress.IsValid() {
+		t.Fatalf("toxiproxy is not on the control network: %v", ins.Container.NetworkSettings.Networks)
+	}
+	nw, err := env.cli.NetworkInspect(ctx, env.resName(controlNetwork), client.NetworkInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(nw.Network.Containers); n != 1 {
+		t.Errorf("%d containers on the control network, want toxiproxy alone", n)
+	}
+	wan, _ := env.Link("wan-a-b")
+	for _, n := range env.Nodes() {
+		// A link's port answers from every network: the service does reach
+		// the toxiproxy container, just not its API.
+		code, outp, err := n.Exec(ctx, []string{"/bannerd", "dial", "toxiproxy:" + strconv.Itoa(wan.Listen())})
+		if err != nil || code != 0 || !strings.HasPrefix(outp, "220 back-b ready") {
+			t.Errorf("%s: link wan-a-b through toxiproxy: exit %d %q %v", n.Name(), code, outp, err)
+		}
+		for _, addr := range []string{"toxiproxy:8474", ProxyAPIHost + ":8474", net.JoinHostPort(ctl.IPAddress.String(), "8474")} {
+			code, outp, err := n.Exec(ctx, append([]string{"/bannerd", "dial", addr}, get...))
+			if err != nil || code == 0 {
+				t.Errorf("%s reached toxiproxy's API at %s: exit %d %q %v", n.Name(), addr, code, outp, err)
+			} else {
+				t.Logf("%s -> %s: %s", n.Name(), addr, strings.TrimSpace(outp))
+			}
+		}
+	}
+	api, err := env.ProxyAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get("http://" + api + "/proxies")
+	if err != nil {
+		t.Fatalf("the harness cannot reach the API at %s: %v", api, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.Count(string(body), `"upstream"`) != len(env.Links()) {
+		t.Errorf("GET %s/proxies: %s %s", api, resp.Status, body)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 )
 
@@ -49,6 +47,11 @@ type Env struct {
 	tp     *toxiproxy.Client
 	proxy  *Node // the toxiproxy container (not a service of the descriptor)
 	netIDs map[string]string
+	redact *redactor // the run's secrets, taken out of every log the harness saves or quotes
+
+	logsMu  sync.Mutex
+	retired map[string]int // logs saved of a service's removed containers
+	logErrs []error        // logs that could not be saved before their container went
 
 	cancelUp context.CancelFunc // cancels an Up still in progress
 	upDone   chan struct{}      // closed when Up returns
@@ -64,6 +67,24 @@ const (
 	toxiproxyAPIPort    = 8474
 	logTailLines        = 30
 )
+
+// ProxyAPIHost is the host name Toxiproxy's API listens on (its -host
+// flag). It is the toxiproxy container's alias on the control network
+// alone, so it resolves to that network's address only: the API answers
+// there and on the host port published for it (Docker forwards published
+// ports to the container's gateway network, which the control network is),
+// never on the networks the services share with Toxiproxy. A service that
+// could reach the API could heal its own faults.
+const ProxyAPIHost = "mailchaos-toxiproxy-api"
+
+// controlNetwork is the short name of the network only the toxiproxy
+// container joins. Docker gives a container on several networks its
+// default gateway, and with it its published ports, through the network
+// with the highest gateway priority, ties going to the name that sorts
+// first: the leading '-' (Docker name mc-<run>--control) sorts before every
+// stack network, whose names start with a letter or digit, on engines
+// older than API 1.48 that know no priority.
+const controlNetwork = "-control"
 
 // Up brings the stack up: networks, volumes, the Toxiproxy container and its
 // links, then every service in depends_on order (independent services in
@@ -132,7 +153,9 @@ func (e *Env) up(ctx context.Context) error {
 		return err
 	}
 	e.tls = tlsm
-	data := TemplateData{RunID: e.runID, Domain: d.Users.Domain, Users: e.users, TLS: tlsm, Links: linkInfos(d)}
+	secret := NewPassword()
+	e.redact = newRedactor(e.users, secret)
+	data := TemplateData{RunID: e.runID, Domain: d.Users.Domain, Users: e.users, TLS: tlsm, Links: linkInfos(d), Secret: secret}
 
 	// Nodes with their host ports and files, before touching Docker.
 	names := d.ServiceNames()
@@ -173,7 +196,11 @@ func (e *Env) up(ctx context.Context) error {
 
 	// Networks and volumes, in parallel.
 	var mu sync.Mutex
-	if err := parallel(ctx, d.Networks(), func(ctx context.Context, nw string) error {
+	nets := d.Networks()
+	if len(d.Links) > 0 {
+		nets = append(nets, controlNetwork)
+	}
+	if err := parallel(ctx, nets, func(ctx context.Context, nw string) error {
 		name := e.resName(nw)
 		res, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{LabelRun: e.runID}})
 		if err != nil {
@@ -204,8 +231,12 @@ func (e *Env) up(ctx context.Context) error {
 	// concurrently; services start only once Toxiproxy runs, because some
 	// software resolves "toxiproxy" when it starts.
 	if len(d.Links) > 0 {
+		cmd := d.Proxy.Command
+		if len(cmd) == 0 {
+			cmd = []string{"-host", ProxyAPIHost, "-port", strconv.Itoa(toxiproxyAPIPort)}
+		}
 		px := &Node{env: e, image: d.Proxy.Image, proxy: true, ports: map[string]int{"api": toxiproxyAPIPort}, hostPorts: map[string]int{"api": hostPorts[0]},
-			spec: &ServiceSpec{Name: "toxiproxy", Role: "x-toxiproxy", Command: d.Proxy.Command, Networks: d.Networks()}}
+			spec: &ServiceSpec{Name: "toxiproxy", Role: "x-toxiproxy", Command: cmd, Networks: d.Networks()}}
 		for i, l := range linkListens {
 			pn := linkPort(l)
 			px.ports[pn] = l
@@ -324,7 +355,7 @@ func (e *Env) waitProxyAPI(ctx context.Context) error {
 		last = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("start toxiproxy: API not answering on %s within 30s (%v)\n%s", url, last, logTail(ctx, e.cli, e.proxy.id, logTailLines))
+			return fmt.Errorf("start toxiproxy: API not answering on %s within 30s (%v)\n%s", url, last, e.redact.logTail(ctx, e.cli, e.proxy.id, logTailLines))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -473,8 +504,11 @@ func (e *Env) Edge() (*Edge, error) {
 	return nil, errors.New("edge: no service has role edge in this descriptor")
 }
 
-// Teardown saves every container's log to <OutDir>/logs/<service>.log, then
-// removes every container, network and volume labelled with this run. It is
+// Teardown saves every container's log to <OutDir>/logs/<service>.log
+// (redacted: no password of the run's users, nor its Secret), then removes
+// every container, network and volume labelled with this run. Logs of
+// containers removed earlier (Replace, DropVolumes) are already there as
+// <service>.<n>.log; one that could not be saved makes Teardown's error. It is
 // idempotent, nil-safe, and works with an already cancelled ctx (it uses
 // its own 2-minute bound). It also runs on SIGINT/SIGTERM.
 func (e *Env) Teardown(ctx context.Context) error {
@@ -502,9 +536,11 @@ func (e *Env) Teardown(ctx context.Context) error {
 				return
 			}
 		}
-		logErr := saveLogs(ctx, cli, e.runID, filepath.Join(e.opts.OutDir, "logs"))
+		logErr := e.redact.saveLogs(ctx, cli, e.runID, filepath.Join(e.opts.OutDir, "logs"))
 		removed, err := removeRun(ctx, cli, e.runID)
-		e.tdErr = errors.Join(err, logErr)
+		e.logsMu.Lock()
+		e.tdErr = errors.Join(append([]error{err, logErr}, e.logErrs...)...)
+		e.logsMu.Unlock()
 		unregister(e)
 		_ = cli.Close()
 		e.log.Info("stack down", "removed", removed.String(), "logs", filepath.Join(e.opts.OutDir, "logs"), "took", time.Since(start).Round(time.Millisecond))
@@ -512,17 +548,14 @@ func (e *Env) Teardown(ctx context.Context) error {
 	return e.tdErr
 }
 
-// saveLogs writes each of the run's containers' logs to dir/<service>.log.
-func saveLogs(ctx context.Context, cli *client.Client, runID, dir string) error {
+// saveLogs writes each of the run's containers' logs to dir/<service>.log, redacted.
+func (r *redactor) saveLogs(ctx context.Context, cli *client.Client, runID, dir string) error {
 	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", LabelRun+"="+runID)})
 	if err != nil {
 		return fmt.Errorf("save logs: %w", err)
 	}
 	if len(list.Items) == 0 {
 		return nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("save logs: %w", err)
 	}
 	errs := make([]error, len(list.Items))
 	var wg sync.WaitGroup
@@ -534,15 +567,9 @@ func saveLogs(ctx context.Context, cli *client.Client, runID, dir string) error 
 			if svc == "" {
 				svc = c.ID[:12]
 			}
-			f, err := os.Create(filepath.Join(dir, svc+".log"))
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			if err := copyLogs(ctx, cli, c.ID, f); err != nil {
+			if err := r.saveLog(ctx, cli, c.ID, filepath.Join(dir, svc+".log")); err != nil {
 				errs[i] = fmt.Errorf("save log of %s: %w", svc, err)
 			}
-			_ = f.Close()
 		}()
 	}
 	wg.Wait()
@@ -629,11 +656,6 @@ func containerName(c container.Summary) string {
 		return c.Names[0]
 	}
 	return c.ID[:12]
-}
-
-// endpointConfig returns the endpoint settings that give a container its aliases.
-func endpointConfig(aliases []string) *network.EndpointSettings {
-	return &network.EndpointSettings{Aliases: aliases}
 }
 
 // parallel runs fn for each name concurrently and returns the first error (by name order).

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -89,18 +91,42 @@ func needTestImages(t *testing.T) {
 	cli := needDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	buildGoImage(ctx, t, cli, testImage, "./testdata/bannerd", "bannerd", []string{"/bannerd"}, nil)
-	buildGoImage(ctx, t, cli, toxiproxyImage, "github.com/Shopify/toxiproxy/v2/cmd/server", "toxiproxy", []string{"/toxiproxy"}, []string{"-host=0.0.0.0"})
+	buildGoImage(ctx, t, cli, testImage, "./testdata/bannerd", "bannerd", []string{"/bannerd"}, nil, sourceHash(t, "testdata/bannerd"))
+	buildGoImage(ctx, t, cli, toxiproxyImage, "github.com/Shopify/toxiproxy/v2/cmd/server", "toxiproxy", []string{"/toxiproxy"}, []string{"-host=0.0.0.0"}, "")
 }
 
 var buildMu sync.Mutex
 
-// buildGoImage builds a static Go binary into a FROM scratch image, unless the tag exists.
-func buildGoImage(ctx context.Context, t *testing.T, cli *client.Client, tag, pkg, bin string, entrypoint, cmd []string) {
+// testHashLabel carries the hash of a test image's source, so that an
+// image built from an older bannerd is rebuilt, not used.
+const testHashLabel = "mailchaos.test-hash"
+
+// sourceHash returns the SHA-256 of the files of dir (names and contents).
+func sourceHash(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(h, "%s %d\n", e.Name(), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// buildGoImage builds a static Go binary into a FROM scratch image, unless
+// the tag exists (and, when hash is given, carries it in testHashLabel).
+func buildGoImage(ctx context.Context, t *testing.T, cli *client.Client, tag, pkg, bin string, entrypoint, cmd []string, hash string) {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if _, err := cli.ImageInspect(ctx, tag); err == nil {
+	if img, err := cli.ImageInspect(ctx, tag); err == nil && (hash == "" || img.Config != nil && img.Config.Labels[testHashLabel] == hash) {
 		return
 	}
 	dir := t.TempDir()
@@ -126,7 +152,11 @@ func buildGoImage(ctx context.Context, t *testing.T, cli *client.Client, tag, pk
 		_, _ = tw.Write(data)
 	}
 	_ = tw.Close()
-	res, err := cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
+	var labels map[string]string
+	if hash != "" {
+		labels = map[string]string{testHashLabel: hash}
+	}
+	res, err := cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true, Labels: labels})
 	if err != nil {
 		t.Fatalf("build image %s: %v", tag, err)
 	}

@@ -63,6 +63,10 @@ type TemplateData struct {
 	TLS TLSMaterial
 	// Links maps link name to its listen port and upstream.
 	Links map[string]LinkInfo
+	// Secret is a random string (NewPassword) drawn once per run, for the
+	// credentials services share with each other (a replication password):
+	// unlike one made from the run id, nobody who reads the report knows it.
+	Secret string
 }
 
 // NewRunID returns a run id of the form YYYYMMDD-HHMMSS-<4 hex>.
@@ -72,21 +76,34 @@ func NewRunID() string {
 	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
-// GenerateUsers returns the descriptor's users; count < 0 means the descriptor's count.
+// GenerateUsers returns the descriptor's users; count < 0 means the
+// descriptor's count. Each password is the descriptor's password_format of
+// the index when it has one (fixed: the same on every run), and otherwise
+// drawn from crypto/rand for this call (NewPassword), so that no run's
+// passwords can be guessed from another's.
 func GenerateUsers(u UsersSpec, count int) []User {
 	if count < 0 {
 		count = u.Count
 	}
-	if u.NameFormat == "" || u.PasswordFormat == "" {
+	if u.NameFormat == "" {
 		return nil
 	}
 	users := make([]User, count)
 	for i := range users {
 		n := fmt.Sprintf(u.NameFormat, i+1)
-		users[i] = User{Index: i + 1, Name: n, Address: n + "@" + u.Domain, Password: fmt.Sprintf(u.PasswordFormat, i+1)}
+		pw := NewPassword()
+		if u.PasswordFormat != "" {
+			pw = fmt.Sprintf(u.PasswordFormat, i+1)
+		}
+		users[i] = User{Index: i + 1, Name: n, Address: n + "@" + u.Domain, Password: pw}
 	}
 	return users
 }
+
+// NewPassword returns a random password: 26 characters of base32 (A-Z,
+// 2-7; 128 bits from crypto/rand), which need no quoting in any
+// configuration file format a stack writes them into.
+func NewPassword() string { return rand.Text() }
 
 // GenerateTLS creates a fresh ECDSA P-256 CA and a server certificate for
 // names (plus localhost and 127.0.0.1), valid for 7 days.

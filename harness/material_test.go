@@ -35,6 +35,37 @@ func TestGenerateUsers(t *testing.T) {
 	if n := len(GenerateUsers(spec, 7)); n != 7 {
 		t.Errorf("override: %d users", n)
 	}
+	// password_format fixes the passwords: the same on every run.
+	if again := GenerateUsers(spec, -1); again[41].Password != "pass-0042" || again[41] != users[41] {
+		t.Errorf("fixed passwords changed between runs: %+v, %+v", users[41], again[41])
+	}
+}
+
+// TestGenerateUsersRandomPasswords: without password_format every user
+// gets a password of its own, new on every run, that any config file takes
+// unquoted.
+func TestGenerateUsersRandomPasswords(t *testing.T) {
+	spec := UsersSpec{Count: 1000, Domain: "example.test", NameFormat: "user%04d"}
+	run1, run2 := GenerateUsers(spec, -1), GenerateUsers(spec, -1)
+	if len(run1) != 1000 || len(run2) != 1000 {
+		t.Fatalf("%d and %d users", len(run1), len(run2))
+	}
+	if run1[0].Address != "user0001@example.test" || run1[0].Name != "user0001" || run1[0].Index != 1 {
+		t.Errorf("first user %+v", run1[0])
+	}
+	seen := map[string]bool{}
+	plain := regexp.MustCompile(`^[A-Z2-7]{26}$`)
+	for i := range run1 {
+		for _, pw := range []string{run1[i].Password, run2[i].Password} {
+			if !plain.MatchString(pw) {
+				t.Fatalf("user %d: password %q is not 26 characters of A-Z and 2-7", i+1, pw)
+			}
+			if seen[pw] {
+				t.Fatalf("user %d: password %q drawn twice", i+1, pw)
+			}
+			seen[pw] = true
+		}
+	}
 }
 
 // TestGenerateTLS checks the chain, the SANs, and that a TLS handshake on

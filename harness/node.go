@@ -81,19 +81,26 @@ func (n *Node) containerID() string {
 	return n.id
 }
 
-// networks returns the short names of the node's networks, primary first.
+// networks returns the short names of the node's networks, primary first:
+// the toxiproxy container's primary network is the control network.
 func (n *Node) networks() []string {
 	if n.proxy {
-		return n.env.d.Networks()
+		return append([]string{controlNetwork}, n.env.d.Networks()...)
 	}
 	return n.env.d.NetworksOf(n.spec)
 }
 
-func (n *Node) aliases() []string {
-	if n.proxy {
-		return []string{"toxiproxy"}
+// endpointConfig returns the node's settings on network nw: its DNS
+// aliases there and, on the control network, the gateway priority that
+// makes Docker publish the toxiproxy container's ports through it.
+func (n *Node) endpointConfig(nw string) *network.EndpointSettings {
+	switch {
+	case n.proxy && nw == controlNetwork:
+		return &network.EndpointSettings{Aliases: []string{ProxyAPIHost}, GwPriority: 1}
+	case n.proxy:
+		return &network.EndpointSettings{Aliases: []string{"toxiproxy"}}
 	}
-	return []string{n.spec.Name}
+	return &network.EndpointSettings{Aliases: []string{n.spec.Name}}
 }
 
 // create creates (not starts) the container with image, joins its networks
@@ -139,7 +146,7 @@ func (n *Node) create(ctx context.Context, image string) error {
 		Tmpfs:        s.Tmpfs, // empty at every start, unlike the writable layer
 	}
 	// API 1.41 accepts a single network at create; the others are joined below.
-	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{primary: endpointConfig(n.aliases())}}
+	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{primary: n.endpointConfig(nets[0])}}
 	res, err := n.cli().ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, NetworkingConfig: nc, Name: n.ContainerName()})
 	if err != nil {
 		return fmt.Errorf("create %s: %w", s.Name, err)
@@ -148,7 +155,7 @@ func (n *Node) create(ctx context.Context, image string) error {
 	n.id, n.image, n.disconnected = res.ID, image, false
 	n.mu.Unlock()
 	for _, nw := range nets[1:] {
-		if _, err := n.cli().NetworkConnect(ctx, e.resName(nw), client.NetworkConnectOptions{Container: res.ID, EndpointConfig: endpointConfig(n.aliases())}); err != nil {
+		if _, err := n.cli().NetworkConnect(ctx, e.resName(nw), client.NetworkConnectOptions{Container: res.ID, EndpointConfig: n.endpointConfig(nw)}); err != nil {
 			return fmt.Errorf("create %s: join network %s: %w", s.Name, nw, err)
 		}
 	}
@@ -285,7 +292,8 @@ func (n *Node) Exec(ctx context.Context, cmd []string) (int, string, error) {
 
 // Replace stops and removes the container, then creates one with image under
 // the same name, aliases, networks, volumes, files and host ports, starts
-// it and waits until ready: one step of a rolling upgrade.
+// it and waits until ready: one step of a rolling upgrade. The old
+// container's log is saved first, as logs/<service>.<n>.log.
 func (n *Node) Replace(ctx context.Context, image string) error {
 	if err := checkImages(ctx, n.cli(), []string{image}); err != nil {
 		return fmt.Errorf("replace %s: %w", n.spec.Name, err)
@@ -293,6 +301,7 @@ func (n *Node) Replace(ctx context.Context, image string) error {
 	if err := n.Stop(ctx); err != nil && !isNotFound(err) {
 		return fmt.Errorf("replace %s: %w", n.spec.Name, err)
 	}
+	n.saveRetiredLog(ctx, n.containerID())
 	if _, err := n.cli().ContainerRemove(ctx, n.containerID(), client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
 		return fmt.Errorf("replace %s: remove old container: %w", n.spec.Name, err)
 	}
@@ -340,7 +349,7 @@ func (n *Node) Connect(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, nw := range n.networks() {
-		if _, err := n.cli().NetworkConnect(ctx, n.env.resName(nw), client.NetworkConnectOptions{Container: n.id, EndpointConfig: endpointConfig(n.aliases())}); err != nil && !alreadyConnected(err) {
+		if _, err := n.cli().NetworkConnect(ctx, n.env.resName(nw), client.NetworkConnectOptions{Container: n.id, EndpointConfig: n.endpointConfig(nw)}); err != nil && !alreadyConnected(err) {
 			return fmt.Errorf("connect %s to %s: %w", n.spec.Name, nw, err)
 		}
 	}
@@ -348,24 +357,14 @@ func (n *Node) Connect(ctx context.Context) error {
 	return nil
 }
 
-// Logs returns the container's log so far (stdout and stderr interleaved).
+// Logs returns the container's log so far (stdout and stderr
+// interleaved), with the run's secrets redacted as in the saved logs.
 func (n *Node) Logs(ctx context.Context) (io.ReadCloser, error) {
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(copyLogs(ctx, n.cli(), n.containerID(), pw))
+		pw.CloseWithError(n.env.redact.copyLogs(ctx, n.cli(), n.containerID(), pw))
 	}()
 	return pr, nil
-}
-
-// copyLogs writes a container's demultiplexed log to w.
-func copyLogs(ctx context.Context, cli *client.Client, id string, w io.Writer) error {
-	rc, err := cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = stdcopy.StdCopy(w, w, rc)
-	return err
 }
 
 // Running reports whether the node's container runs (paused counts as
@@ -416,7 +415,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 			return fmt.Errorf("%s is not ready: %w", n.spec.Name, err)
 		case err == nil && !st.Running && st.Status != container.StateCreated:
 			return fmt.Errorf("%s is not ready: container %s (exit code %d) after %s; last %d log lines:\n%s",
-				n.spec.Name, st.Status, st.ExitCode, time.Since(start).Round(time.Millisecond), logTailLines, logTail(ctx, n.cli(), n.containerID(), logTailLines))
+				n.spec.Name, st.Status, st.ExitCode, time.Since(start).Round(time.Millisecond), logTailLines, n.env.redact.logTail(ctx, n.cli(), n.containerID(), logTailLines))
 		case err == nil && st.Running:
 			last = n.probe(ctx, re)
 			if last == nil {
@@ -430,7 +429,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 				last = ctx.Err()
 			}
 			return fmt.Errorf("%s is not ready within %s (%v); last %d log lines:\n%s",
-				n.spec.Name, timeout, last, logTailLines, logTail(ctx, n.cli(), n.containerID(), logTailLines))
+				n.spec.Name, timeout, last, logTailLines, n.env.redact.logTail(ctx, n.cli(), n.containerID(), logTailLines))
 		case <-time.After(min(50*time.Millisecond*time.Duration(i+1), 500*time.Millisecond)):
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/smtp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,28 @@ func poll(ctx context.Context, within time.Duration, fn func() error) (time.Dura
 // after replication; region a started; teardown leaves nothing behind.
 func TestReferenceStack(t *testing.T) {
 	ctx, env, runID := upForTest(t, referenceStack, 8*time.Minute)
+	t.Run("toxiproxy API unreachable from every service", func(t *testing.T) {
+		// socat is in every reference image; the link answers with the
+		// store's greeting (read only: Toxiproxy drops a connection whose
+		// client has shut its side), the API not at all.
+		get := `printf 'GET /proxies HTTP/1.0\r\n\r\n' | timeout 10 socat -T3 - TCP:%s,connect-timeout=3`
+		greeting := `timeout 10 socat -u -T2 TCP:%s,connect-timeout=3 -`
+		link, _ := env.Link("edge-store-a")
+		for _, n := range env.Nodes() {
+			code, out, err := n.Exec(ctx, []string{"sh", "-c", fmt.Sprintf(greeting, "toxiproxy:"+strconv.Itoa(link.Listen()))})
+			if err != nil || code != 0 || !strings.HasPrefix(out, "* OK") {
+				t.Errorf("%s: link edge-store-a: exit %d %q %v", n.Name(), code, out, err)
+			}
+			for _, addr := range []string{"toxiproxy:8474", ProxyAPIHost + ":8474"} {
+				code, out, err := n.Exec(ctx, []string{"sh", "-c", fmt.Sprintf(get, addr)})
+				if err != nil || code == 0 {
+					t.Errorf("%s reached toxiproxy's API at %s: exit %d %q %v", n.Name(), addr, code, out, err)
+				} else {
+					t.Logf("%s -> %s: exit %d %s", n.Name(), addr, code, strings.TrimSpace(out))
+				}
+			}
+		}
+	})
 
 	smtpAddr, err := env.Endpoint("smtp")
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -212,6 +213,9 @@ func (p *parser) validate(d *Descriptor) {
 	if (len(d.Links) > 0 || len(d.Endpoints) > 0) && d.Proxy.Image == "" {
 		p.add(p.line("proxy"), "proxy.image is missing: links need a Toxiproxy image, e.g. 'proxy: {image: mailchaos/toxiproxy:2.12.0}'")
 	}
+	if len(d.Proxy.Command) > 0 && !slices.ContainsFunc(d.Proxy.Command, func(a string) bool { return strings.Contains(a, ProxyAPIHost) }) {
+		p.add(p.line("proxy", "command"), "proxy.command must make the API listen on host %s (e.g. [-host, %s, -port, \"8474\"]), which only the harness reaches; on 0.0.0.0 every service could reach the API and heal its own faults", ProxyAPIHost, ProxyAPIHost)
+	}
 	for i, n := range d.TLS.Names {
 		if n == "" || strings.ContainsAny(n, " /:") {
 			p.add(p.line("tls", "names", strconv.Itoa(i)), "tls.names: %q is not a DNS name", n)
@@ -230,9 +234,12 @@ func (p *parser) validateUsers(d *Descriptor) {
 	if u.Domain == "" {
 		p.add(p.line("users"), "users.domain is missing: set the mail domain, e.g. 'domain: example.test'")
 	}
+	// password_format is optional: without it every run draws random passwords.
 	for key, f := range map[string]string{"name_format": u.NameFormat, "password_format": u.PasswordFormat} {
-		if f == "" {
+		if f == "" && key == "name_format" {
 			p.add(p.line("users"), "users.%s is missing: give a fmt format of the 1-based index, e.g. \"user%%04d\"", key)
+		}
+		if f == "" {
 			continue
 		}
 		if out := fmt.Sprintf(f, 1); strings.Contains(out, "%!") || out == fmt.Sprintf(f, 2) {

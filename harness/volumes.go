@@ -29,7 +29,8 @@ func (e *Env) createVolume(ctx context.Context, svc, vol string) error {
 // refers to it, even a stopped one, so the container is removed and
 // created again from the image it ran, with the same name, networks,
 // aliases, files and host ports. The node stays down, and left
-// disconnected if it was; Start brings it up on the empty volumes.
+// disconnected if it was; Start brings it up on the empty volumes. The
+// removed container's log is saved first, as logs/<service>.<n>.log.
 func (n *Node) DropVolumes(ctx context.Context) error {
 	name := n.spec.Name
 	if n.proxy {
@@ -48,6 +49,7 @@ func (n *Node) DropVolumes(ctx context.Context) error {
 	n.mu.Lock()
 	id, image, cut := n.id, n.image, n.disconnected
 	n.mu.Unlock()
+	n.saveRetiredLog(ctx, id)
 	// Not forced: a container started meanwhile must fail here, not be killed.
 	if _, err := n.cli().ContainerRemove(ctx, id, client.ContainerRemoveOptions{}); err != nil && !isNotFound(err) {
 		return fmt.Errorf("drop volumes of %s: remove the container: %w", name, err)

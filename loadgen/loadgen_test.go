@@ -1,8 +1,11 @@
 package loadgen_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -261,5 +264,48 @@ func TestReadReplica(t *testing.T) {
 	}
 	if finals == 0 || finals != res.Messages || int64(finals) < sum.SMTP.Accepted {
 		t.Errorf("%d final records, result says %d, %d accepted", finals, res.Messages, sum.SMTP.Accepted)
+	}
+}
+
+// TestHistoryHoldsNoPassword: the history is evidence that ships in the
+// bundle, so no password may be in it, neither the right ones (AUTH on
+// submission, IMAP LOGIN) nor one a server refused (its error is recorded),
+// nor their SASL base64 forms.
+func TestHistoryHoldsNoPassword(t *testing.T) {
+	st := newStack(t, 3, testsrv.SMTPOptions{})
+	cfg := st.cfg
+	cfg.Users = append([]loadgen.User(nil), cfg.Users...)
+	cfg.Users[2].Password = "WRONGPASSWORDWRONGPASSWORD" // refused by every server
+	cfg.SMTP = loadgen.SMTPConfig{Model: loadgen.ModelOpen, Rate: 20, Duration: time.Second, MaxMessages: 40, Workers: 4}
+	cfg.IMAP = loadgen.IMAPConfig{Watchers: 3, Pollers: 3, PollInterval: 100 * time.Millisecond, Tail: 500 * time.Millisecond}
+	cfg.Retry.MaxAttempts = 2
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	w, err := history.Create(path, history.NewClock(), history.Header{RunID: cfg.RunID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := loadgen.Run(ctx, cfg, w); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = loadgen.FinalRead(ctx, cfg, w, 1) // user 3's mailbox cannot be read: that is recorded too
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.sub.Conns() == 0 || !bytes.Contains(data, []byte(`"stage":"auth"`)) {
+		t.Fatalf("want submission sessions (AUTH) and refused logins in the history: %d sessions", st.sub.Conns())
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	for _, u := range cfg.Users {
+		for _, secret := range []string{u.Password, b64([]byte(u.Password)), b64([]byte("\x00" + u.Address + "\x00" + u.Password))} {
+			if bytes.Contains(data, []byte(secret)) {
+				t.Errorf("the history holds %s's password (%q)", u.Address, secret)
+			}
+		}
 	}
 }

@@ -182,7 +182,8 @@ func imapCount(addr, id string) (int, error) {
 	conn.SetDeadline(time.Now().Add(15 * time.Second))
 	c := imapclient.New(conn, nil)
 	defer c.Close()
-	if err := c.Login("user0001@example.test", "pass-0001").Wait(); err != nil {
+	u := stackEnv.Users()[0] // passwords are random per run
+	if err := c.Login(u.Address, u.Password).Wait(); err != nil {
 		return 0, fmt.Errorf("login: %w", err)
 	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
