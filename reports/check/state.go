@@ -301,7 +301,7 @@ type checker struct {
 	pending    map[faultKey][]int
 	heals      []heal
 	rounds     map[int]bool
-	done       bool // a done phase event was read: the run was not cut
+	done       bool     // a done phase event was read: the run was not cut
 	reusedList []uint32 // uid entries reused, in order found
 	opsHint    int
 
