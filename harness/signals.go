@@ -21,22 +21,24 @@ const (
 )
 
 var sigs struct {
-	once     sync.Once
-	mu       sync.Mutex
-	deferred bool
-	abandon  func(os.Signal)
-	first    os.Signal
-	count    int
+	once       sync.Once
+	mu         sync.Mutex
+	deferred   bool
+	abandon    func(os.Signal)
+	first      os.Signal
+	count      int
+	abandoning bool
 }
 
 // DeferInterrupts leaves the first SIGINT or SIGTERM of the process to the
 // caller, which stops in order and tears its stacks down itself: the
 // scenario suite lets Ginkgo cancel the running phase, then run the cleanup
 // nodes that heal every fault, save the logs and tear the stack down, and
-// write the report. A second signal does not wait for that: every live
-// stack is removed at once (no logs), abandon (when not nil) writes what it
-// can within a few seconds, and the process exits with ExitInterrupted. A
-// third exits at once.
+// write the report. A second signal does not wait for that: abandon (when
+// not nil) is called first, to stop the caller's own shutdown and write in
+// a moment what it can, then every live stack is removed at once (no
+// logs) and the process exits with ExitInterrupted; the caller must not
+// exit meanwhile (see Abandoning). A third signal exits at once.
 //
 // Without DeferInterrupts (a program using the harness as a library), the
 // first signal tears every live stack down, saving logs, and exits with
@@ -55,6 +57,24 @@ func Interrupted() os.Signal {
 	sigs.mu.Lock()
 	defer sigs.mu.Unlock()
 	return sigs.first
+}
+
+// Abandoning reports whether a second signal is removing the stacks and
+// will end the process: a caller that finished meanwhile calls
+// WaitAbandoned rather than exit with its own code.
+func Abandoning() bool {
+	sigs.mu.Lock()
+	defer sigs.mu.Unlock()
+	return sigs.abandoning
+}
+
+// WaitAbandoned blocks while a second signal's removal runs; the handler
+// ends the process. It returns (after the removal's bound) only if the
+// handler did not.
+func WaitAbandoned() {
+	if Abandoning() {
+		time.Sleep(abandonTimeout + 5*time.Second)
+	}
 }
 
 // installSignalHandler starts listening for SIGINT and SIGTERM, once.
@@ -94,10 +114,12 @@ func onSignal(sig os.Signal) {
 		}()
 	case n == 2 && deferred:
 		fmt.Fprintf(os.Stderr, "mailchaos: %v again: removing %d stack(s) at once (no logs), then exiting; signal again to exit now\n", sig, len(envs))
+		sigs.mu.Lock()
+		sigs.abandoning = true
+		sigs.mu.Unlock()
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), abandonTimeout)
 			defer cancel()
-			removeAll(ctx, envs)
 			if abandon != nil {
 				done := make(chan struct{})
 				go func() { defer close(done); abandon(sig) }()
@@ -106,6 +128,7 @@ func onSignal(sig os.Signal) {
 				case <-ctx.Done():
 				}
 			}
+			removeAll(ctx, envs)
 			os.Exit(ExitInterrupted)
 		}()
 	default:
@@ -152,7 +175,15 @@ func removeAll(ctx context.Context, envs []*Env) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A teardown may be removing the same containers ("removal
+			// already in progress"): try again until nothing is left.
 			removed, err := removeRun(ctx, cli, e.runID, &me)
+			for err != nil && ctx.Err() == nil {
+				time.Sleep(time.Second)
+				var more Removed
+				more, err = removeRun(ctx, cli, e.runID, &me)
+				removed.add(more)
+			}
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "mailchaos: remove %s: %v (mailchaos clean --run %s removes what is left)\n", e.runID, err, e.runID)
 				return
