@@ -117,15 +117,14 @@ func signalName(sig os.Signal) string {
 // interruptReason says where the run was stopped: "interrupted at
 // <scenario>/<phase> (<cause>)"; the phase is the one started last.
 func interruptReason(cause string, r *flow.Run) string {
-	where := "between scenarios"
-	if r != nil {
-		ph := r.Phase()
-		if ph == "" {
-			ph = "start"
-		}
-		where = r.S.Name + "/" + ph
+	if r == nil {
+		return fmt.Sprintf("interrupted before any scenario started (%s)", cause)
 	}
-	return fmt.Sprintf("interrupted at %s (%s)", where, cause)
+	ph := r.Phase()
+	if ph == "" {
+		ph = "start"
+	}
+	return fmt.Sprintf("interrupted at %s/%s (%s)", r.S.Name, ph, cause)
 }
 
 // lastStarted is the scenario that started last among runs (nil: none).
@@ -196,7 +195,7 @@ func abandon(sig os.Signal) {
 	p := suite.params
 	suite.mu.Unlock()
 	st := harnessFailed(p, fmt.Sprintf("%s, then %s again: the stacks were removed at once; no logs, no report", runInterrupt(begunRuns()), signalName(sig)))
-	st.ExitCode = harness.ExitInterrupted
+	st.ExitCode = flow.ExitInterrupted
 	if err := flow.WriteStatus(p.RunDir(), st); err != nil {
 		fmt.Fprintln(os.Stderr, "mailchaos:", err)
 	}
