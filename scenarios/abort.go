@@ -29,6 +29,10 @@ var active struct {
 	mu    sync.Mutex
 	runs  []*flow.Run
 	begun []*flow.Run
+	// finishing holds, per finish call in progress, a channel closed when
+	// it ends, so the watchdog can wait for a cleanup that Ginkgo started
+	// before it got stuck.
+	finishing map[*flow.Run]chan struct{}
 }
 
 // abandoned is set once the run is being ended outside Ginkgo (second
@@ -50,13 +54,24 @@ func begin(r *flow.Run) {
 func finish(ctx context.Context, r *flow.Run) error {
 	active.mu.Lock()
 	i := indexOf(active.runs, r)
+	done := make(chan struct{})
 	if i >= 0 {
 		active.runs = append(active.runs[:i], active.runs[i+1:]...)
+		if active.finishing == nil {
+			active.finishing = map[*flow.Run]chan struct{}{}
+		}
+		active.finishing[r] = done
 	}
 	active.mu.Unlock()
 	if i < 0 {
 		return nil // finished already (by the watchdog, or twice)
 	}
+	defer func() {
+		active.mu.Lock()
+		delete(active.finishing, r)
+		active.mu.Unlock()
+		close(done)
+	}()
 	noteInterrupt(r)
 	err := r.Teardown(ctx)
 	r.JudgePartial(ctx)
@@ -231,6 +246,20 @@ func watchdogAbort(p flow.Params, hung time.Duration) {
 		}()
 	}
 	wg.Wait()
+	// A scenario whose cleanup Ginkgo started is finishing: let it, so
+	// that its logs and its partial verdict are in the report.
+	active.mu.Lock()
+	var inProgress []chan struct{}
+	for _, done := range active.finishing {
+		inProgress = append(inProgress, done)
+	}
+	active.mu.Unlock()
+	for _, done := range inProgress {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
 	harness.TeardownAll(ctx)
 	st := harnessFailed(p, reason)
 	_ = flow.WriteStatus(p.RunDir(), st)
