@@ -161,6 +161,18 @@ var _ = ReportAfterSuite("mailchaos status", func(rep Report) {
 	if abandoned.Load() {
 		return // a second signal or the watchdog ended the run
 	}
+	// A scenario whose last cleanup did not get to finish it (the cleanup
+	// panicked first) is finished here, so its stack goes and its logs
+	// and partial verdict are in the report.
+	if runs := activeRuns(); len(runs) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), flow.TeardownTimeout+flow.CheckTimeout)
+		for _, r := range runs {
+			if err := finish(ctx, r); err != nil {
+				fmt.Fprintf(os.Stderr, "mailchaos: %s: %v\n", r.S.Name, err)
+			}
+		}
+		cancel()
+	}
 	suite.mu.Lock()
 	p := suite.params
 	runs := append([]*flow.Run(nil), results.facts...)
