@@ -66,7 +66,7 @@ ABORT_RUNS ?= 20
 ABORT_SEED ?=
 .PHONY: abort-test
 abort-test: $(MAILCHAOS) ## stop ABORT_RUNS smoke runs at random moments (signals, kill, panic, timeout, watchdog): nothing left, exit 2 with a report
-	@seed=$${ABORT_SEED:-$$(date +%s)}; out=$(CURDIR)/$(OUT)/abort-$$seed; mkdir -p $$out; \
+	@seed=$${ABORT_SEED:-$$(date +%s)}; out=$(abspath $(OUT))/abort-$$seed; mkdir -p $$out; \
 	MAILCHAOS_ABORT_RUNS=$(ABORT_RUNS) MAILCHAOS_ABORT_SEED=$$seed MAILCHAOS_ABORT_OUT=$$out MAILCHAOS_ABORT_PREFIX=$${ABORT_PREFIX:-abort} \
 	MAILCHAOS_BIN=$(CURDIR)/$(MAILCHAOS) $(GO) test -count=1 -timeout 5h -run '^TestAbort$$' -v ./scenarios/cmd/mailchaos/ \
 		| grep -vE '^=== RUN'
