@@ -195,7 +195,7 @@ func StaleRuns(ctx context.Context) ([]RunInfo, error) {
 }
 
 // errRunInUse is wrapped by Up's refusal of a run id that has resources.
-var errRunInUse = errors.New("run id already in use")
+var errRunInUse = errors.New("already in use on this engine")
 
 // refuseRunInUse fails when the engine already holds resources labelled
 // with runID: a second Up under the same id would share names with them,
@@ -214,5 +214,5 @@ func refuseRunInUse(ctx context.Context, cli *client.Client, runID string) error
 	if l == OwnerAlive {
 		fix = "choose another run id (--run-id): that run is in progress"
 	}
-	return fmt.Errorf("run id %s is already in use on this engine (%s; %s): %s: %w", runID, r.Resources(), why, fix, errRunInUse)
+	return fmt.Errorf("run id %s is %w (%s; %s): %s", runID, errRunInUse, r.Resources(), why, fix)
 }
