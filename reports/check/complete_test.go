@@ -1,6 +1,11 @@
 package check
 
 import (
+	"compress/gzip"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -94,5 +99,78 @@ func TestIncompleteFailures(t *testing.T) {
 	v := mustRun(t, mkHist(reused...), Policy{})
 	if v.Status != Failure || !slices.Equal(v.Incomplete, []string{history.PhaseFinalReadDone}) || !strings.Contains(v.Reason, "no final-read-done") {
 		t.Errorf("ended without a final read: %s (%s) incomplete %v", v.Status, v.Reason, v.Incomplete)
+	}
+}
+
+// realHistory reads a gzipped history recorded by a real run of the
+// steady-state scenario on the reference stack (testdata/real) and
+// returns its lines.
+func realHistory(t *testing.T, name string) []string {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", "real", name+".jsonl.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// judgeLines judges the given lines of a history as a file.
+func judgeLines(t *testing.T, lines []string) Verdict {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "h.jsonl")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err := Run(context.Background(), path, Policy{Thresholds: []string{"lost == 0", "accepted > 0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// A real run's history passes whole; cut before or after any of its phase
+// events, it is never a success, and names what it lacks.
+func TestRealHistoryCutAtEveryPhase(t *testing.T) {
+	lines := realHistory(t, "steady-state")
+	if v := judgeLines(t, lines); v.Status != Success || len(v.Incomplete) != 0 {
+		t.Fatalf("whole real history: %s (%s), incomplete %v", v.Status, v.Reason, v.Incomplete)
+	}
+	cuts := 0
+	for i, l := range lines {
+		if !strings.Contains(l, `"kind":"phase"`) {
+			continue
+		}
+		for _, cut := range []int{i, i + 1} {
+			if cut == len(lines) {
+				continue // the whole history
+			}
+			v := judgeLines(t, lines[:cut])
+			if v.Status == Success || !slices.Contains(v.Incomplete, history.PhaseDone) {
+				t.Errorf("cut after line %d (%s): %s, incomplete %v", cut, strings.TrimSpace(l), v.Status, v.Incomplete)
+			}
+			cuts++
+		}
+	}
+	if cuts < 20 {
+		t.Fatalf("only %d cuts: not the history of a whole run", cuts)
+	}
+}
+
+// A history left by a run SIGKILLed in its convergence window: unknown,
+// lacking every read and its end.
+func TestRealHistoryOfAKilledRun(t *testing.T) {
+	v := judgeLines(t, realHistory(t, "killed-in-converge"))
+	want := []string{history.PhaseFinalReadDone, history.PhaseReplicaReadDone + " store-a", history.PhaseReplicaReadDone + " store-b", history.PhaseDone}
+	if v.Status != Unknown || !slices.Equal(v.Incomplete, want) {
+		t.Fatalf("killed run: %s (%s), incomplete %v, want unknown and %v", v.Status, v.Reason, v.Incomplete, want)
 	}
 }
