@@ -53,8 +53,23 @@ images-exim-cyrus: $(MAILCHAOS) ## build the exim-cyrus stack's images offline (
 
 RUN_ID ?=
 .PHONY: clean
-clean: $(MAILCHAOS) ## remove the containers, networks and volumes of crashed runs: make clean [RUN_ID=<run id>] (default: every run)
-	$(MAILCHAOS) clean $(if $(RUN_ID),--run $(RUN_ID))
+clean: $(MAILCHAOS) ## remove what killed runs left (owner process gone), or one run and its scenarios' stacks: make clean [RUN_ID=<run id>] [FORCE=1]
+	$(MAILCHAOS) clean $(if $(RUN_ID),--run $(RUN_ID)) $(if $(FORCE),--force)
+
+# The abort test: ABORT_RUNS smoke runs (steady-state, 15 s of load), each
+# stopped at a random moment by SIGINT, SIGTERM, SIGKILL (then clean --run),
+# a panic injected by a test hook, a tiny --timeout or the watchdog; each
+# must leave nothing on the engine, and every run but the killed ones exit
+# 2 with status.json and a readable report. Prints the table and writes it
+# to $(OUT)/abort-<seed>/abort-test.md. Needs the images (make images).
+ABORT_RUNS ?= 20
+ABORT_SEED ?=
+.PHONY: abort-test
+abort-test: $(MAILCHAOS) ## stop ABORT_RUNS smoke runs at random moments (signals, kill, panic, timeout, watchdog): nothing left, exit 2 with a report
+	@seed=$${ABORT_SEED:-$$(date +%s)}; out=$(abspath $(OUT))/abort-$$seed; mkdir -p $$out; \
+	MAILCHAOS_ABORT_RUNS=$(ABORT_RUNS) MAILCHAOS_ABORT_SEED=$$seed MAILCHAOS_ABORT_OUT=$$out MAILCHAOS_ABORT_PREFIX=$${ABORT_PREFIX:-abort} \
+	MAILCHAOS_BIN=$(CURDIR)/$(MAILCHAOS) $(GO) test -count=1 -timeout 5h -run '^TestAbort$$' -v ./scenarios/cmd/mailchaos/ \
+		| grep -vE '^=== RUN'
 
 .PHONY: bench-faults
 bench-faults: images ## median inject/heal latency per fault kind on the reference stack

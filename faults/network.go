@@ -156,12 +156,14 @@ func (f *ToxicFault) Target() string { return f.link.Name() }
 // Toxics returns the toxics the fault adds (for logs and tests).
 func (f *ToxicFault) Toxics() []Toxic { return f.toxics }
 
-// Inject adds the toxics; if one fails, those added are removed again.
+// Inject adds the toxics; if one fails, those added are removed again,
+// within ctx: when ctx is over, the timeline's heal after a failed inject
+// removes them (Heal removes every toxic of the fault).
 func (f *ToxicFault) Inject(ctx context.Context) error {
 	for i, t := range f.toxics {
 		if err := f.link.AddToxic(ctx, t); err != nil {
 			for _, added := range f.toxics[:i] {
-				_ = f.link.RemoveToxic(context.WithoutCancel(ctx), added.Name)
+				_ = f.link.RemoveToxic(ctx, added.Name)
 			}
 			return fmt.Errorf("add toxic %s to %s: %w", t.Name, f.link.Name(), err)
 		}

@@ -117,8 +117,10 @@ func (t *Timeline) end() time.Duration {
 // Run executes the timeline and returns when every fault is healed. The
 // error joins every failed inject, failed or unverified heal, and panic.
 // Cancelling ctx aborts the timeline: faults not yet injected are skipped
-// and injected ones are healed at once (heals do not inherit the
-// cancellation, only HealTimeout bounds them).
+// and injected ones are healed at once. Those heals do not inherit the
+// cancellation (the stack must be whole again), but they do keep ctx's
+// deadline: each is bounded by HealTimeout and by that deadline, so an
+// aborted Run still returns within its caller's time.
 func (t *Timeline) Run(ctx context.Context) error {
 	log := t.log()
 	ctx = WithLogger(ctx, log)
@@ -162,7 +164,7 @@ func (t *Timeline) runStep(ctx context.Context, i int, rs *runStep, start, endAt
 		if p := recover(); p != nil {
 			err = fmt.Errorf("step %d %s:%s panicked: %v\n%s", i, rs.Fault.Name(), rs.Fault.Target(), p, debug.Stack())
 			log.Error("fault panicked; healing", "panic", p)
-			if herr := t.heal(ctx, i, rs); herr != nil {
+			if herr := t.heal(ctx, i, rs, true); herr != nil {
 				err = errors.Join(err, herr)
 			}
 		}
@@ -194,7 +196,7 @@ func (t *Timeline) runStep(ctx context.Context, i int, rs *runStep, start, endAt
 		sleepUntil(ctx, until)
 	}
 	// A failed inject may have had part of its effect: heal it anyway.
-	if herr := t.heal(ctx, i, rs); herr != nil {
+	if herr := t.heal(ctx, i, rs, true); herr != nil {
 		errs = append(errs, herr)
 	}
 	return errors.Join(errs...)
@@ -274,23 +276,25 @@ func (t *Timeline) release(fp []string) {
 	t.freed = make(chan struct{})
 }
 
-// heal heals a step once; later calls are no-ops.
-func (t *Timeline) heal(ctx context.Context, i int, rs *runStep) error {
+// heal heals a step once; later calls are no-ops, except after a heal
+// that ran out of time (its context ended), which a later call (HealAll
+// from a cleanup, with time of its own) tries again. The heal is bounded
+// by HealTimeout and ctx's deadline; with outliveCancel (the timeline's
+// own heals, which must run on abort) ctx's cancellation does not stop it.
+func (t *Timeline) heal(ctx context.Context, i int, rs *runStep, outliveCancel bool) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if !rs.injected || rs.healed {
 		return nil
 	}
-	rs.healed = true
-	defer func() {
-		t.mu.Lock()
-		delete(t.active, i)
-		t.mu.Unlock()
-	}()
 	log := t.log().With("step", i, "fault", rs.Fault.Name(), "target", rs.Fault.Target())
-	// Heals outlive an abort: the stack must be whole again.
-	hctx, cancel := boundedCtx(WithLogger(context.WithoutCancel(ctx), t.log()), orDefault(t.HealTimeout, DefaultHealTimeout))
+	hctx, cancel := healContext(WithLogger(ctx, t.log()), orDefault(t.HealTimeout, DefaultHealTimeout), outliveCancel)
 	defer cancel()
+	if err := hctx.Err(); err != nil {
+		// No time left at all: leave the fault for a heal that has some.
+		log.Error("heal skipped: no time left", "err", err)
+		return fmt.Errorf("heal %s:%s: no time left (%w); still injected", rs.Fault.Name(), rs.Fault.Target(), err)
+	}
 	callStart := time.Now()
 	log.Info("heal")
 	err := safeCall(func() error { return rs.Fault.Heal(hctx) })
@@ -301,6 +305,14 @@ func (t *Timeline) heal(ctx context.Context, i int, rs *runStep) error {
 	}
 	callEnd := time.Now()
 	t.event(KindHeal, rs.Fault, callStart, callEnd, err)
+	if err != nil && hctx.Err() != nil {
+		log.Error("heal ran out of time", "err", err, "took", callEnd.Sub(callStart))
+		return fmt.Errorf("heal %s:%s: ran out of time: %w", rs.Fault.Name(), rs.Fault.Target(), err)
+	}
+	rs.healed = true
+	t.mu.Lock()
+	delete(t.active, i)
+	t.mu.Unlock()
 	if err != nil {
 		log.Error("heal failed", "err", err, "took", callEnd.Sub(callStart))
 		return fmt.Errorf("heal %s:%s: %w", rs.Fault.Name(), rs.Fault.Target(), err)
@@ -309,9 +321,31 @@ func (t *Timeline) heal(ctx context.Context, i int, rs *runStep) error {
 	return nil
 }
 
+// healContext bounds one heal by d and by ctx's deadline. With
+// outliveCancel, cancelling ctx does not end the heal (only its deadline
+// does): an aborted timeline must still leave the stack whole, within the
+// time its caller has.
+func healContext(ctx context.Context, d time.Duration, outliveCancel bool) (context.Context, context.CancelFunc) {
+	if !outliveCancel {
+		return boundedCtx(ctx, d)
+	}
+	base := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		base, cancel = context.WithDeadline(base, dl)
+		hctx, hcancel := boundedCtx(base, d)
+		return hctx, func() { hcancel(); cancel() }
+	}
+	return boundedCtx(base, d)
+}
+
 // HealAll heals every fault the running timeline has injected and not yet
-// healed. Scenarios defer it (with recover) so a panic outside Run still
-// leaves the stack whole; Run itself never needs it.
+// healed, all at once: steps injected together never share a footprint
+// (claim), so their heals do not interfere, and a slow heal does not eat
+// the others' time. Each is bounded by HealTimeout and ctx (its deadline
+// and its cancellation). Scenarios call it from their cleanup so a panic
+// or an abort outside Run still leaves the stack whole; Run itself never
+// needs it. A heal that ran out of time stays active for a later call.
 func (t *Timeline) HealAll(ctx context.Context) error {
 	t.mu.Lock()
 	var idx []int
@@ -322,13 +356,7 @@ func (t *Timeline) HealAll(ctx context.Context) error {
 	}
 	t.mu.Unlock()
 	sort.Ints(idx)
-	var errs []error
-	for _, i := range idx {
-		if err := t.heal(ctx, i, steps[i]); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return concurrently(idx, func(i int) error { return t.heal(ctx, i, steps[i], false) })
 }
 
 // Active returns the steps currently injected, in order.

@@ -219,3 +219,103 @@ func TestTimelineSerialisesOverlappingFootprints(t *testing.T) {
 		t.Errorf("toxics on one link did not overlap (log %s)", got)
 	}
 }
+
+// stuckHeal is a fault whose heals wait until their context ends, for
+// their first blocked calls, then heal at once; healDelay makes every
+// heal take that long.
+type stuckHeal struct {
+	target    string
+	blocked   int // heals that wait for their context
+	healDelay time.Duration
+	mu        sync.Mutex
+	calls     int
+}
+
+func (s *stuckHeal) Name() string                 { return "stuck" }
+func (s *stuckHeal) Target() string               { return s.target }
+func (s *stuckHeal) Inject(context.Context) error { return nil }
+func (s *stuckHeal) Heal(ctx context.Context) error {
+	s.mu.Lock()
+	s.calls++
+	block := s.calls <= s.blocked
+	s.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	select {
+	case <-time.After(s.healDelay):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// An aborted timeline heals past the cancellation but not past its
+// caller's deadline (it used to take up to HealTimeout per step); a heal
+// that ran out of time stays active, and a later HealAll heals it.
+func TestTimelineHealKeepsTheCallersDeadline(t *testing.T) {
+	f := &stuckHeal{target: "a", blocked: 1}
+	tl := &Timeline{Steps: []Step{{At: 0, For: time.Hour, Fault: f}}, HealTimeout: time.Hour}
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	abort, stop := context.WithCancel(ctx)
+	time.AfterFunc(100*time.Millisecond, stop)
+	start := time.Now()
+	err := tl.Run(abort)
+	if took := time.Since(start); took < 350*time.Millisecond || took > 2*time.Second {
+		t.Errorf("aborted timeline returned after %v, want at its caller's deadline (400ms)", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "ran out of time") {
+		t.Fatalf("err = %v, want a heal that ran out of time", err)
+	}
+	if len(tl.Active()) != 1 {
+		t.Fatalf("active = %v, want the unhealed step", tl.Active())
+	}
+	hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
+	defer hcancel()
+	if err := tl.HealAll(hctx); err != nil {
+		t.Fatalf("heal again: %v", err)
+	}
+	if len(tl.Active()) != 0 || f.calls != 2 {
+		t.Errorf("after HealAll: active %v, heal calls %d; want none active, 2 calls", tl.Active(), f.calls)
+	}
+	if err := tl.HealAll(hctx); err != nil || f.calls != 2 {
+		t.Errorf("a healed step was healed again: %v, %d calls", err, f.calls)
+	}
+}
+
+// HealAll heals every active step at once, within its caller's deadline.
+func TestTimelineHealAllIsBoundedAndConcurrent(t *testing.T) {
+	var steps []Step
+	for _, n := range []string{"a", "b", "c"} {
+		steps = append(steps, Step{At: 0, For: time.Hour, Fault: &stuckHeal{target: n, healDelay: 200 * time.Millisecond}})
+	}
+	stuck := &stuckHeal{target: "d", blocked: 1}
+	steps = append(steps, Step{At: 0, For: time.Hour, Fault: stuck})
+	tl := &Timeline{Steps: steps, HealTimeout: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- tl.Run(ctx) }()
+	for deadline := time.Now().Add(time.Second); len(tl.Active()) < len(steps) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	hctx, hcancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer hcancel()
+	start := time.Now()
+	err := tl.HealAll(hctx)
+	took := time.Since(start)
+	if took < 450*time.Millisecond || took > 900*time.Millisecond {
+		t.Errorf("HealAll took %v, want its deadline (500ms): the three 200ms heals at once, the stuck one cut", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "heal stuck:d") || strings.Contains(err.Error(), "stuck:a") {
+		t.Errorf("err = %v, want only d's heal failed", err)
+	}
+	if a := tl.Active(); len(a) != 1 || a[0].Fault.Target() != "d" {
+		t.Errorf("active = %v, want d only", a)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run after the abort: %v (d heals at its second try)", err)
+	}
+}

@@ -15,7 +15,10 @@
 // services in depends_on order, each published on 127.0.0.1 with host
 // ports picked once per run, and waits until each is ready. The Env it returns gives endpoints ("127.0.0.1:port"), Node,
 // Region, Link and Edge handles for faults, and Teardown. Everything created
-// carries the label mailchaos.run=<run id>; Teardown and Clean select by it.
+// carries the label mailchaos.run=<run id> and its owner (host, pid and
+// start time of the process): Teardown removes what its process made under
+// that id, Up refuses an id that already has resources, and Clean removes
+// the runs whose owner process is gone (or one run, or, forced, any).
 //
 // Callers always defer Teardown right after Up, before checking the error:
 //
@@ -28,7 +31,9 @@
 // The deferred call also runs when the calling goroutine panics (a panic in
 // another goroutine ends the process without running defers; Clean removes
 // what is left). SIGINT and SIGTERM tear down every live Env of the process
-// and exit with code 130.
+// and exit with code 130, unless the program calls DeferInterrupts to stop
+// in order itself on the first signal (the scenario suite does): then only
+// a second signal removes every live Env at once and exits 130.
 //
 // The package knows nothing of Postfix, Dovecot or HAProxy: those live in
 // fixtures/. It never pulls an image: a missing image, or an unreachable

@@ -30,6 +30,10 @@ type Options struct {
 	Logger *slog.Logger
 	// ReadyTimeout overrides every service's ready.timeout when > 0.
 	ReadyTimeout time.Duration
+	// Group is the id of the larger run the stack belongs to (a mailchaos
+	// run of several scenarios, one stack each), put on every resource as
+	// LabelGroup so that Clean can remove every stack of it by that id.
+	Group string
 }
 
 // Env is a running stack: its nodes, regions, links and endpoints. All
@@ -121,6 +125,12 @@ func Up(ctx context.Context, d *Descriptor, opts Options) (*Env, error) {
 		return nil, err
 	}
 	e.cli = cli
+	// Nothing may be created under a run id that has resources: they
+	// would share names, and this Env's Teardown would remove the other's.
+	if err := refuseRunInUse(ctx, cli, opts.RunID); err != nil {
+		_ = cli.Close()
+		return nil, err
+	}
 	images := []string{d.Proxy.Image}
 	for _, n := range d.ServiceNames() {
 		images = append(images, d.Services[n].Image)
@@ -202,7 +212,7 @@ func (e *Env) up(ctx context.Context) error {
 	}
 	if err := parallel(ctx, nets, func(ctx context.Context, nw string) error {
 		name := e.resName(nw)
-		res, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{LabelRun: e.runID}})
+		res, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: e.labels(nil)})
 		if err != nil {
 			return fmt.Errorf("create network %s: %w", name, err)
 		}
@@ -371,6 +381,20 @@ func (e *Env) upstreamAddr(l LinkSpec) string {
 	return svc + ":" + strconv.Itoa(n)
 }
 
+// labels are the labels of every resource of the run (run, group, owner)
+// plus extra.
+func (e *Env) labels(extra map[string]string) map[string]string {
+	l := Self().labels()
+	l[LabelRun] = e.runID
+	if e.opts.Group != "" {
+		l[LabelGroup] = e.opts.Group
+	}
+	for k, v := range extra {
+		l[k] = v
+	}
+	return l
+}
+
 // resName is the Docker name of a run resource: mc-<run>-<suffix>.
 func (e *Env) resName(suffix string) string { return "mc-" + e.runID + "-" + suffix }
 
@@ -537,7 +561,8 @@ func (e *Env) Teardown(ctx context.Context) error {
 			}
 		}
 		logErr := e.redact.saveLogs(ctx, cli, e.runID, filepath.Join(e.opts.OutDir, "logs"))
-		removed, err := removeRun(ctx, cli, e.runID)
+		me := Self()
+		removed, err := removeRun(ctx, cli, e.runID, &me)
 		e.logsMu.Lock()
 		e.tdErr = errors.Join(append([]error{err, logErr}, e.logErrs...)...)
 		e.logsMu.Unlock()
@@ -582,20 +607,34 @@ type Removed struct {
 	Containers, Networks, Volumes int
 }
 
+// add adds o's counts to r.
+func (r *Removed) add(o Removed) {
+	r.Containers += o.Containers
+	r.Networks += o.Networks
+	r.Volumes += o.Volumes
+}
+
 // String formats the counts for logs.
 func (r Removed) String() string {
 	return fmt.Sprintf("%d containers, %d networks, %d volumes", r.Containers, r.Networks, r.Volumes)
 }
 
 // removeRun removes the containers, then networks, then volumes labelled
-// with runID ("" = every mailchaos run).
-func removeRun(ctx context.Context, cli *client.Client, runID string) (Removed, error) {
+// with runID; with owner, only those owner made (Teardown: a racing Up of
+// the same run id by another process cannot lose its resources to ours).
+func removeRun(ctx context.Context, cli *client.Client, runID string, owner *Owner) (Removed, error) {
 	var r Removed
-	label := LabelRun
-	if runID != "" {
-		label += "=" + runID
+	if runID == "" {
+		return r, errors.New("remove run: no run id")
 	}
-	f := make(client.Filters).Add("label", label)
+	f := make(client.Filters).Add("label", LabelRun+"="+runID)
+	if owner != nil {
+		for k, v := range owner.labels() {
+			if k != LabelOwnerStart { // may be "", which a filter cannot say
+				f = f.Add("label", k+"="+v)
+			}
+		}
+	}
 	var errs []error
 	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {

@@ -128,7 +128,7 @@ func (n *Node) create(ctx context.Context, image string) error {
 		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: e.resName(s.Name + "-" + vn), Target: s.Volumes[vn]})
 	}
 	stop := int(n.stopTimeout() / time.Second)
-	labels := map[string]string{LabelRun: e.runID, LabelService: s.Name, LabelRole: s.Role, LabelRegion: s.Region}
+	labels := e.labels(map[string]string{LabelService: s.Name, LabelRole: s.Role, LabelRegion: s.Region})
 	primary := e.resName(nets[0])
 	cfg := &container.Config{
 		Hostname:     s.Name,

@@ -14,7 +14,7 @@ func (e *Env) volumeName(svc, vol string) string { return e.resName(svc + "-" + 
 // Teardown and Clean find it.
 func (e *Env) createVolume(ctx context.Context, svc, vol string) error {
 	name := e.volumeName(svc, vol)
-	labels := map[string]string{LabelRun: e.runID, LabelService: svc}
+	labels := e.labels(map[string]string{LabelService: svc})
 	if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: labels}); err != nil {
 		return fmt.Errorf("create volume %s: %w", name, err)
 	}

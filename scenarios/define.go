@@ -36,7 +36,10 @@ var Gates = map[string]Gate{
 	flow.GateRecoveryPoint:   {"reports its recovery point", RecoveryPointMeasured},
 }
 
-var phaseTimeout = func(d time.Duration) NodeTimeout { return NodeTimeout(d + time.Minute) }
+// phaseTimeout is Ginkgo's bound of a phase whose own bound is d: a
+// minute more, so the phase ends on its own deadline (see phase) and
+// reports why before Ginkgo would cut it.
+func phaseTimeout(d time.Duration) NodeTimeout { return NodeTimeout(d + time.Minute) }
 
 // define adds a scenario to the suite: an Ordered container whose specs are
 // the phases (harness work: a failure is exit code 2) and then the gates
@@ -58,8 +61,16 @@ func define(s flow.Scenario) error {
 	Describe(s.Name, Ordered, ContinueOnFailure, Label(s.Labels...), func() {
 		var r *flow.Run
 		p := suite.params // set by RunSuite before the tree is built
+		steady := p.Steady + flow.CheckTimeout + 3*time.Minute
+		load := p.Duration + 6*time.Minute
+		converge := p.Converge + flow.ReadTimeout
 
 		BeforeAll(func() {
+			if sig := interrupted(); sig != "" {
+				// A signal that came before Ginkgo listened: the run stops
+				// here, in order, like one that came later.
+				Fail("interrupted (" + sig + ") before the scenario started")
+			}
 			var err error
 			r, err = flow.Start(p, s, suite.progress, GinkgoWriter)
 			if err == nil && r.Skipped != "" {
@@ -69,12 +80,15 @@ func define(s flow.Scenario) error {
 				recordSkip(r)
 				Skip(flow.SkipPrefix + r.Skipped)
 			}
-			// Cleanups run last-in first-out: heal, then tear down.
+			begin(r)
+			// Cleanups run last-in first-out: heal, then tear down. They
+			// run on a first interrupt too (Ginkgo's own handling), each
+			// with its full node timeout.
 			DeferCleanup(func(ctx SpecContext) {
-				err := r.Teardown(ctx)
-				record(r)
+				testHook("panic@teardown")
+				err := finish(ctx, r)
 				Expect(err).NotTo(HaveOccurred(), "tear the stack down")
-			}, NodeTimeout(flow.TeardownTimeout+time.Minute))
+			}, NodeTimeout(flow.TeardownTimeout+flow.CheckTimeout+time.Minute))
 			DeferCleanup(func(ctx SpecContext) {
 				Expect(r.HealForCleanup(ctx)).To(Succeed())
 			}, NodeTimeout(flow.HealTimeout+time.Minute))
@@ -85,12 +99,12 @@ func define(s flow.Scenario) error {
 		})
 
 		It("brings the stack up", func(ctx SpecContext) {
-			Expect(r.Up(ctx)).To(Succeed())
+			phase(ctx, r, "up", flow.UpTimeout, r.Up)
 		}, phaseTimeout(flow.UpTimeout))
 
 		It("runs a clean steady load", func(ctx SpecContext) {
-			phase(r, r.SteadyState, ctx, "up")
-		}, phaseTimeout(p.Steady+flow.CheckTimeout+3*time.Minute))
+			phase(ctx, r, "steady", steady, r.SteadyState, "up")
+		}, phaseTimeout(steady))
 
 		It("serves the steady load within its thresholds", Label(flow.GateLabel), func() {
 			skipUnless(r, "steady")
@@ -98,11 +112,11 @@ func define(s flow.Scenario) error {
 		})
 
 		It("runs load under the fault timeline", func(ctx SpecContext) {
-			phase(r, r.Load, ctx, "up", "steady")
-		}, phaseTimeout(p.Duration+6*time.Minute))
+			phase(ctx, r, "load", load, r.Load, "up", "steady")
+		}, phaseTimeout(load))
 
 		It("heals every fault", func(ctx SpecContext) {
-			phase(r, r.Heal, ctx, "up")
+			phase(ctx, r, "heal", flow.HealTimeout, r.Heal, "up")
 		}, phaseTimeout(flow.HealTimeout))
 
 		It("recovers from every fault", Label(flow.GateLabel), func() {
@@ -111,19 +125,18 @@ func define(s flow.Scenario) error {
 		})
 
 		It("converges", func(ctx SpecContext) {
-			phase(r, r.Converge, ctx, "up", "heal")
-		}, phaseTimeout(p.Converge+flow.ReadTimeout))
+			phase(ctx, r, "converge", converge, r.Converge, "up", "heal")
+		}, phaseTimeout(converge))
 
 		It("reads every mailbox", func(ctx SpecContext) {
-			phase(r, r.FinalRead, ctx, "up")
-		}, phaseTimeout(2*flow.ReadTimeout+flow.RoundGap))
+			phase(ctx, r, "final-read", flow.FinalReadTimeout, r.FinalRead, "up")
+		}, phaseTimeout(flow.FinalReadTimeout))
 
 		It("judges the history", func(ctx SpecContext) {
-			skipUnless(r, "up")
-			Expect(r.Check(ctx)).To(Succeed())
+			phase(ctx, r, "check", flow.CheckTimeout, r.Check, "up")
 			AddReportEntry("figures", Figures(r.Verdict))
 			fmt.Fprintf(GinkgoWriter, "%s: %s\n", s.Name, Figures(r.Verdict))
-		}, phaseTimeout(flow.CheckTimeout+time.Minute))
+		}, phaseTimeout(flow.CheckTimeout))
 
 		for _, g := range gates {
 			It(g.Text, Label(flow.GateLabel), func() {
@@ -135,10 +148,16 @@ func define(s flow.Scenario) error {
 	return nil
 }
 
-// phase runs one phase unless a phase it needs failed (then it is skipped:
-// the failure is already reported once).
-func phase(r *flow.Run, fn func(context.Context) error, ctx context.Context, needs ...string) {
+// phase runs phase name of r unless a phase it needs failed (then it is
+// skipped: the failure is already reported once). Ginkgo ends a node by
+// cancelling its context, with no deadline a wait could plan by: the
+// phase gets bound as its context's deadline, so every wait inside derives
+// its own from it (Ginkgo's node timeout is a minute longer).
+func phase(sctx context.Context, r *flow.Run, name string, bound time.Duration, fn func(context.Context) error, needs ...string) {
 	skipUnless(r, needs...)
+	testHook("panic@" + name)
+	ctx, cancel := context.WithTimeout(sctx, bound)
+	defer cancel()
 	Expect(fn(ctx)).To(Succeed())
 }
 

@@ -27,10 +27,18 @@ func record(r *flow.Run) {
 	if r == nil {
 		return
 	}
+	err := r.Err()
+	if reason, ok := interruptedAt.Load(r); ok {
+		// What failed after the interrupt failed because of it.
+		err = reason.(string)
+	}
+	if r.Partial && err != "" {
+		err += "; the verdict is partial: judged on the history recorded until then"
+	}
 	sc := render.Scenario{
 		Name:     r.S.Name,
 		History:  r.HistoryPath(),
-		Err:      r.Err(),
+		Err:      err,
 		Started:  r.Started,
 		Duration: time.Since(r.Started),
 		Labels:   r.S.Labels,

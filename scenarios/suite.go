@@ -11,6 +11,7 @@
 package scenarios
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -34,6 +35,9 @@ var suite struct {
 	progress *flow.Progress
 	status   *flow.Status
 	catalog  []flow.Scenario
+	// start is when the run started; deadline when --timeout elapses
+	// (zero before the run starts).
+	start, deadline time.Time
 }
 
 // Catalog returns every scenario of the suite, in definition order.
@@ -91,26 +95,45 @@ func RunSuite(t GinkgoTestingT, p flow.Params, suiteCfg types.SuiteConfig, repor
 	suiteCfg.RandomSeed = p.Seed
 	suiteCfg.RandomizeAllSpecs = false
 
+	// The first signal is Ginkgo's: it cancels the running phase and runs
+	// the cleanup and report nodes, so the run ends in order (exit code
+	// 2). A second one removes the stacks at once (see abandon).
+	harness.DeferInterrupts(abandon)
+	suite.mu.Lock()
+	suite.start = time.Now()
+	suite.deadline = suite.start.Add(p.Timeout)
+	suite.mu.Unlock()
 	// A run that outlives its timeout and Ginkgo's own interrupt by this
-	// much is hung: record it and exit 2 rather than never answering CI.
-	watchdog := time.AfterFunc(p.Timeout+2*suiteCfg.GracePeriod+TeardownAllowance, func() {
-		st := harnessFailed(p, fmt.Sprintf("run hung: still running %s after --timeout %s", TeardownAllowance, p.Timeout))
-		_ = flow.WriteStatus(p.RunDir(), st)
-		fmt.Fprintln(os.Stderr, "mailchaos: "+st.Reason)
-		os.Exit(flow.ExitHarness)
-	})
+	// much is hung: end it as the cleanup and report nodes would have,
+	// and exit 2, rather than never answering CI.
+	after := watchdogAfter(2*suiteCfg.GracePeriod + TeardownAllowance)
+	watchdog := time.AfterFunc(p.Timeout+after, func() { watchdogAbort(p, after) })
 	defer watchdog.Stop()
 
 	RunSpecs(t, suiteDescription, suiteCfg, reporterCfg)
 
+	// A second signal came: its handler removes the stacks and ends the
+	// process with its own exit code; status.json says so already.
+	harness.WaitAbandoned()
+
+	// A cleanup node that outlived its node timeout was left running by
+	// Ginkgo: wait for any teardown still in progress, and tear down any
+	// stack still live, before the process may exit.
+	ctx, cancel := context.WithTimeout(context.Background(), flow.TeardownTimeout)
+	if n := harness.TeardownAll(ctx); n > 0 {
+		fmt.Fprintf(os.Stderr, "mailchaos: tore down %d stack(s) still live after the suite\n", n)
+	}
+	cancel()
+
 	suite.mu.Lock()
-	defer suite.mu.Unlock()
-	if suite.status == nil {
+	status := suite.status
+	suite.mu.Unlock()
+	if status == nil {
 		st := harnessFailed(p, "the suite ended without a status (report node did not run)")
 		_ = flow.WriteStatus(p.RunDir(), st)
 		return st
 	}
-	return *suite.status
+	return *status
 }
 
 const suiteDescription = "mailchaos scenarios"
@@ -121,19 +144,48 @@ const TeardownAllowance = 5 * time.Minute
 
 func harnessFailed(p flow.Params, reason string) flow.Status {
 	now := time.Now()
+	suite.mu.Lock()
+	start := suite.start
+	suite.mu.Unlock()
+	if start.IsZero() {
+		start = now
+	}
 	return flow.Status{RunID: p.RunID, Seed: p.Seed, Label: p.Label, ExitCode: flow.ExitHarness,
-		Outcome: flow.OutcomeHarness, Reason: reason, Start: now, End: now}
+		Outcome: flow.OutcomeHarness, Reason: reason, Start: start, End: now}
 }
 
 // The last node of every run: classify the outcome, write the run-level
 // reports and the status file, and point out/latest at the run.
 var _ = ReportAfterSuite("mailchaos status", func(rep Report) {
+	testHook("hang@report")
+	if abandoned.Load() {
+		return // a second signal or the watchdog ended the run
+	}
+	// A scenario whose last cleanup did not get to finish it (the cleanup
+	// panicked first) is finished here, so its stack goes and its logs
+	// and partial verdict are in the report.
+	if runs := activeRuns(); len(runs) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), flow.TeardownTimeout+flow.CheckTimeout)
+		for _, r := range runs {
+			if err := finish(ctx, r); err != nil {
+				fmt.Fprintf(os.Stderr, "mailchaos: %s: %v\n", r.S.Name, err)
+			}
+		}
+		cancel()
+	}
 	suite.mu.Lock()
 	p := suite.params
+	runs := append([]*flow.Run(nil), results.facts...)
 	suite.mu.Unlock()
 	st := flow.Classify(rep)
 	st.RunID, st.Seed, st.Label = p.RunID, p.Seed, p.Label
+	if reason := runInterrupt(runs); reason != "" {
+		markInterrupted(&st, reason)
+	}
 	// The status goes in first so that the manifest and the bundle hold it.
+	if abandoned.Load() {
+		return
+	}
 	if err := flow.WriteStatus(p.RunDir(), st); err != nil {
 		fmt.Fprintln(os.Stderr, "mailchaos:", err)
 	}

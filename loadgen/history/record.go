@@ -103,6 +103,13 @@ const (
 // run's primary region.
 const ResolvePrimary = "primary-region"
 
+// ResolveReplicas is the Name of the KindResolve event that declares the
+// mailbox replicas the stack has (Target: their names, separated by ","),
+// written before anything starts. A history that declares a replica owes a
+// replica-read-done for it: one cut before the replica reads is
+// incomplete, not a history of a stack without replicas.
+const ResolveReplicas = "replicas"
+
 // Phase names carried by KindPhase events.
 const (
 	PhaseSteady    = "steady"     // the steady-state check before faults

@@ -80,6 +80,7 @@ func genHistory(w io.Writer, n int) error {
 	}
 	t += int64(n)*1000 + 1e9
 	enc(history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: history.PhaseFinalReadDone, Attempt: 1, Start: history.Offset(t), End: history.Offset(t)})
+	enc(history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: history.PhaseDone, Start: history.Offset(t), End: history.Offset(t)})
 	return bw.Flush()
 }
 

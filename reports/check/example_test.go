@@ -17,6 +17,7 @@ func ExampleRunRecords() {
 			MsgID: "run-1.smtp-1.2", Rcpt: []string{"user0001@example.test"}, BodySHA256: "cd", Outcome: history.OK, Start: 6e6, End: 9e6},
 		{Type: history.TypeFinal, MsgID: "run-1.smtp-1.1", Mailbox: "user0001@example.test/INBOX", UIDValidity: 1, UID: 1, BodySHA256: "ab", Attempt: 1, Start: 1e9},
 		{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: history.PhaseFinalReadDone, Attempt: 1, Start: 2e9},
+		{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: history.PhaseDone, Start: 3e9},
 	}
 	v, err := check.RunRecords(context.Background(), recs, check.Policy{Thresholds: []string{"lost == 0"}})
 	if err != nil {
@@ -50,6 +51,7 @@ func ExampleRunRecords_replicas() {
 		sent("run-1.smtp-1.1"), sent("run-1.smtp-1.2"),
 		final("run-1.smtp-1.1", "", 1), final("run-1.smtp-1.2", "", 2), phase(history.PhaseFinalReadDone, ""),
 		phase(history.PhaseReplicaRead, "store-b"), final("run-1.smtp-1.2", "store-b", 1), phase(history.PhaseReplicaReadDone, "store-b"),
+		phase(history.PhaseDone, ""),
 	}
 	v, err := check.RunRecords(context.Background(), recs, check.Policy{})
 	if err != nil {

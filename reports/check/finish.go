@@ -83,6 +83,8 @@ func (c *checker) finish(thresholds []Threshold) (Verdict, []offender) {
 		v.Thresholds = append(v.Thresholds, t.Eval(v.Metrics))
 	}
 	v.Status, v.Reason = overall(v.Checks, v.Thresholds)
+	v.Incomplete = c.missingPhases()
+	v.Status, v.Reason = incomplete(v.Status, v.Reason, v.Incomplete)
 	return v, offenders
 }
 

@@ -71,7 +71,22 @@ func imapOp(kind string, out history.Outcome, start, end int, stage string) hist
 	return history.Record{Type: history.TypeOp, Client: "imap-1", Kind: kind, Scope: history.ScopeOp, Attempt: 1, Outcome: out, Start: ms(start), End: ms(end), Stage: stage, Mailbox: inbox1}
 }
 
-func mkHist(recs ...history.Record) []history.Record { return append([]history.Record{hdr()}, recs...) }
+// mkHist is a whole history: the header, recs, and the done event a run
+// writes last (at the latest offset of recs, so spans are unchanged).
+func mkHist(recs ...history.Record) []history.Record {
+	var end history.Offset
+	for _, r := range recs {
+		end = max(end, r.Start, r.End)
+	}
+	last := phase(history.PhaseDone, 0, 0)
+	last.Start, last.End = end, end
+	return append(cutHist(recs...), last)
+}
+
+// cutHist is a history cut before its done event: the header and recs.
+func cutHist(recs ...history.Record) []history.Record {
+	return append([]history.Record{hdr()}, recs...)
+}
 
 func mustRun(t *testing.T, recs []history.Record, p Policy) Verdict {
 	t.Helper()

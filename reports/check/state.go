@@ -301,6 +301,7 @@ type checker struct {
 	pending    map[faultKey][]int
 	heals      []heal
 	rounds     map[int]bool
+	done       bool     // a done phase event was read: the run was not cut
 	reusedList []uint32 // uid entries reused, in order found
 	opsHint    int
 
@@ -842,6 +843,12 @@ func (c *checker) event(line int64, r *history.Record) {
 			}
 		case history.PhaseHeal:
 			c.heals = append(c.heals, heal{fault: -1, name: "phase:heal", at: int64(r.Start)})
+		case history.PhaseDone:
+			c.done = true
+		}
+	case history.KindResolve:
+		if r.Name == history.ResolveReplicas {
+			c.declareReplicas(r.Target)
 		}
 	}
 }

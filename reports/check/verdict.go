@@ -57,11 +57,18 @@ type Verdict struct {
 	History    string            `json:"history,omitempty"`  // the history's name (its path) when read from a file
 	Span       Span              `json:"span"`               // first and last offsets seen in the history
 	Records    int64             `json:"records"`            // records read, header excluded
-	Status     Status            `json:"status"`             // Failure if any check or threshold failed, else Unknown if any is unknown, else Success
+	Status     Status            `json:"status"`             // Failure if any check or threshold failed, else Unknown if any is unknown or the history is incomplete, else Success
 	Reason     string            `json:"reason"`             // one line: why the verdict is what it is
 	Policy     Policy            `json:"policy"`             // the policy the verdict was judged under
 	Checks     []Result          `json:"checks"`             // ledger, imap-invariants, availability, then replicas if the history reads replicas
 	Thresholds []ThresholdResult `json:"thresholds"`         // one per Policy.Thresholds entry, in order
+	// Incomplete lists the mandatory phases the history lacks, in run
+	// order: "final-read-done" (no complete final-read round),
+	// "replica-read-done <replica>" (a replica read or declared but not
+	// read completely) and "done" (the run was cut). A verdict with any is
+	// never a success; without "done" it is unknown even if a check
+	// failed, since the cut itself may be what the check saw.
+	Incomplete []string `json:"incomplete,omitempty"`
 
 	Ledger          LedgerSummary          `json:"ledger"`
 	IMAP            IMAPSummary            `json:"imap"`

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,15 +23,19 @@ import (
 // Bounds of the phases that do not scale with the parameters. Every wait of
 // a run is bounded by one of these or by a parameter.
 const (
-	UpTimeout       = 5 * time.Minute  // harness.Up, images present
-	TeardownTimeout = 3 * time.Minute  // harness Teardown, logs included
-	HealTimeout     = 4 * time.Minute  // heal every fault and see every node ready
-	ReadTimeout     = 5 * time.Minute  // one final-read round of every mailbox
-	CheckTimeout    = 2 * time.Minute  // the checkers over the history
-	RoundGap        = 5 * time.Second  // pause between the final-read rounds
-	ProbeEvery      = 3 * time.Second  // convergence probe interval
-	phaseSlack      = 3 * time.Minute  // beyond a phase's planned length
-	steadySettle    = 10 * time.Second // delivery allowance after the steady load
+	UpTimeout       = 5 * time.Minute // harness.Up, images present
+	TeardownTimeout = 3 * time.Minute // harness Teardown, logs included
+	HealTimeout     = 4 * time.Minute // heal every fault and see every node ready
+	ReadTimeout     = 5 * time.Minute // one final-read round of every mailbox, or one replica read
+	// FinalReadTimeout bounds the final-read phase: two rounds and the
+	// reads of two replicas at ReadTimeout each (a stack with more
+	// replicas shares it out, see ReadBound).
+	FinalReadTimeout = 4*ReadTimeout + RoundGap
+	CheckTimeout     = 2 * time.Minute  // the checkers over the history
+	RoundGap         = 5 * time.Second  // pause between the final-read rounds
+	ProbeEvery       = 3 * time.Second  // convergence probe interval
+	phaseSlack       = 3 * time.Minute  // beyond a phase's planned length
+	steadySettle     = 10 * time.Second // delivery allowance after the steady load
 )
 
 // Traffic is what a run needs from the load generator: load for a while,
@@ -84,6 +89,10 @@ type Run struct {
 	Verdict      check.Verdict
 	// Judged is true once Verdict holds the checkers' verdict.
 	Judged bool
+	// Partial is true when Verdict was judged on a history the run did
+	// not finish (a phase failed, or the run was interrupted): it has no
+	// done event, so it is never a pass (see JudgePartial).
+	Partial bool
 	// Started is when the scenario started.
 	Started time.Time
 	// Images and Software describe the stack as it ran (best effort).
@@ -91,6 +100,7 @@ type Run struct {
 	Software []Fact
 
 	logFile  *os.File
+	current  string // the phase started last
 	failed   map[string]error
 	ok       map[string]bool
 	mu       sync.Mutex
@@ -107,6 +117,22 @@ func (r *Run) Err() string {
 		}
 	}
 	return ""
+}
+
+// Phase returns the phase the run started last ("" before the stack is
+// brought up): where an interrupt found it.
+func (r *Run) Phase() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.current
+}
+
+// setPhase shows name as the current phase (progress line, Phase).
+func (r *Run) setPhase(name string) {
+	r.mu.Lock()
+	r.current = name
+	r.mu.Unlock()
+	r.Progress.SetPhase(name)
 }
 
 // HistoryPath is the path of the run's history.
@@ -168,7 +194,7 @@ func (r *Run) Planned() time.Duration {
 
 // phase records the start of a phase in the history and the progress line.
 func (r *Run) phase(name string, attempt int, detail string) {
-	r.Progress.SetPhase(name)
+	r.setPhase(name)
 	if r.History != nil {
 		if err := r.History.Phase(name, attempt, detail); err != nil {
 			r.Log.Error("record phase", "phase", name, "err", err)
@@ -214,7 +240,7 @@ func (r *Run) up(ctx context.Context) error {
 	if r.History == nil {
 		return errors.New("run not started")
 	}
-	r.Progress.SetPhase("up")
+	r.setPhase("up")
 	if r.Plan == nil {
 		return errors.New("scenario not planned")
 	}
@@ -227,6 +253,7 @@ func (r *Run) up(ctx context.Context) error {
 		OutDir: r.Dir,
 		Users:  r.P.Users,
 		Logger: r.Log,
+		Group:  r.P.RunID,
 	})
 	r.Env = env // even on error: Teardown removes what was made
 	if err != nil {
@@ -435,6 +462,13 @@ func (r *Run) recordPlan() error {
 	for _, o := range r.Plan.Omitted {
 		r.Log.Info("optional fault omitted", "why", o)
 	}
+	// The replicas are owed a direct read: declared now, a history cut
+	// before they were read is incomplete, not a stack without replicas.
+	if names := slices.Sorted(maps.Keys(r.Plan.Descriptor.Replicas)); len(names) > 0 {
+		if err := r.History.Resolve(history.ResolveReplicas, names, "declared by the stack"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -629,8 +663,10 @@ func (r *Run) FinalRead(ctx context.Context) error {
 }
 
 func (r *Run) finalRead(ctx context.Context) error {
+	const rounds = 2
+	replicas := r.Traffic.Replicas()
 	complete := 0
-	for round := 1; round <= 2; round++ {
+	for round := 1; round <= rounds; round++ {
 		if round > 1 {
 			select {
 			case <-ctx.Done():
@@ -638,8 +674,8 @@ func (r *Run) finalRead(ctx context.Context) error {
 			case <-time.After(RoundGap):
 			}
 		}
-		r.Progress.SetPhase(fmt.Sprintf("final-read %d", round))
-		rctx, cancel := context.WithTimeout(ctx, ReadTimeout)
+		r.setPhase(fmt.Sprintf("final-read %d", round))
+		rctx, cancel := context.WithTimeout(ctx, ReadBound(ctx, rounds-round+1+len(replicas), rounds-round))
 		// The traffic writes the round's final-read and final-read-done
 		// events; the latter only when every mailbox was read.
 		err := r.Traffic.FinalRead(rctx, r.History, round)
@@ -654,16 +690,30 @@ func (r *Run) finalRead(ctx context.Context) error {
 	// Then every replica directly: the checker proves that each holds
 	// every message the clients can see. A replica that cannot be read
 	// leaves its read incomplete, and the replicas check unknown.
-	for _, name := range r.Traffic.Replicas() {
-		r.Progress.SetPhase("replica-read " + name)
-		rctx, cancel := context.WithTimeout(ctx, ReadTimeout)
+	for i, name := range replicas {
+		r.setPhase("replica-read " + name)
+		rctx, cancel := context.WithTimeout(ctx, ReadBound(ctx, len(replicas)-i, 0))
 		err := r.Traffic.ReadReplica(rctx, r.History, name)
 		cancel()
 		if err != nil {
 			r.Log.Error("replica read incomplete", "replica", name, "err", err)
 		}
 	}
-	return nil
+	return ctx.Err()
+}
+
+// ReadBound is the bound of the next of reads reads (final-read rounds
+// and replica reads) left in the final-read phase, gaps RoundGaps still
+// to wait: an equal share of the time left before ctx's deadline, at most
+// ReadTimeout. A slow round so cannot eat the replica reads' time; a read
+// that ends early leaves its share to the next ones.
+func ReadBound(ctx context.Context, reads, gaps int) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok || reads <= 0 {
+		return ReadTimeout
+	}
+	share := (time.Until(dl) - time.Duration(gaps)*RoundGap) / time.Duration(reads)
+	return max(min(share, ReadTimeout), 0)
 }
 
 // Check closes the history and judges it under the scenario's policy.
@@ -687,7 +737,33 @@ func (r *Run) check(ctx context.Context) error {
 	}
 	r.Verdict, r.Judged = v, true
 	r.Log.Info("verdict", "status", v.Status, "reason", v.Reason)
+	// A history without its mandatory phases proves nothing: unless it
+	// proves a failure, the harness did not get its answer (exit 2), and
+	// no gate is judged on it.
+	if len(v.Incomplete) > 0 && v.Status != check.Failure {
+		return fmt.Errorf("history incomplete (no %s): nothing proven", strings.Join(v.Incomplete, ", no "))
+	}
 	return nil
+}
+
+// JudgePartial judges the history of a run that did not reach its check
+// (a phase failed, a panic, an interrupt), after Teardown closed it, so
+// that the report shows what was recorded. The history has no done event:
+// the verdict is at best unknown (Partial), never a pass. It does nothing
+// for a run judged already or never started.
+func (r *Run) JudgePartial(ctx context.Context) {
+	if r.Judged || r.History == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	v, err := check.Run(ctx, r.HistoryPath(), r.S.Policy)
+	if err != nil {
+		r.Log.Warn("partial verdict", "err", err)
+		return
+	}
+	r.Verdict, r.Judged, r.Partial = v, true, true
+	r.Log.Info("partial verdict", "status", v.Status, "reason", v.Reason)
 }
 
 // Teardown removes the stack (saving its logs into the scenario's folder)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailchaos/mailchaos/harness"
 	"github.com/onsi/ginkgo/v2/types"
 )
 
@@ -21,8 +22,13 @@ const (
 	// or corrupted mail, clients saw downtime, or a threshold was missed.
 	ExitGate = 1
 	// ExitHarness means the harness itself failed: no Docker engine, a
-	// set-up or phase timeout, a panic, an interrupt, no scenario selected.
+	// set-up or phase timeout, a panic, an interrupt, no scenario selected,
+	// a history that proves nothing.
 	ExitHarness = 2
+	// ExitInterrupted means a second signal stopped the run before its
+	// report: the stacks were removed at once, status.json is all there
+	// is.
+	ExitInterrupted = harness.ExitInterrupted
 )
 
 // GateLabel marks the Ginkgo specs whose failure is a verdict on the system
@@ -52,7 +58,7 @@ type Status struct {
 	Seed int64 `json:"seed"`
 	// Label is the label filter that selected the scenarios.
 	Label string `json:"label"`
-	// ExitCode is ExitPass, ExitGate or ExitHarness.
+	// ExitCode is ExitPass, ExitGate, ExitHarness or ExitInterrupted.
 	ExitCode int `json:"exit_code"`
 	// Outcome is pass, gate-failed or harness-failed.
 	Outcome string `json:"outcome"`

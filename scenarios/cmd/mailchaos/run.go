@@ -8,6 +8,9 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/mailchaos/mailchaos/harness"
 
 	"github.com/mailchaos/mailchaos/scenarios"
 	"github.com/mailchaos/mailchaos/scenarios/flow"
@@ -32,6 +35,7 @@ func runCmd(ctx context.Context, args []string) error {
 	p.Bind(fs)
 	verbose := fs.Bool("v", false, "verbose Ginkgo output (every spec and its log as it runs)")
 	list := fs.Bool("list", false, "list the scenarios with their labels and whether the stack (--stack) can run each, and exit")
+	cleanStale := fs.Bool("clean-stale", false, "first remove the runs on this engine whose owner process is gone (what a killed run left; as 'mailchaos clean')")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: mailchaos run [flags]\n\nRuns the scenarios the label filter selects (default: nightly) and leaves\nout/<run id>/ with the reports; out/latest points at it.\n\nflags:\n")
 		fs.PrintDefaults()
@@ -59,6 +63,10 @@ func runCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("parameters:\n%w", err)
 	}
+	staleRuns(ctx, os.Stderr, *cleanStale)
+	if ctx.Err() != nil {
+		return errors.New("interrupted before the run started")
+	}
 	gomega.RegisterFailHandler(ginkgo.Fail)
 	suiteCfg, reporterCfg := ginkgo.GinkgoConfiguration()
 	reporterCfg.Verbose = *verbose
@@ -66,6 +74,36 @@ func runCmd(ctx context.Context, args []string) error {
 	st := scenarios.RunSuite(&ginkgoT{}, p, suiteCfg, reporterCfg)
 	fmt.Printf("mailchaos run %s: %s (exit %d)%s\nreports: %s\n", st.RunID, st.Outcome, st.ExitCode, reasonSuffix(st.Reason), p.RunDir())
 	return ExitFor(st)
+}
+
+// staleRuns reports the runs on the engine that killed processes left
+// behind (their owner is gone), and with clean removes them. It is best
+// effort and bounded: an engine that does not answer is Up's to report.
+func staleRuns(ctx context.Context, w io.Writer, clean bool) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if clean {
+		res, err := harness.Clean(ctx, harness.CleanOptions{})
+		if err == nil && len(res.Runs) == 0 {
+			return
+		}
+		printClean(w, "", res)
+		if err != nil {
+			fmt.Fprintln(w, "mailchaos: --clean-stale:", err)
+		}
+		return
+	}
+	stale, err := harness.StaleRuns(ctx)
+	if err != nil || len(stale) == 0 {
+		return
+	}
+	var list []string
+	for _, r := range stale {
+		_, why := r.Liveness()
+		list = append(list, fmt.Sprintf("%s (%s; %s)", r.ID, why, r.Resources()))
+	}
+	fmt.Fprintf(w, "mailchaos: %d stale run(s) on this engine, left by processes that are gone: %s; 'mailchaos clean' (or run --clean-stale) removes them\n",
+		len(stale), strings.Join(list, ", "))
 }
 
 // listScenarios prints every scenario with its labels and what the stack

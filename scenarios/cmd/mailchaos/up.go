@@ -352,11 +352,13 @@ func downCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	removed, err := harness.CleanReport(rctx, *run)
+	// Force: the up that owns the run may still be alive, but it did not
+	// stop when asked.
+	res, err := harness.Clean(rctx, harness.CleanOptions{Run: *run, Force: true})
 	if err != nil {
 		return fmt.Errorf("remove run %s: %w", *run, err)
 	}
-	fmt.Fprintf(stdout, "down: run %s: removed %s (logs not saved)\n", *run, removed)
+	fmt.Fprintf(stdout, "down: run %s: removed %s (logs not saved)\n", *run, res.Removed)
 	return stackLeft(ctx, *run)
 }
 

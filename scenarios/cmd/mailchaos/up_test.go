@@ -81,7 +81,7 @@ func TestUpPrintsWorkingCommands(t *testing.T) {
 		}
 		if left := leftovers(id); left != "" {
 			t.Errorf("run %s left resources behind: %s", id, left)
-			_ = harness.Clean(context.Background(), id)
+			_, _ = harness.Clean(context.Background(), harness.CleanOptions{Run: id, Force: true})
 		}
 	})
 
