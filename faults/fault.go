@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -88,6 +89,10 @@ func (t ParamType) String() string {
 	}
 	return "string"
 }
+
+// MaxParamDuration bounds every duration parameter of a spec: a drain
+// timeout of years is a wait without a deadline.
+const MaxParamDuration = 24 * time.Hour
 
 // Param declares one parameter of a kind.
 type Param struct {
@@ -359,6 +364,9 @@ func (p *Param) check(val string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %q is not a duration (e.g. 200ms, 2s)", p.Name, val)
 		}
+		if d > MaxParamDuration {
+			return fmt.Errorf("%s: %s is longer than %s: a fault's waits and effects end within a run", p.Name, val, MaxParamDuration)
+		}
 		num = d.Seconds()
 	case Int:
 		n, err := strconv.ParseInt(val, 10, 64)
@@ -370,6 +378,11 @@ func (p *Param) check(val string) error {
 		f, err := strconv.ParseFloat(val, 64)
 		if err != nil {
 			return fmt.Errorf("%s: %q is not a number", p.Name, val)
+		}
+		// ParseFloat takes "NaN" and "Inf", which pass every bound
+		// check below (NaN compares false) and mean nothing to a toxic.
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("%s: %q is not a finite number: write a decimal, e.g. 0.5", p.Name, val)
 		}
 		num = f
 	case Bool:

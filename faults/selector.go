@@ -132,7 +132,16 @@ func ParseSelector(text string, tt TargetType) (Selector, error) {
 				key, tt, suggest.DidYouMean(key, append(slices.Clone(keys), "mode")), strings.Join(keys, ", ")))
 			continue
 		}
-		f := Filter{Key: key, Values: strings.Split(val, "|")}
+		f := Filter{Key: key}
+		for _, v := range strings.Split(val, "|") {
+			// "a| b" means a or b; an empty alternative ("a||b", "a|")
+			// is a slip that would match nothing, so say so.
+			if v = strings.TrimSpace(v); v == "" {
+				problems = append(problems, fmt.Sprintf("%s: %q has an empty alternative: write value|value", key, val))
+				break
+			}
+			f.Values = append(f.Values, v)
+		}
 		if key == "path" {
 			for _, v := range f.Values {
 				if !slices.Contains([]string{PathClient, PathCrossRegion, PathInRegion}, v) {

@@ -156,6 +156,14 @@ func TestParseSelectorReportsEveryProblem(t *testing.T) {
 	if _, err := ParseSelector("mode=one", TargetNode); err == nil {
 		t.Error("a selector with only a mode parsed")
 	}
+	for _, sel := range []string{"role=mta||store", "role=mta|", "role=|"} {
+		if _, err := ParseSelector(sel, TargetNode); err == nil || !strings.Contains(err.Error(), "has an empty alternative: write value|value") {
+			t.Errorf("%s: err = %v", sel, err)
+		}
+	}
+	if s, err := ParseSelector("role= mta | store ", TargetNode); err != nil || !slices.Equal(s.Filters[0].Values, []string{"mta", "store"}) {
+		t.Errorf("spaces around alternatives: %+v, %v", s, err)
+	}
 }
 
 func TestResolveSpec(t *testing.T) {
