@@ -101,6 +101,12 @@ func TestReaderNamesTheBadLine(t *testing.T) {
 		"no header":           {lines[1], 1},
 		"second header":       {lines[0] + "\n" + lines[0], 2},
 		"empty":               {"", 1},
+		// Trailing data after a record: Decoder.More alone misses } and ].
+		"trailing brace":   {lines[0] + "\n" + lines[1] + "\n" + lines[2] + "}\n", 3},
+		"trailing bracket": {lines[0] + "\n" + lines[1] + "]\n", 2},
+		"second object":    {lines[0] + "\n" + lines[1] + lines[1] + "\n", 2},
+		"trailing comma":   {lines[0] + "\n" + lines[1] + " ,\n", 2},
+		"trailing word":    {lines[0] + " x\n", 1},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -114,6 +120,11 @@ func TestReaderNamesTheBadLine(t *testing.T) {
 			}
 			if le.Line != c.line || !strings.HasPrefix(le.Error(), "h.jsonl:") {
 				t.Fatalf("err = %v, want line %d", err, c.line)
+			}
+			if strings.HasPrefix(name, "trailing") || name == "second object" {
+				if !strings.Contains(err.Error(), "after the JSON object: one record per line, nothing after it") {
+					t.Fatalf("err = %v, want it to name the trailing data", err)
+				}
 			}
 		})
 	}

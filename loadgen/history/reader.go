@@ -81,13 +81,8 @@ func (r *Reader) next() (Record, error) {
 			continue
 		}
 		var rec Record
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&rec); err != nil {
-			return Record{}, &LineError{Name: r.name, Line: r.line, Err: fmt.Errorf("invalid record: %w", err)}
-		}
-		if dec.More() {
-			return Record{}, &LineError{Name: r.name, Line: r.line, Err: errors.New("invalid record: trailing data after the JSON object")}
+		if err := DecodeLine(b, &rec); err != nil {
+			return Record{}, &LineError{Name: r.name, Line: r.line, Err: err}
 		}
 		if err := rec.Validate(); err != nil {
 			return Record{}, &LineError{Name: r.name, Line: r.line, Err: err}
@@ -98,6 +93,34 @@ func (r *Reader) next() (Record, error) {
 		return Record{}, &LineError{Name: r.name, Line: r.line + 1, Err: fmt.Errorf("read: %w", err)}
 	}
 	return Record{}, io.EOF
+}
+
+// DecodeLine decodes one line of a history (without its newline) into
+// rec: exactly one JSON object with no unknown key, and nothing after it
+// but white space. It does not validate the record (see Record.Validate).
+// Every reader of histories decodes with it, so that they all refuse the
+// same lines.
+func DecodeLine(line []byte, rec *Record) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(rec); err != nil {
+		return fmt.Errorf("invalid record: %w", err)
+	}
+	// Decoder.More is false before a '}' or ']', so `{...}}` would pass it:
+	// what is left after the object must be white space.
+	if rest := bytes.TrimSpace(line[min(dec.InputOffset(), int64(len(line))):]); len(rest) > 0 {
+		return fmt.Errorf("invalid record: %q after the JSON object: one record per line, nothing after it", excerpt(rest))
+	}
+	return nil
+}
+
+// excerpt is the start of b, for a message.
+func excerpt(b []byte) string {
+	const n = 24
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
 }
 
 // Each reads every record of the history file at path, in order, calling fn

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -282,17 +281,7 @@ func (d *fastDecoder) decode(line []byte, rec *history.Record) error {
 }
 
 // slowDecode is exactly history.Reader's decoding of one trimmed line.
-func slowDecode(b []byte, rec *history.Record) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(rec); err != nil {
-		return fmt.Errorf("invalid record: %w", err)
-	}
-	if dec.More() {
-		return errors.New("invalid record: trailing data after the JSON object")
-	}
-	return nil
-}
+func slowDecode(b []byte, rec *history.Record) error { return history.DecodeLine(b, rec) }
 
 // Key bits, to refuse (hand to the slow path) a key given twice.
 const (

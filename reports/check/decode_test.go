@@ -170,6 +170,11 @@ func TestRunErrorsNameTheLine(t *testing.T) {
 		"bad outcome":      {head + "\n" + `{"type":"op","client":"c","kind":"k","scope":"op","outcome":"maybe","start":0}`, 3},
 		"second header":    {head + head, 2},
 		"end before start": {head + `{"type":"op","client":"c","kind":"k","scope":"op","outcome":"ok","start":5,"end":4}`, 2},
+		// Trailing data after a record, on the fast path's lines and the slow path's.
+		"trailing brace":   {head + `{"type":"op","client":"c","kind":"k","scope":"op","outcome":"ok","start":0}` + "\n" + `{"type":"op","client":"c","kind":"k","scope":"op","outcome":"ok","start":0}}`, 3},
+		"trailing bracket": {head + `{"type":"op","client":"c","kind":"k","scope":"op","outcome":"ok","start":0}]`, 2},
+		"header brace":     {`{"type":"header","version":1,"run_id":"r","start":0}}` + "\n", 1},
+		"trailing object":  {head + "\n\n" + `{"type":"seen","mailbox":"m","uid":1,"start":0} {}`, 4},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := RunReader(context.Background(), "h.jsonl", strings.NewReader(tc.data), Policy{})
