@@ -16,6 +16,10 @@ import (
 	"github.com/mailchaos/mailchaos/reports/evidence"
 )
 
+// MaxDuration is the longest load phase (--duration), and so the bound
+// of every duration a scenario file gives.
+const MaxDuration = 24 * time.Hour
+
 // DefaultLabel is the label filter used when none is given: only the short
 // smoke scenario runs, so `go test ./...` stays within CI's limit.
 const DefaultLabel = "smoke"
@@ -121,8 +125,8 @@ func (p Params) Validate() error {
 	} else if st.IsDir() {
 		bad("--stack %s: is a folder; give the stack.yaml inside it", p.Stack)
 	}
-	if p.Duration < 10*time.Second || p.Duration > 24*time.Hour {
-		bad("--duration %s: must be between 10s and 24h", p.Duration)
+	if p.Duration < 10*time.Second || p.Duration > MaxDuration {
+		bad("--duration %s: must be between 10s and %s", p.Duration, MaxDuration)
 	}
 	if p.Steady < 2*time.Second || p.Steady > time.Hour {
 		bad("--steady %s: must be between 2s and 1h", p.Steady)

@@ -257,8 +257,8 @@ func (p *parser) str(v *yaml.Node, key string) string {
 }
 
 func (p *parser) strs(v *yaml.Node, key string) []string {
-	if v.Kind == yaml.ScalarNode && v.Value != "" {
-		return []string{v.Value}
+	if v.Kind == yaml.ScalarNode && strings.TrimSpace(v.Value) != "" {
+		return []string{strings.TrimSpace(v.Value)}
 	}
 	if v.Kind != yaml.SequenceNode {
 		p.add(v.Line, "%s must be a list, e.g. [a, b]", key)
@@ -285,20 +285,41 @@ func (p *parser) duration(v *yaml.Node, key string) time.Duration {
 	d, err := time.ParseDuration(v.Value)
 	if err != nil || d < 0 {
 		p.add(v.Line, "%s: %q is not a duration: write it like 90s or 2m30s", key, v.Value)
+		return 0
+	}
+	return p.bounded(v, key, d)
+}
+
+// bounded returns d, or reports that it is longer than any load phase:
+// a fault an hour past a 24h run never happens, a hold of years never heals.
+func (p *parser) bounded(v *yaml.Node, key string, d time.Duration) time.Duration {
+	if d > flow.MaxDuration {
+		p.add(v.Line, "%s: %s is longer than %s, the longest load phase", key, v.Value, flow.MaxDuration)
+		return 0
 	}
 	return d
 }
+
+// count reads a whole number of at least 1.
+func (p *parser) count(v *yaml.Node, key, what string) int {
+	c, err := strconv.Atoi(v.Value)
+	if err != nil || c < 1 || c > maxCount {
+		p.add(v.Line, "%s: %q is not %s (1 to %d)", key, v.Value, what, maxCount)
+		return 0
+	}
+	return c
+}
+
+// maxCount bounds every count of a scenario file: no stack has more
+// regions, and no run more faults, than this.
+const maxCount = 10000
 
 func (p *parser) needs(v *yaml.Node) flow.Needs {
 	var n flow.Needs
 	p.fields(v, needsKeys, "needs: ", func(key string, v *yaml.Node) {
 		switch key {
 		case "regions":
-			r, err := strconv.Atoi(v.Value)
-			if err != nil || r < 1 {
-				p.add(v.Line, "needs: regions: %q is not a count of regions (1, 2, 3...)", v.Value)
-			}
-			n.Regions = r
+			n.Regions = p.count(v, "needs: regions", "a count of regions")
 		case "roles":
 			n.Roles = p.strs(v, "needs: roles")
 		case "upgrade":
@@ -336,10 +357,7 @@ func (p *parser) nemesis(v *yaml.Node) *flow.NemesisSpec {
 		case "gap":
 			n.MinGap, n.MaxGap = p.durationRange(v, "nemesis: gap")
 		case "count", "max_active":
-			c, err := strconv.Atoi(v.Value)
-			if err != nil || c < 1 {
-				p.add(v.Line, "nemesis: %s: %q is not a count (1, 2, ...)", key, v.Value)
-			}
+			c := p.count(v, "nemesis: "+key, "a count")
 			if key == "count" {
 				n.Count = c
 			} else {
@@ -417,7 +435,7 @@ func (p *parser) offset(v *yaml.Node, what string) (float64, time.Duration) {
 		p.add(v.Line, "%s: %q is neither a fraction of the load phase (0.2) nor a duration (30s)", what, v.Value)
 		return 0, 0
 	}
-	return 0, d
+	return 0, p.bounded(v, what, d)
 }
 
 // spec checks a fault spec and, where its target is a selector, the

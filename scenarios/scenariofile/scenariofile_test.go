@@ -64,6 +64,15 @@ func TestParseProblems(t *testing.T) {
 		{"yaml NaN offset", base + "faults: [{at: .nan, spec: \"kill:role=mta\"}]\n", "neither a fraction"},
 		{"NaN offset", base + "faults: [{at: NaN, spec: \"kill:role=mta\"}]\n", "outside the load phase"},
 		{"Inf offset", base + "faults: [{for: +Inf, spec: \"kill:role=mta\"}]\n", "outside the load phase"},
+		{"endless min_duration", base + "min_duration: 2562047h\n", "x.yaml:4: min_duration: 2562047h is longer than 24h0m0s, the longest load phase"},
+		{"fault after any run", base + "faults: [{at: 25h, spec: \"kill:role=mta\"}]\n", "fault #1: at: 25h is longer than 24h0m0s"},
+		{"endless hold", base + "nemesis: {menu: [\"kill:role=mta\"], hold: [1s, 9999h]}\n", "nemesis: hold: 9999h is longer than 24h0m0s"},
+		{"fractional count", base + "nemesis: {menu: [\"kill:role=mta\"], count: 1.5}\n", `nemesis: count: "1.5" is not a count (1 to 10000)`},
+		{"NaN count", base + "nemesis: {menu: [\"kill:role=mta\"], max_active: NaN}\n", `nemesis: max_active: "NaN" is not a count`},
+		{"huge count", base + "nemesis: {menu: [\"kill:role=mta\"], count: 99999999999}\n", `nemesis: count: "99999999999" is not a count`},
+		{"no regions", base + "needs: {regions: 0}\n", `needs: regions: "0" is not a count of regions`},
+		{"NaN toxicity", base + "faults: [{at: 0.1, spec: \"latency:from=clients:toxicity=NaN\"}]\n", `toxicity: "NaN" is not a finite number`},
+		{"blank label", "name: x\nproves: y\nlabels: '  '\n", "labels are missing"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("x.yaml", []byte(c.yaml))
