@@ -48,7 +48,7 @@ type Descriptor struct {
 	// Base, when set, makes this descriptor an overlay of another one (a
 	// path relative to this file's folder): it states only what differs.
 	// See overlay.go for how the two merge.
-	Base string `yaml:"base" json:"base,omitempty"`
+	Base string `yaml:"base,omitempty" json:"base,omitempty"`
 
 	// Path is the file the descriptor was read from ("" when parsed from memory).
 	Path string `yaml:"-" json:"-"`

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,9 +73,9 @@ func (p *parser) resolveBase(doc *yaml.Node, name string, chain []string) *yaml.
 		p.add(bn.Line, "base %s: more than %d descriptors deep: overlay the stack you vary directly", bn.Value, maxBaseDepth)
 		return doc
 	}
-	data, err := os.ReadFile(path)
+	data, err := readBase(path)
 	if err != nil {
-		p.add(bn.Line, "base %s: %v (the base is relative to this descriptor's folder)", bn.Value, err)
+		p.add(bn.Line, "base %s: %v", bn.Value, err)
 		return doc
 	}
 	// The base must stand on its own: its mistakes are reported with its
@@ -88,6 +89,41 @@ func (p *parser) resolveBase(doc *yaml.Node, name string, chain []string) *yaml.
 	deleteKey(base, "name")
 	deleteKey(base, "base")
 	return mergeNode(base, doc, nil)
+}
+
+// maxBaseBytes bounds a base descriptor (the reference stack is 12 KB).
+const maxBaseBytes = 1 << 20
+
+// readBase reads the descriptor a base names. A base may live outside
+// the overlay's folder (../../reference/stack.yaml), so what it may name
+// is bounded otherwise: a regular .yaml file of at most maxBaseBytes.
+// Problems of a base are reported with their lines, so a base that could
+// be any file (/etc/shadow) would show its content; /dev/zero or a named
+// pipe would never finish reading.
+func readBase(path string) ([]byte, error) {
+	if ext := filepath.Ext(path); ext != ".yaml" && ext != ".yml" {
+		return nil, fmt.Errorf("a base is a stack descriptor, a .yaml file: name one")
+	}
+	// Stat before opening: opening a named pipe waits for a writer.
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w (the base is relative to this descriptor's folder)", err)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("not a regular file (mode %s): name a stack descriptor", st.Mode())
+	case st.Size() > maxBaseBytes:
+		return nil, fmt.Errorf("%d bytes, more than a stack descriptor's %d", st.Size(), maxBaseBytes)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxBaseBytes+1))
+	if err == nil && len(data) > maxBaseBytes {
+		err = fmt.Errorf("more than a stack descriptor's %d bytes", maxBaseBytes)
+	}
+	return data, err
 }
 
 // cloneBase deep-copies a base descriptor's node tree for merging: aliases

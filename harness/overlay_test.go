@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -88,6 +89,8 @@ func TestOverlayProblems(t *testing.T) {
 		{"cycle", "testdata/overlay/cycle-a.yaml", "", []string{"name each other as base", "cycle-a.yaml -> ", "cycle-b.yaml -> "}},
 		{"missing base", "testdata/overlay/x.yaml", "version: 1\nbase: nope.yaml\n", []string{"x.yaml:2: base nope.yaml:", "relative to this descriptor's folder"}},
 		{"empty base", "testdata/overlay/x.yaml", "version: 1\nbase: \n", []string{"x.yaml:2: base must be the path"}},
+		// A base may be outside the overlay's folder, so it is held to being a descriptor.
+		{"base not yaml", "testdata/overlay/x.yaml", "version: 1\nbase: /etc/passwd\n", []string{"x.yaml:2: base /etc/passwd: a base is a stack descriptor, a .yaml file: name one"}},
 		{"broken base", "testdata/overlay/x.yaml", "version: 1\nbase: ../broken.yaml\n", []string{"base ../broken.yaml is not a valid stack descriptor", "testdata/broken.yaml:36:"}},
 		{"edit that matches nothing, tmpfs over a volume", "testdata/overlay/broken.yaml", "", []string{
 			`broken.yaml:5: service "back-a": tmpfs /data is also the mount path of volume data`,
@@ -115,6 +118,18 @@ func TestOverlayProblems(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A base that is a named pipe would block Load for ever: refused.
+func TestOverlayBaseNotAPipe(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "pipe.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Parse(filepath.Join(dir, "x.yaml"), []byte("version: 1\nbase: pipe.yaml\n"))
+	if err == nil || !strings.Contains(err.Error(), "x.yaml:2: base pipe.yaml: not a regular file (mode p") {
+		t.Fatalf("err = %v", err)
 	}
 }
 
