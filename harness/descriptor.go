@@ -56,6 +56,9 @@ type Descriptor struct {
 	Dir string `yaml:"-" json:"-"`
 
 	order []string // service names in start order (depends_on topological order)
+	// roots are the absolute folders file sources may come from: Dir's,
+	// then for an overlay its bases' (see source.go).
+	roots []string
 }
 
 // UsersSpec describes how the test users are generated.
@@ -223,6 +226,25 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // Std returns the duration as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
 
+// MaxUsers is the most test users a descriptor (users.count) or a run
+// (--users) may ask for: each is a mailbox the final read reads whole.
+const MaxUsers = 100000
+
+// MaxDuration bounds every duration of a descriptor (stop_timeout,
+// ready.timeout): a timeout of years is a wait without a deadline.
+const MaxDuration = 24 * time.Hour
+
+// parseOwner parses a file owner "uid:gid" (numeric).
+func parseOwner(s string) (uid, gid int, err error) {
+	u, g, ok := strings.Cut(s, ":")
+	uid64, uerr := strconv.ParseUint(u, 10, 32)
+	gid64, gerr := strconv.ParseUint(g, 10, 32)
+	if !ok || uerr != nil || gerr != nil {
+		return 0, 0, fmt.Errorf("owner %q must be numeric uid:gid, each 0 to 4294967295, e.g. 0:101", s)
+	}
+	return int(uid64), int(gid64), nil
+}
+
 // KnownRoles are the roles the harness gives a meaning to; custom roles start with "x-".
 var KnownRoles = []string{"edge", "mta", "store", "standby"}
 
@@ -259,6 +281,10 @@ func parse(name string, data []byte, chain []string) (*Descriptor, *yaml.Node, e
 		return nil, nil, p.err()
 	}
 	doc := root.Content[0]
+	if n := expandedSize(doc, map[*yaml.Node]int{}); n > maxExpandedNodes {
+		p.add(1, "the descriptor's aliases (*name) expand it to more than %d values: write the repeated parts out, or repeat less", maxExpandedNodes)
+		return nil, nil, p.err()
+	}
 	if doc.Kind == yaml.MappingNode {
 		if chain == nil {
 			if abs, err := filepath.Abs(name); err == nil {
@@ -284,11 +310,41 @@ func parse(name string, data []byte, chain []string) (*Descriptor, *yaml.Node, e
 	if d.Name == "" {
 		d.Name = filepath.Base(d.Dir)
 	}
+	if abs, err := filepath.Abs(d.Dir); err == nil {
+		d.roots = append([]string{abs}, p.baseRoots...)
+	}
 	p.validate(d)
 	if len(p.problems) > 0 {
 		return nil, nil, p.err()
 	}
 	return d, doc, nil
+}
+
+// maxExpandedNodes bounds a descriptor's size with every alias expanded.
+// Validation visits an alias's value once per alias, so a few kilobytes
+// of aliases of aliases (a "billion laughs") would otherwise keep it busy
+// for hours; the reference stack expands to a few thousand values.
+const maxExpandedNodes = 200000
+
+// expandedSize returns how many nodes n has with every alias expanded,
+// stopping early past maxExpandedNodes. memo holds the nodes sized
+// already; a node being sized counts as too large, so a cycle ends too.
+func expandedSize(n *yaml.Node, memo map[*yaml.Node]int) int {
+	if v, ok := memo[n]; ok {
+		return v
+	}
+	memo[n] = maxExpandedNodes + 1
+	size := 1
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		size += expandedSize(n.Alias, memo)
+	}
+	for _, c := range n.Content {
+		if size += expandedSize(c, memo); size > maxExpandedNodes {
+			break
+		}
+	}
+	memo[n] = size
+	return size
 }
 
 // ServiceNames returns the service names in start order (dependencies first).

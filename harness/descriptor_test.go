@@ -2,9 +2,13 @@ package harness
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // TestBrokenDescriptorListsEveryProblem is acceptance 3: one descriptor with
@@ -101,6 +105,18 @@ func TestParseProblems(t *testing.T) {
 		{"proxy command on the control host", "version: 1\nproxy: {image: t, command: [/toxiproxy, -host=mailchaos-toxiproxy-api]}\nlinks: [{name: l, listen: 1000, upstream: 'a:p', from: clients}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n", nil},
 		{"users with random passwords", base + "  a: {image: i, role: mta}\nusers: {count: 2, domain: example.test, name_format: 'u%d'}\n", nil},
 		{"users without a name format", base + "  a: {image: i, role: mta}\nusers: {count: 2, domain: example.test, password_format: 'p%d'}\n", []string{"users.name_format is missing"}},
+		{"fraction for a port", base + "  a: {image: i, role: mta, ports: {p: 25.5}}\n", []string{`x.yaml:3: service "a": ports.p: 25.5 is not a whole number`}},
+		{"nan for a count", "version: 1\nusers: {count: .nan, domain: d, name_format: 'u%d', password_format: 'p%d'}\n" + base[len("version: 1\n"):] + "  a: {image: i, role: mta}\n",
+			[]string{"x.yaml:2: users.count: .nan is not a whole number"}},
+		{"inf for a listen port", "version: 1\nproxy: {image: t}\nlinks: [{name: l, listen: .inf, upstream: 'a:p', from: clients}]\nservices:\n  a: {image: i, role: mta, ports: {p: 1}}\n",
+			[]string{"x.yaml:3: link #0: listen: .inf is not a whole number"}},
+		{"exponent for a mode", base + "  a: {image: i, role: mta, files: [{path: /x, template: y, mode: 4.2e2}]}\n", []string{"files.0.mode: 4.2e2 is not a whole number"}},
+		{"too many users", "version: 1\nusers: {count: 100001, domain: d, name_format: 'u%d', password_format: 'p%d'}\n" + base[len("version: 1\n"):] + "  a: {image: i, role: mta}\n",
+			[]string{"x.yaml:2: users.count is 100001: it must be from 0 to 100000"}},
+		{"negative duration", base + "  a: {image: i, role: mta, stop_timeout: -5s}\n", []string{`x.yaml:3: service "a": stop_timeout: -5s is negative`}},
+		{"endless duration", base + "  a: {image: i, role: mta, ready: {exec: [true], timeout: 2562047h}}\n", []string{`x.yaml:3: service "a": ready.timeout: 2562047h is longer than 24h0m0s`}},
+		{"owner overflows", base + "  a: {image: i, role: mta, files: [{path: /x, template: y, owner: '4294967296:0'}]}\n", []string{`owner "4294967296:0" must be numeric uid:gid, each 0 to 4294967295`}},
+		{"owner signed", base + "  a: {image: i, role: mta, files: [{path: /x, template: y, owner: '+1:-1'}]}\n", []string{`owner "+1:-1" must be numeric`}},
 		{"duplicate service key", base + "  a: {image: i, role: mta}\n  a: {image: i, role: mta}\n", []string{`"a" is defined twice`}},
 	}
 	for _, tt := range tests {
@@ -159,5 +175,41 @@ func TestLevenshteinAndSuggestions(t *testing.T) {
 	}
 	if got := didYouMean("zzzzzz", KnownRoles); got != "" {
 		t.Errorf("far-off suggestion %q", got)
+	}
+}
+
+// A few kilobytes of aliases of aliases must not keep validation busy
+// (it visits an alias's value once per alias): such a descriptor is
+// refused before it is walked, while real ones stay far below the bound.
+func TestAliasExpansionBounded(t *testing.T) {
+	const k = 200 // k services × k files × k edits: 8 million values from 3 KB
+	many := func(alias string) string { return "[" + strings.TrimSuffix(strings.Repeat(alias+", ", k), ", ") + "]" }
+	var b strings.Builder
+	b.WriteString("version: 1\nx-e: &E {match: a, replace: b}\n")
+	b.WriteString("x-f: &F {path: /x, template: a, edits: " + many("*E") + "}\n")
+	b.WriteString("x-s: &S {image: i, role: mta, files: " + many("*F") + "}\nservices:\n")
+	for i := range k {
+		fmt.Fprintf(&b, "  s%d: *S\n", i)
+	}
+	start := time.Now()
+	_, err := Parse("bomb.yaml", []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "bomb.yaml:1: the descriptor's aliases (*name) expand it to more than 200000 values") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("refusing took %s", d)
+	}
+	for _, path := range []string{referenceStack, eximCyrusStack, "../fixtures/stacks/defects/slow-delivery/stack.yaml"} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var root yaml.Node
+		if err := yaml.Unmarshal(data, &root); err != nil {
+			t.Fatal(err)
+		}
+		if n := expandedSize(root.Content[0], map[*yaml.Node]int{}); n > maxExpandedNodes/20 {
+			t.Errorf("%s expands to %d values, too close to the bound %d", path, n, maxExpandedNodes)
+		}
 	}
 }

@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"text/template"
 	"time"
 )
@@ -197,11 +195,8 @@ func renderFiles(d *Descriptor, s *ServiceSpec, data TemplateData) ([]renderedFi
 		var content []byte
 		text, render := f.Template, true
 		if f.Source != "" {
-			src := f.Source
-			if !filepath.IsAbs(src) {
-				src = filepath.Join(d.Dir, src)
-			}
-			b, err := os.ReadFile(src)
+			// Checked again here: the folder may have changed since Parse.
+			b, err := d.readSource(f.Source)
 			if err != nil {
 				return nil, fmt.Errorf("service %q: file %s: %w", s.Name, f.Path, err)
 			}
@@ -230,7 +225,9 @@ func renderFiles(d *Descriptor, s *ServiceSpec, data TemplateData) ([]renderedFi
 		}
 		rf := renderedFile{Path: f.Path, Mode: mode, Data: content}
 		if f.Owner != "" {
-			_, _ = fmt.Sscanf(f.Owner, "%d:%d", &rf.UID, &rf.GID)
+			if rf.UID, rf.GID, err = parseOwner(f.Owner); err != nil {
+				return nil, fmt.Errorf("service %q: file %s: %w", s.Name, f.Path, err)
+			}
 		}
 		out = append(out, rf)
 	}

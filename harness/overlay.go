@@ -26,7 +26,9 @@ import (
 //   - any other list, and every scalar, is replaced;
 //   - `name` is never inherited: the overlay names itself, or is named
 //     after its folder;
-//   - a base file's relative `source:` stays relative to the base's folder.
+//   - a base file's relative `source:` stays relative to the base's folder;
+//     the overlay's own sources are relative to its folder and may name
+//     files in its own folder or in a base's (source.go).
 //
 // Problems found in the merged descriptor carry the overlay's line numbers
 // where the overlay wrote the key, and none where the key came from the base.
@@ -80,11 +82,12 @@ func (p *parser) resolveBase(doc *yaml.Node, name string, chain []string) *yaml.
 	}
 	// The base must stand on its own: its mistakes are reported with its
 	// own file and lines, not as mysteries of the overlay.
-	_, baseDoc, err := parse(path, data, append(chain, abs))
+	bd, baseDoc, err := parse(path, data, append(chain, abs))
 	if err != nil {
 		p.add(bn.Line, "base %s is not a valid stack descriptor:\n%v", bn.Value, err)
 		return doc
 	}
+	p.baseRoots = bd.sourceRoots()
 	base := cloneBase(baseDoc, filepath.Dir(abs))
 	deleteKey(base, "name")
 	deleteKey(base, "base")

@@ -3,9 +3,7 @@ package harness
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -24,7 +22,6 @@ var (
 	durationType   = reflect.TypeOf(Duration(0))
 	yamlLineRE     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 	nameRE         = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
-	ownerRE        = regexp.MustCompile(`^\d+:\d+$`)
 )
 
 // parser collects problems and the line of every key while walking the YAML tree.
@@ -32,6 +29,8 @@ type parser struct {
 	file     string
 	problems []Problem
 	lines    map[string]int // dotted path -> line
+	// baseRoots are the folders of the base's file sources (an overlay).
+	baseRoots []string
 }
 
 func (p *parser) add(line int, format string, args ...any) {
@@ -55,11 +54,24 @@ func (p *parser) addYAMLError(err error) {
 	for _, m := range msgs {
 		if sm := yamlLineRE.FindStringSubmatch(m); sm != nil {
 			n, _ := strconv.Atoi(sm[1])
+			if strings.HasPrefix(sm[2], "cannot unmarshal !!float") && p.reported(n) {
+				continue // walk said it better: not a whole number
+			}
 			p.add(n, "%s", sm[2])
 			continue
 		}
 		p.add(0, "%s", strings.TrimPrefix(m, "yaml: "))
 	}
+}
+
+// reported reports whether a problem was found on line already.
+func (p *parser) reported(line int) bool {
+	for _, pr := range p.problems {
+		if pr.Line == line {
+			return true
+		}
+	}
+	return false
 }
 
 // line returns the line of the deepest recorded prefix of path.
@@ -89,9 +101,21 @@ func (p *parser) walk(n *yaml.Node, t reflect.Type, at []string) {
 	switch {
 	case t == durationType:
 		if n.Kind == yaml.ScalarNode && n.Value != "" {
-			if _, err := time.ParseDuration(n.Value); err != nil {
+			d, err := time.ParseDuration(n.Value)
+			switch {
+			case err != nil:
 				p.add(n.Line, "%s%s: %q is not a duration: write it like 10s, 500ms or 1m30s", p.where(at), p.field(at), n.Value)
+			case d < 0:
+				p.add(n.Line, "%s%s: %s is negative: give a positive duration, or leave it out for the default", p.where(at), p.field(at), n.Value)
+			case d > MaxDuration:
+				p.add(n.Line, "%s%s: %s is longer than %s: every wait of a run has a deadline it can reach", p.where(at), p.field(at), n.Value, MaxDuration)
 			}
+		}
+	case isInteger(t):
+		// yaml decodes 2.5 into an int as 2 and .nan or .inf as an error
+		// that does not say what to write: a whole number.
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!float" {
+			p.add(n.Line, "%s%s: %s is not a whole number: write it without a fraction, exponent, .nan or .inf, e.g. 25", p.where(at), p.field(at), n.Value)
 		}
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
@@ -144,6 +168,16 @@ func (p *parser) walk(n *yaml.Node, t reflect.Type, at []string) {
 			p.walk(item, t.Elem(), append(append([]string{}, at...), strconv.Itoa(i)))
 		}
 	}
+}
+
+// isInteger reports whether t is an integer kind.
+func isInteger(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
 }
 
 // where prefixes messages about a service or link with its name.
@@ -225,8 +259,8 @@ func (p *parser) validate(d *Descriptor) {
 
 func (p *parser) validateUsers(d *Descriptor) {
 	u := &d.Users
-	if u.Count < 0 {
-		p.add(p.line("users", "count"), "users.count is %d: it must be 0 or more", u.Count)
+	if u.Count < 0 || u.Count > MaxUsers {
+		p.add(p.line("users", "count"), "users.count is %d: it must be from 0 to %d", u.Count, MaxUsers)
 	}
 	if u.Count == 0 && u.Domain == "" && u.NameFormat == "" {
 		return // no users
@@ -378,17 +412,14 @@ func (p *parser) validateFile(d *Descriptor, s *ServiceSpec, i int, f FileSpec) 
 			p.add(p.line("services", name, "files", strconv.Itoa(i), "template"), "service %q: file %s: template: %v", name, f.Path, err)
 		}
 	default:
-		src := f.Source
-		if !filepath.IsAbs(src) {
-			src = filepath.Join(d.Dir, src)
-		}
-		if st, err := os.Stat(src); err != nil || st.IsDir() {
-			p.add(p.line("services", name, "files", strconv.Itoa(i), "source"), "service %q: file %s: source %s is missing (sources are relative to the descriptor's folder)", name, f.Path, src)
+		srcLine := p.line("services", name, "files", strconv.Itoa(i), "source")
+		if _, err := d.sourcePath(f.Source); err != nil {
+			p.add(srcLine, "service %q: file %s: %v", name, f.Path, err)
 		} else if len(f.Edits) > 0 {
-			if b, err := os.ReadFile(src); err != nil {
-				p.add(l, "service %q: file %s: read source %s: %v", name, f.Path, src, err)
+			if b, err := d.readSource(f.Source); err != nil {
+				p.add(srcLine, "service %q: file %s: %v", name, f.Path, err)
 			} else if _, err := f.edited(string(b)); err != nil {
-				p.add(p.line("services", name, "files", strconv.Itoa(i), "edits"), "service %q: file %s (source %s): %v", name, f.Path, src, err)
+				p.add(p.line("services", name, "files", strconv.Itoa(i), "edits"), "service %q: file %s (source %s): %v", name, f.Path, f.Source, err)
 			}
 		}
 	}
@@ -400,8 +431,10 @@ func (p *parser) validateFile(d *Descriptor, s *ServiceSpec, i int, f FileSpec) 
 	if f.Mode > 0o7777 {
 		p.add(l, "service %q: file %s: mode %o is not a file mode: write it in octal, e.g. 0640", name, f.Path, f.Mode)
 	}
-	if f.Owner != "" && !ownerRE.MatchString(f.Owner) {
-		p.add(l, "service %q: file %s: owner %q must be numeric uid:gid, e.g. 0:101", name, f.Path, f.Owner)
+	if f.Owner != "" {
+		if _, _, err := parseOwner(f.Owner); err != nil {
+			p.add(l, "service %q: file %s: %v", name, f.Path, err)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 
 	"github.com/mailchaos/mailchaos/fixtures/stacks"
+	"github.com/mailchaos/mailchaos/harness"
 	"github.com/mailchaos/mailchaos/reports/evidence"
 )
 
@@ -137,8 +138,8 @@ func (p Params) Validate() error {
 	if !(p.Rate > 0 && p.Rate <= 5000) { // also rejects NaN
 		bad("--rate %v: must be more than 0 and at most 5000 messages/s", p.Rate)
 	}
-	if p.Users < 1 || p.Users > 100000 {
-		bad("--users %d: must be between 1 and 100000", p.Users)
+	if p.Users < 1 || p.Users > harness.MaxUsers {
+		bad("--users %d: must be between 1 and %d", p.Users, harness.MaxUsers)
 	}
 	if p.Seed < 0 {
 		bad("--seed %d: must not be negative (0 picks one)", p.Seed)
