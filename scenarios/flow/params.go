@@ -117,14 +117,8 @@ var runIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,40}$`)
 func (p Params) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if p.Stack == "" {
-		bad("--stack: empty; give the path of a stack descriptor, or %s", stacks.Reference)
-	} else if path, err := p.StackPath(); err != nil {
-		bad("--stack %v", err)
-	} else if st, err := os.Stat(path); err != nil {
-		bad("--stack %s: %v", p.Stack, errors.Unwrap(err))
-	} else if st.IsDir() {
-		bad("--stack %s: is a folder; give the stack.yaml inside it", p.Stack)
+	if err := CheckStack(p.Stack); err != nil {
+		errs = append(errs, err)
 	}
 	if p.Duration < 10*time.Second || p.Duration > MaxDuration {
 		bad("--duration %s: must be between 10s and %s", p.Duration, MaxDuration)
@@ -178,6 +172,26 @@ func (p Params) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckStack reports what is wrong with a --stack value (a path, or a
+// builtin: reference), naming the flag; nil when it names a file.
+func CheckStack(ref string) error {
+	if ref == "" {
+		return fmt.Errorf("--stack: empty; give the path of a stack descriptor, or %s", stacks.Reference)
+	}
+	path, err := (Params{Stack: ref}).StackPath()
+	if err != nil {
+		return fmt.Errorf("--stack %v", err)
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("--stack %s: %v", ref, errors.Unwrap(err))
+	case st.IsDir():
+		return fmt.Errorf("--stack %s: is a folder; give the stack.yaml inside it", ref)
+	}
+	return nil
 }
 
 // StackPath returns the descriptor file Stack names: the path itself, or

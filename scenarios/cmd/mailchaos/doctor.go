@@ -39,12 +39,8 @@ type doctorOptions struct {
 func (o doctorOptions) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if o.stack == "" {
-		bad("--stack: empty; give the path of a stack descriptor")
-	} else if st, err := os.Stat(o.stack); err != nil {
-		bad("--stack %s: %v", o.stack, errors.Unwrap(err))
-	} else if st.IsDir() {
-		bad("--stack %s: is a folder; give the stack.yaml inside it", o.stack)
+	if err := flow.CheckStack(o.stack); err != nil {
+		errs = append(errs, err)
 	}
 	if o.runID != "" && !runIDRe.MatchString(o.runID) {
 		bad("--run-id %q: use lower-case letters, digits and '-', at most 41 characters", o.runID)
@@ -97,7 +93,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if o.runID == "" {
 		o.runID = "doctor-" + harness.NewRunID()
 	}
-	d, err := harness.Load(o.stack)
+	d, err := loadStack(o.stack)
 	if err != nil {
 		return err
 	}

@@ -69,3 +69,16 @@ func TestRunRefusesABrokenScenarioFile(t *testing.T) {
 		t.Errorf("took %s to refuse", d)
 	}
 }
+
+// up and doctor take the same --stack values as run: the default builtin
+// reference loads, from any folder.
+func TestUpAndDoctorLoadTheDefaultStack(t *testing.T) {
+	t.Chdir(t.TempDir())
+	d, err := loadStack(flow.Defaults().Stack)
+	if err != nil || len(d.Services) == 0 {
+		t.Fatalf("load %s: %v", flow.Defaults().Stack, err)
+	}
+	if err := flow.CheckStack("nope.yaml"); err == nil {
+		t.Error("a missing descriptor passed")
+	}
+}

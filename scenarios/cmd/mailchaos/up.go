@@ -41,12 +41,8 @@ type upOptions struct {
 func (o upOptions) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if o.stack == "" {
-		bad("--stack: empty; give the path of a stack descriptor")
-	} else if st, err := os.Stat(o.stack); err != nil {
-		bad("--stack %s: %v", o.stack, errors.Unwrap(err))
-	} else if st.IsDir() {
-		bad("--stack %s: is a folder; give the stack.yaml inside it", o.stack)
+	if err := flow.CheckStack(o.stack); err != nil {
+		errs = append(errs, err)
 	}
 	if o.runID != "" && !runIDRe.MatchString(o.runID) {
 		bad("--run-id %q: use lower-case letters, digits and '-', at most 41 characters", o.runID)
@@ -96,7 +92,7 @@ func upCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.runID == "" {
 		o.runID = "up-" + harness.NewRunID()
 	}
-	d, err := harness.Load(o.stack)
+	d, err := loadStack(o.stack)
 	if err != nil {
 		return err
 	}
@@ -379,4 +375,15 @@ func awaitGone(ctx context.Context, run string, d time.Duration) bool {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// loadStack loads the descriptor --stack names: a path, or a builtin:
+// reference (the default, the embedded reference stack) that
+// fixtures/stacks resolves to a file first.
+func loadStack(ref string) (*harness.Descriptor, error) {
+	path, err := (flow.Params{Stack: ref}).StackPath()
+	if err != nil {
+		return nil, err
+	}
+	return harness.Load(path)
 }
