@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -164,6 +165,48 @@ type session struct {
 	c           *imapclient.Client
 	uidValidity uint32
 	exists      chan struct{} // signalled on an unsolicited EXISTS
+
+	mu        sync.Mutex
+	announced announcement // the first EXISTS since the last look
+}
+
+// announcement is the message count of the first EXISTS a session received
+// since its last look. Messages at sequence numbers up to count were in the
+// mailbox at that instant; later ones arrived after it. An EXPUNGE since then
+// shifts sequence numbers, so the count no longer says which are which.
+type announcement struct {
+	count    uint32
+	set      bool
+	expunged bool
+}
+
+// announce keeps the first EXISTS count until the next look takes it.
+func (s *session) announce(n uint32) {
+	s.mu.Lock()
+	if !s.announced.set {
+		s.announced = announcement{count: n, set: true}
+	}
+	s.mu.Unlock()
+	select {
+	case s.exists <- struct{}{}:
+	default:
+	}
+}
+
+// expunge notes an EXPUNGE: it makes a pending announcement unusable.
+func (s *session) expunge() {
+	s.mu.Lock()
+	s.announced.expunged = true
+	s.mu.Unlock()
+}
+
+// takeAnnouncement returns the pending announcement and clears it.
+func (s *session) takeAnnouncement() announcement {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.announced
+	s.announced = announcement{}
+	return a
 }
 
 // Client is one IMAP client with the reconnect-and-retry policy. It is not
@@ -219,12 +262,10 @@ func (cl *Client) connect(ctx context.Context) (*session, error) {
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
 				if d.NumMessages != nil {
-					select {
-					case s.exists <- struct{}{}:
-					default:
-					}
+					s.announce(*d.NumMessages)
 				}
 			},
+			Expunge: func(uint32) { s.expunge() },
 		},
 	}
 	fail := func(stage string, err error) (*session, error) {

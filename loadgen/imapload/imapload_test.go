@@ -316,3 +316,60 @@ func TestSilentServerAndBadLogin(t *testing.T) {
 		t.Errorf("bad login attempts %+v", att)
 	}
 }
+
+// A message that arrives while a watcher looks after an EXISTS is stamped
+// with when the look listed it, not with the EXISTS that came before it:
+// otherwise its UID seems observed before lower UIDs were even sent (the
+// uid-order check's false alarm).
+func TestWatcherStampsOnlyAnnouncedMessagesWithTheExists(t *testing.T) {
+	f := newFixture(t, 1, false)
+	f.opts.Stats = &Stats{}
+	acct := f.accts[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stop := make(chan struct{})
+	w := NewMember(RoleWatcher, 1, acct, 0, f.opts)
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx, stop) }()
+	time.Sleep(500 * time.Millisecond) // baseline taken, IDLE running
+
+	var (
+		late   *corpus.Message
+		lateAt time.Time
+		once   sync.Once
+	)
+	f.store.OnList(func() {
+		once.Do(func() {
+			lateAt = time.Now()
+			late = f.deliver(t, 3)
+		})
+	})
+	announced := f.deliver(t, 2)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.opts.Stats.Seen.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+
+	recs := f.hist.records(t)
+	seen := map[string]history.Record{}
+	for _, r := range filter(recs, func(r history.Record) bool { return r.Type == history.TypeSeen }) {
+		seen[r.MsgID] = r
+	}
+	a, ok := seen[announced.ID]
+	if !ok || late == nil {
+		t.Fatalf("watcher saw %v; want %s and the late message", seen, announced.ID)
+	}
+	b, ok := seen[late.ID]
+	if !ok {
+		t.Fatalf("watcher did not see the message that arrived during its look; seen %v", seen)
+	}
+	arrived := f.hist.w.Clock().At(lateAt)
+	if b.Start < arrived {
+		t.Errorf("late message stamped visible at %v, before it arrived at %v", b.Start, arrived)
+	}
+	if a.Start >= arrived {
+		t.Errorf("announced message stamped at %v, not with its EXISTS (before %v)", a.Start, arrived)
+	}
+}

@@ -2,6 +2,7 @@ package imapload
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -95,23 +96,46 @@ func fetch(s *session, set imap.UIDSet, body bool, perMsg time.Duration) ([]msgI
 	return out, nil
 }
 
-// searchNew returns the UIDs above last (UID SEARCH UID last+1:*).
-func searchNew(s *session, last uint32) ([]uint32, error) {
+// newMessage is a message above the tracker's last UID: its UID and its
+// sequence number when it was listed.
+type newMessage struct {
+	uid, seq uint32
+}
+
+// listNew returns the messages above last in UID order (UID FETCH last+1:*
+// (UID)): a FETCH response carries the sequence number with the UID, which
+// tells whether a message was counted by an earlier EXISTS.
+func listNew(s *session, last uint32) ([]newMessage, error) {
 	var set imap.UIDSet
 	set.AddRange(imap.UID(last+1), 0)
-	data, err := s.c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{set}}, nil).Wait()
+	msgs, err := s.c.Fetch(set, &imap.FetchOptions{UID: true}).Collect()
 	if err != nil {
-		return nil, wrapf(err, "uid search")
+		return nil, wrapf(err, "uid fetch new")
 	}
-	var out []uint32
-	for _, u := range data.AllUIDs() {
+	var out []newMessage
+	for _, m := range msgs {
 		// "n:*" always matches the last message, even below n.
-		if uint32(u) > last {
-			out = append(out, uint32(u))
+		if uint32(m.UID) > last {
+			out = append(out, newMessage{uid: uint32(m.UID), seq: m.SeqNum})
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b newMessage) int { return cmp.Compare(a.uid, b.uid) })
 	return out, nil
+}
+
+// visibleSince is when a listed message is known to have been in the
+// mailbox: the instant of the EXISTS that counted it, when the announcement
+// covers its sequence number and nothing was expunged since; otherwise the
+// instant the listing returned. A message that arrived during the look must
+// not be stamped with an EXISTS that came before it: its UID would seem to
+// have been observed before lower UIDs were sent.
+func visibleSince(m newMessage, a announcement, noticed, listed time.Time) time.Time {
+	// Sequence number 0 is a message the server listed before announcing
+	// it to this session: not counted by any EXISTS yet.
+	if !noticed.IsZero() && a.set && !a.expunged && m.seq >= 1 && m.seq <= a.count {
+		return noticed
+	}
+	return listed
 }
 
 func uidSet(uids []uint32) imap.UIDSet {
@@ -200,14 +224,17 @@ func (m *Member) look(ctx context.Context, t *tracker, verify bool, noticed time
 	cl := m.Client
 	to := cl.o.Timeouts
 	var (
-		uids     []uint32
-		searched time.Time
+		found  []newMessage
+		listed time.Time
+		ann    announcement
 	)
 	_, err := cl.do(ctx, history.KindIMAPSearch, StageSearch, to.Command, func(ctx context.Context, s *session, rec *history.Record) error {
 		t.sync(s)
 		var err error
-		uids, err = searchNew(s, t.last)
-		searched = time.Now()
+		found, err = listNew(s, t.last)
+		listed = time.Now()
+		// Taken after the listing: an EXPUNGE that came with it counts.
+		ann = s.takeAnnouncement()
 		return err
 	})
 	if err != nil {
@@ -215,18 +242,16 @@ func (m *Member) look(ctx context.Context, t *tracker, verify bool, noticed time
 	}
 	if t.baseline {
 		t.baseline = false
-		if len(uids) > 0 {
-			t.last = uids[len(uids)-1]
+		if len(found) > 0 {
+			t.last = found[len(found)-1].uid
 		}
 		return
 	}
-	if len(uids) > m.MaxPerRound {
-		uids = uids[:m.MaxPerRound]
+	if len(found) > m.MaxPerRound {
+		found = found[:m.MaxPerRound]
 	}
-	if noticed.IsZero() {
-		noticed = searched
-	}
-	for _, u := range uids {
+	for _, nm := range found {
+		u := nm.uid
 		if m.loop.Err() != nil {
 			return
 		}
@@ -272,7 +297,7 @@ func (m *Member) look(ctx context.Context, t *tracker, verify bool, noticed time
 		}
 		clock := cl.o.Recorder.Clock()
 		_ = cl.o.Recorder.Seen(history.Record{
-			Client: cl.name, Kind: history.KindIMAPFetch, Start: clock.At(noticed), End: clock.Now(),
+			Client: cl.name, Kind: history.KindIMAPFetch, Start: clock.At(visibleSince(nm, ann, noticed, listed)), End: clock.Now(),
 			Mailbox: cl.acct.Mailbox(), UIDValidity: t.validity, UID: u, MsgID: info.MsgID,
 			BodySHA256: info.BodySHA256, Flags: info.Flags, Size: int(info.Size),
 		})

@@ -83,6 +83,43 @@ type Mailstore struct {
 	users map[string]*imapmemserver.User
 	// Corrupt, if set, rewrites a message before it is stored.
 	Corrupt func(data []byte) []byte
+	// beforeList, if set, runs before the server answers a FETCH or SEARCH:
+	// a test makes a message arrive in the middle of a client's look.
+	beforeList func()
+}
+
+// OnList sets a function run before every FETCH or SEARCH is answered
+// (nil: none).
+func (ms *Mailstore) OnList(f func()) {
+	ms.mu.Lock()
+	ms.beforeList = f
+	ms.mu.Unlock()
+}
+
+func (ms *Mailstore) runBeforeList() {
+	ms.mu.Lock()
+	f := ms.beforeList
+	ms.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// hookedSession is a memory-server session that runs the mailstore's
+// listing hook.
+type hookedSession struct {
+	imapserver.SessionIMAP4rev2
+	ms *Mailstore
+}
+
+func (s hookedSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	s.ms.runBeforeList()
+	return s.SessionIMAP4rev2.Fetch(w, numSet, options)
+}
+
+func (s hookedSession) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	s.ms.runBeforeList()
+	return s.SessionIMAP4rev2.Search(kind, criteria, options)
 }
 
 // NewMailstore creates the users (address -> password), each with an INBOX.
@@ -132,7 +169,7 @@ func (ms *Mailstore) StartIMAP(t testing.TB, tlsConfig *tls.Config) string {
 	t.Helper()
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return ms.Mem.NewSession(), nil, nil
+			return hookedSession{SessionIMAP4rev2: ms.Mem.NewSession().(imapserver.SessionIMAP4rev2), ms: ms}, nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
 		TLSConfig:    tlsConfig,
