@@ -16,7 +16,6 @@ import (
 // writing the duplicate mark (a region loss kills the MTA in the same
 // instant, so the MTA never heard 250 and redelivers). The test drives
 // LMTP inside store-a and plays the states such a kill leaves behind.
-// (It runs before TestFaultEffects: that one ends by destroying region a.)
 func TestStoreDropsRedelivery(t *testing.T) {
 	e, _ := stack(t)
 	n, err := e.Node("store-a")

@@ -173,22 +173,34 @@ func sendMail(addr, id string) error {
 	return c.Quit()
 }
 
+// imapLogin logs user0001 in at addr with INBOX selected; the connection
+// has a deadline 60 s from now.
+func imapLogin(addr string) (*imapclient.Client, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	c := imapclient.New(conn, nil)
+	u := stackEnv.Users()[0] // passwords are random per run
+	if err := c.Login(u.Address, u.Password).Wait(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("select: %w", err)
+	}
+	return c, nil
+}
+
 // imapCount counts user0001's INBOX messages carrying id, via addr.
 func imapCount(addr, id string) (int, error) {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := imapLogin(addr)
 	if err != nil {
 		return 0, err
 	}
-	conn.SetDeadline(time.Now().Add(15 * time.Second))
-	c := imapclient.New(conn, nil)
 	defer c.Close()
-	u := stackEnv.Users()[0] // passwords are random per run
-	if err := c.Login(u.Address, u.Password).Wait(); err != nil {
-		return 0, fmt.Errorf("login: %w", err)
-	}
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		return 0, fmt.Errorf("select: %w", err)
-	}
 	data, err := c.UIDSearch(&imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "X-Mailchaos-Id", Value: id}}}, nil).Wait()
 	if err != nil {
 		return 0, fmt.Errorf("search: %w", err)

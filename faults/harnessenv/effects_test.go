@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"github.com/mailchaos/mailchaos/faults"
 	"github.com/mailchaos/mailchaos/harness"
 )
@@ -157,6 +159,34 @@ func TestFaultEffects(t *testing.T) {
 				t.Errorf("paused store-b answers %q", l)
 			}
 		})
+	})
+	t.Run("failback ends sessions on the backup store", func(t *testing.T) {
+		// While the edge cannot reach store-a, a login through it lands on
+		// store-b. Once store-a is back, that session must end (the client
+		// reconnects to store-a): a session pinned to the backup keeps
+		// writing flags where the primary does not see them.
+		var c *imapclient.Client
+		during(t, fe, "partition:edge-store-a", func() {
+			deadline := time.Now().Add(30 * time.Second)
+			for c == nil && time.Now().Before(deadline) {
+				if cl, err := imapLogin(imapEP); err == nil {
+					c = cl
+				} else {
+					time.Sleep(500 * time.Millisecond)
+				}
+			}
+			if c == nil {
+				t.Fatal("no IMAP login through the edge while store-a was cut off")
+			}
+		})
+		defer c.Close()
+		deadline := time.Now().Add(20 * time.Second)
+		for c.Noop().Wait() == nil {
+			if time.Now().After(deadline) {
+				t.Fatal("a session on store-b is still open 20 s after store-a came back")
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 	})
 	t.Run("kill-process store-a dovecot", func(t *testing.T) {
 		during(t, fe, "kill-process:store-a:dovecot", func() {})

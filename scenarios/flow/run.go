@@ -534,7 +534,8 @@ func (r *Run) HealForCleanup(ctx context.Context) error {
 
 // Converge waits, bounded by --converge, until a probe read of every
 // mailbox, through the IMAP endpoint and on every replica, finds every
-// accepted delivery, so that the final read judges the stack after it had
+// accepted delivery, and the endpoint's read every acknowledged flag
+// change (see Missing), so that the final read judges the stack after it had
 // its chance to drain queues and replicate. Reaching the deadline is not an
 // error: the final read then shows what is missing.
 func (r *Run) Converge(ctx context.Context) error {
@@ -614,16 +615,32 @@ func (r *Run) probe(ctx context.Context, i int) (int, error) {
 	return total, nil
 }
 
-// Missing counts the accepted (message, recipient) deliveries of the
-// history at historyPath that the final records of readPath do not show:
-// for the read through the endpoint (key "") and for each named replica
-// (records whose Target is the replica).
+// Missing counts what a read does not show yet: the accepted (message,
+// recipient) deliveries of the history at historyPath that the final
+// records of readPath lack, for the read through the endpoint (key "") and
+// for each named replica (records whose Target is the replica); and, for
+// the endpoint, the acknowledged flag changes whose message the read shows
+// without the flag (a change made on a backup store that replication has
+// not carried back yet).
 func Missing(historyPath, readPath string, replicas ...string) (map[string]int, error) {
 	owed := map[[2]string]bool{}
+	flags := map[uidKey]map[string]bool{}
 	if _, err := history.Each(historyPath, func(rec history.Record) error {
-		if rec.Type == history.TypeOp && rec.Kind == history.KindSMTPSend && rec.Scope == history.ScopeOp && rec.Outcome == history.OK {
+		if rec.Type != history.TypeOp || rec.Scope != history.ScopeOp || rec.Outcome != history.OK {
+			return nil
+		}
+		switch rec.Kind {
+		case history.KindSMTPSend:
 			for _, rc := range rec.Rcpt {
 				owed[[2]string{rec.MsgID, strings.ToLower(rc)}] = true
+			}
+		case history.KindIMAPStore:
+			k := uidKey{strings.ToLower(rec.Mailbox), rec.UIDValidity, rec.UID}
+			if flags[k] == nil {
+				flags[k] = map[string]bool{}
+			}
+			for _, f := range rec.Flags {
+				flags[k][f] = true
 			}
 		}
 		return nil
@@ -634,10 +651,20 @@ func Missing(historyPath, readPath string, replicas ...string) (map[string]int, 
 	for _, name := range replicas {
 		left[name] = maps.Clone(owed)
 	}
+	flagsMissing := 0
 	if _, err := history.Each(readPath, func(rec history.Record) error {
-		if set, ok := left[rec.Target]; ok && rec.Type == history.TypeFinal {
-			box, _, _ := strings.Cut(rec.Mailbox, "/")
-			delete(set, [2]string{rec.MsgID, strings.ToLower(box)})
+		set, ok := left[rec.Target]
+		if !ok || rec.Type != history.TypeFinal {
+			return nil
+		}
+		box, _, _ := strings.Cut(rec.Mailbox, "/")
+		delete(set, [2]string{rec.MsgID, strings.ToLower(box)})
+		if rec.Target == "" {
+			for f := range flags[uidKey{strings.ToLower(rec.Mailbox), rec.UIDValidity, rec.UID}] {
+				if !slices.Contains(rec.Flags, f) {
+					flagsMissing++
+				}
+			}
 		}
 		return nil
 	}); err != nil {
@@ -647,7 +674,15 @@ func Missing(historyPath, readPath string, replicas ...string) (map[string]int, 
 	for target, set := range left {
 		out[target] = len(set)
 	}
+	out[""] += flagsMissing
 	return out, nil
+}
+
+// uidKey names a message by where a client saw it.
+type uidKey struct {
+	mailbox     string
+	uidValidity uint32
+	uid         uint32
 }
 
 // FinalRead reads every mailbox twice, RoundGap apart, into the history.

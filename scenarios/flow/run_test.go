@@ -84,6 +84,61 @@ func TestMissing(t *testing.T) {
 	}
 }
 
+// Convergence also waits for flag changes: an acknowledged STORE whose
+// message the endpoint read shows without the flag is owed; a failed STORE,
+// a replica's read and a message the read does not show are not counted
+// here (the last is a missing delivery already).
+func TestMissingFlags(t *testing.T) {
+	dir := t.TempDir()
+	clock := history.NewClock()
+	h, _ := history.Create(filepath.Join(dir, "h.jsonl"), clock, history.Header{RunID: "r"})
+	op := func(r history.Record) {
+		r.Scope = history.ScopeOp
+		if err := h.Op(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	op(history.Record{Client: "smtp-1", Kind: history.KindSMTPSend, MsgID: "r.1", Outcome: history.OK, Rcpt: []string{"a@x.test"}})
+	op(history.Record{Client: "smtp-1", Kind: history.KindSMTPSend, MsgID: "r.2", Outcome: history.OK, Rcpt: []string{"a@x.test"}})
+	store := func(uid uint32, o history.Outcome, flags ...string) {
+		op(history.Record{Client: "imap-flag-1", Kind: history.KindIMAPStore, Mailbox: "a@x.test/INBOX", UIDValidity: 7, UID: uid, Flags: flags, Outcome: o})
+	}
+	store(1, history.OK, `\Seen`)
+	store(1, history.OK, `\Flagged`)
+	store(2, history.Fail, `\Seen`)
+	store(3, history.OK, `\Seen`) // a message no read shows
+	_ = h.Close()
+	read := func(flags1 ...string) map[string]int {
+		t.Helper()
+		path := filepath.Join(dir, "read.jsonl")
+		w, _ := history.Create(path, clock, history.Header{RunID: "r"})
+		for _, f := range []history.Record{
+			{Mailbox: "a@x.test/INBOX", UIDValidity: 7, UID: 1, MsgID: "r.1", Flags: flags1},
+			{Mailbox: "a@x.test/INBOX", UIDValidity: 7, UID: 2, MsgID: "r.2"},
+			{Target: "store-b", Mailbox: "a@x.test/INBOX", UIDValidity: 7, UID: 1, MsgID: "r.1"},
+			{Target: "store-b", Mailbox: "a@x.test/INBOX", UIDValidity: 7, UID: 2, MsgID: "r.2"},
+		} {
+			if err := w.Final(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = w.Close()
+		got, err := Missing(filepath.Join(dir, "h.jsonl"), path, "store-b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for _, c := range []struct {
+		flags []string
+		want  int
+	}{{nil, 2}, {[]string{`\Seen`}, 1}, {[]string{`\Flagged`, `\Seen`}, 0}} {
+		if got := read(c.flags...); got[""] != c.want || got["store-b"] != 0 {
+			t.Errorf("read shows r.1 with %v: Missing = %v, want %d owed through the endpoint", c.flags, got, c.want)
+		}
+	}
+}
+
 func TestScenarioValidate(t *testing.T) {
 	ok := Scenario{Name: "x", Proves: "y", Labels: []string{LabelNightly},
 		Faults: []FaultAt{{At: 0.2, For: 0.5, Spec: "partition:wan-a-b"}}, Policy: policy(GateThresholds...)}
