@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // offender is an item of evidence still waiting for its message's ops.

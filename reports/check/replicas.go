@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // The replicas check. After the final read (through the client endpoint),

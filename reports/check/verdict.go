@@ -4,7 +4,7 @@
 // whether every mailbox replica holds what the clients can see, how long
 // clients could not work, and how fast mail moved.
 //
-// The package reads only the history format (loadgen/history); it never
+// The package reads only the history format (package history); it never
 // talks to Docker or the network, so a verdict can be recomputed offline by
 // anyone who holds the history. It does not render anything: reports/render
 // turns a Verdict into JUnit, verdict.json and HTML.
@@ -17,7 +17,7 @@ package check
 import (
 	"time"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // VerdictVersion is the version of the Verdict's JSON form (verdict.schema.json).
