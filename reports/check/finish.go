@@ -15,7 +15,7 @@ import (
 
 // offender is an item of evidence still waiting for its message's ops.
 type offender struct {
-	check int // index into Verdict.Checks
+	check string // the name of the check it belongs to (Result.Name)
 	ev    Evidence
 }
 
@@ -70,7 +70,7 @@ func (c *checker) finish(thresholds []Threshold) (Verdict, []offender) {
 	if len(c.replicas) > 0 {
 		// A stack that declares no replicas has nothing to check: the
 		// check is absent, never a success over nothing.
-		rep, ro := c.replicaCheck(&v, len(v.Checks))
+		rep, ro := c.replicaCheck(&v)
 		v.Checks = append(v.Checks, rep)
 		offenders = append(offenders, ro...)
 	}
@@ -294,7 +294,7 @@ func (c *checker) ledger(v *Verdict) (Result, []offender) {
 					res.EvidenceOmitted++
 					continue
 				}
-				offs = append(offs, offender{check: 0, ev: Evidence{
+				offs = append(offs, offender{check: CheckLedger, ev: Evidence{
 					Problem: string(cl),
 					MsgID:   c.msgIDs.name(uint32(i)),
 					Mailbox: c.users.names[d.user],
@@ -311,7 +311,7 @@ func (c *checker) ledger(v *Verdict) (Result, []offender) {
 				res.EvidenceOmitted++
 				continue
 			}
-			offs = append(offs, offender{check: 0, ev: Evidence{
+			offs = append(offs, offender{check: CheckLedger, ev: Evidence{
 				Problem: string(ClassUnexpected),
 				Mailbox: c.mboxes.names[f.mbox],
 				UID:     f.uid,
@@ -402,252 +402,6 @@ func (c *checker) resolve(a imapAction) uint32 {
 		}
 	}
 	return none
-}
-
-func (c *checker) imapInvariants(v *Verdict) (Result, []offender) {
-	S := &v.IMAP
-	S.Mailboxes = int64(len(c.mboxes.names))
-	S.Observations = c.obsCount
-	S.UIDValidityChanges = []UIDValidityChange{}
-	res := Result{Name: CheckIMAP}
-	limit := c.maxEvidence()
-	var offs []offender
-	addEv := func(e Evidence) {
-		if len(offs) >= limit {
-			res.EvidenceOmitted++
-			return
-		}
-		offs = append(offs, offender{check: 1, ev: e})
-	}
-	msgName := func(m uint32) string {
-		if m == none {
-			return ""
-		}
-		return c.msgIDs.name(m)
-	}
-
-	// UIDVALIDITY per mailbox, ordered by first observation.
-	byMbox := map[uint32][]uint32{} // mailbox -> its observed pairs
-	for p, k := range c.pairKeys {
-		if c.uidvObs[p].observed {
-			byMbox[k.mbox] = append(byMbox[k.mbox], uint32(p))
-		}
-	}
-	var changes int64
-	mbs := make([]uint32, 0, len(byMbox))
-	for mb := range byMbox {
-		mbs = append(mbs, mb)
-	}
-	slices.Sort(mbs)
-	for _, mb := range mbs {
-		ps := byMbox[mb]
-		if len(ps) < 2 {
-			continue
-		}
-		slices.SortFunc(ps, func(a, b uint32) int {
-			return cmp.Or(cmp.Compare(c.uidvObs[a].first, c.uidvObs[b].first), cmp.Compare(c.pairKeys[a].uidv, c.pairKeys[b].uidv))
-		})
-		for i := 1; i < len(ps); i++ {
-			changes++
-			ch := UIDValidityChange{Mailbox: c.mboxes.names[mb], From: c.pairKeys[ps[i-1]].uidv, To: c.pairKeys[ps[i]].uidv, At: history.Offset(c.uidvObs[ps[i]].first)}
-			if len(S.UIDValidityChanges) < limit {
-				S.UIDValidityChanges = append(S.UIDValidityChanges, ch)
-			}
-			addEv(Evidence{Problem: "uidvalidity-changed", Mailbox: ch.Mailbox, At: ch.At,
-				Detail: fmt.Sprintf("UIDVALIDITY %d -> %d, first observed at %s (old value last observed at %s)", ch.From, ch.To, ch.At, history.Offset(c.uidvObs[ps[i-1]].last))})
-		}
-	}
-
-	// UIDs reused for another message.
-	S.UIDReused = int64(len(c.reusedList))
-	for _, i := range c.reusedList {
-		e := c.uidList[i]
-		addEv(Evidence{Problem: "uid-reused", MsgID: msgName(e.msg), Mailbox: c.mboxes.names[e.mbox], UID: e.uid, At: history.Offset(e.last),
-			Detail: fmt.Sprintf("UID %d under UIDVALIDITY %d held %q and then another message", e.uid, e.uidv, msgName(e.msg))})
-	}
-
-	// Expunged messages observed after the expunge, and flags a client set.
-	type mk struct{ mbox, msg uint32 }
-	expungedAt := map[mk]imapAction{}
-	type want struct {
-		flags   map[string]bool
-		present bool
-		ok      bool
-		line    int64
-	}
-	wants := map[mk]*want{}
-	for _, a := range c.actions {
-		msg := c.resolve(a)
-		if msg == none || !a.ok {
-			continue
-		}
-		k := mk{a.mbox, msg}
-		if a.expunge {
-			if prev, ok := expungedAt[k]; !ok || a.end < prev.end {
-				expungedAt[k] = a
-			}
-			continue
-		}
-		w := wants[k]
-		if w == nil {
-			w = &want{flags: map[string]bool{}, line: a.line}
-			wants[k] = w
-		}
-		for _, f := range c.flagList[a.flags] {
-			w.flags[f] = true
-		}
-	}
-	if len(expungedAt) > 0 {
-		for _, e := range c.uidList {
-			if e.msg == none {
-				continue
-			}
-			a, ok := expungedAt[mk{e.mbox, e.msg}]
-			if !ok || e.last <= a.end {
-				continue
-			}
-			S.Reappeared++
-			addEv(Evidence{Problem: "expunged-reappeared", MsgID: msgName(e.msg), Mailbox: c.mboxes.names[e.mbox], UID: e.uid, At: history.Offset(e.last),
-				Detail: fmt.Sprintf("expunged (line %d, done at %s), observed again at UID %d at %s", a.line, history.Offset(a.end), e.uid, history.Offset(e.last))})
-		}
-	}
-	if len(wants) > 0 && v.Ledger.FinalRead {
-		for _, f := range c.finals {
-			if int(f.round) != v.Ledger.LastRound || f.msg == none {
-				continue
-			}
-			w := wants[mk{f.mbox, f.msg}]
-			if w == nil {
-				continue
-			}
-			w.present = true
-			have := c.flagList[f.flags]
-			all := true
-			for fl := range w.flags {
-				if !slices.Contains(have, fl) {
-					all = false
-				}
-			}
-			w.ok = w.ok || all
-		}
-		keys := make([]mk, 0, len(wants))
-		for k := range wants {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b mk) int { return cmp.Or(cmp.Compare(a.msg, b.msg), cmp.Compare(a.mbox, b.mbox)) })
-		for _, k := range keys {
-			w := wants[k]
-			if !w.present || w.ok {
-				continue
-			}
-			if _, gone := expungedAt[k]; gone {
-				continue
-			}
-			S.FlagsLost++
-			var fl []string
-			for f := range w.flags {
-				fl = append(fl, f)
-			}
-			sort.Strings(fl)
-			addEv(Evidence{Problem: "flags-lost", MsgID: msgName(k.msg), Mailbox: c.mboxes.names[k.mbox],
-				Detail: fmt.Sprintf("client set %s (first at line %d); the final read shows no copy with all of them", strings.Join(fl, " "), w.line)})
-		}
-	}
-
-	// UID order against arrival: if message A was observed in a mailbox
-	// before message B was first submitted, B arrived later and must have a
-	// higher UID under the same UIDVALIDITY. Each (mailbox, uidvalidity)
-	// pair is walked in descending UID order: straight from its dense UID
-	// index when no UID needed the sparse map, else after sorting uidList
-	// in place (nothing reads uidList by index after this point).
-	ul := c.uidList
-	group := func(g []uint32) {
-		minFirst, minIdx := int64(-1), uint32(0)
-		for _, j := range g {
-			e := &ul[j]
-			// Entries come in descending UID order: minFirst is the
-			// earliest observation of a higher UID.
-			if e.msg != none && minFirst >= 0 {
-				if s := c.msgs[e.msg].sendStart; s >= 0 && minFirst < s && ul[minIdx].msg != e.msg {
-					S.UIDOrder++
-					h := &ul[minIdx]
-					addEv(Evidence{Problem: "uid-order", MsgID: msgName(e.msg), Mailbox: c.mboxes.names[e.mbox], UID: e.uid, At: history.Offset(s),
-						Detail: fmt.Sprintf("sent at %s but got UID %d, lower than UID %d of %q observed at %s", history.Offset(s), e.uid, h.uid, msgName(h.msg), history.Offset(h.first))})
-				}
-			}
-			if minFirst < 0 || e.first < minFirst {
-				minFirst, minIdx = e.first, j
-			}
-		}
-	}
-	var g []uint32
-	if len(c.uids) == 0 {
-		type pk struct {
-			k uidvKey
-			p uint32
-		}
-		ps := make([]pk, 0, len(c.pairs))
-		for k, p := range c.pairs {
-			ps = append(ps, pk{k, p})
-		}
-		slices.SortFunc(ps, func(x, y pk) int { return cmp.Or(cmp.Compare(x.k.mbox, y.k.mbox), cmp.Compare(x.k.uidv, y.k.uidv)) })
-		for _, p := range ps {
-			g = g[:0]
-			d := c.dense[p.p]
-			for u := len(d) - 1; u >= 0; u-- {
-				if d[u] != 0 {
-					g = append(g, d[u]-1)
-				}
-			}
-			group(g)
-		}
-	} else {
-		slices.SortFunc(ul, func(x, y uidEntry) int {
-			return cmp.Or(cmp.Compare(x.mbox, y.mbox), cmp.Compare(x.uidv, y.uidv), cmp.Compare(y.uid, x.uid))
-		})
-		for i := 0; i < len(ul); {
-			g = g[:0]
-			j := i
-			for ; j < len(ul) && ul[j].mbox == ul[i].mbox && ul[j].uidv == ul[i].uidv; j++ {
-				g = append(g, uint32(j))
-			}
-			group(g)
-			i = j
-		}
-	}
-
-	v.Metrics["uidvalidity_changes"] = float64(changes)
-	v.Metrics["uid_reused"] = float64(S.UIDReused)
-	v.Metrics["uid_order"] = float64(S.UIDOrder)
-	v.Metrics["reappeared"] = float64(S.Reappeared)
-	v.Metrics["flags_lost"] = float64(S.FlagsLost)
-	total := changes + S.UIDReused + S.UIDOrder + S.Reappeared + S.FlagsLost
-	v.Metrics["imap_violations"] = float64(total)
-	switch {
-	case total > 0:
-		res.Status = Failure
-		var parts []string
-		for _, p := range []struct {
-			n    int64
-			what string
-		}{{changes, "UIDVALIDITY changes"}, {S.UIDReused, "reused UIDs"}, {S.UIDOrder, "UIDs out of arrival order"}, {S.Reappeared, "expunged messages reappeared"}, {S.FlagsLost, "messages lost their flags"}} {
-			if p.n > 0 {
-				parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
-			}
-		}
-		res.Reason = strings.Join(parts, ", ")
-	case c.obsCount == 0:
-		res.Status = Unknown
-		res.Reason = "no IMAP observations (seen or final records) in the history"
-	default:
-		res.Status = Success
-		res.Reason = fmt.Sprintf("%d observations of %d UIDs in %d mailboxes: UIDVALIDITY stable, UIDs unique and in arrival order, no expunged message reappeared, flags kept", c.obsCount, len(c.uidList), S.Mailboxes)
-		if !v.Ledger.FinalRead && len(wants) > 0 {
-			res.Status = Unknown
-			res.Reason = "flags set by clients cannot be checked without a complete final read"
-		}
-	}
-	return res, offs
 }
 
 // cmpOps orders op records by end, then start: the order sweep needs.

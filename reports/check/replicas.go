@@ -31,10 +31,10 @@ type replicaItem struct {
 }
 
 // replicaCheck judges every replica read against the last complete
-// final-read round; check is the result's index in Verdict.Checks. It
+// final-read round. It
 // runs after the ledger and the IMAP invariants and changes no state they
 // read.
-func (c *checker) replicaCheck(v *Verdict, check int) (Result, []offender) {
+func (c *checker) replicaCheck(v *Verdict) (Result, []offender) {
 	L := &v.Ledger
 	res := Result{Name: CheckReplicas}
 
@@ -185,7 +185,7 @@ func (c *checker) replicaCheck(v *Verdict, check int) (Result, []offender) {
 		took := false
 		for _, ri := range order {
 			if k < len(items[ri]) && len(offs) < limit {
-				offs = append(offs, offender{check: check, ev: c.replicaEvidence(v, ri, items[ri][k])})
+				offs = append(offs, offender{check: CheckReplicas, ev: c.replicaEvidence(v, ri, items[ri][k])})
 				took = true
 			}
 		}

@@ -135,7 +135,9 @@ func run(ctx context.Context, src lineSource, p Policy, hint int) (Verdict, erro
 			return v, fmt.Errorf("collect evidence: %w", err)
 		}
 		for _, o := range offs {
-			v.Checks[o.check].Evidence = append(v.Checks[o.check].Evidence, o.ev)
+			if r := v.check(o.check); r != nil {
+				r.Evidence = append(r.Evidence, o.ev)
+			}
 		}
 	}
 	return v, nil

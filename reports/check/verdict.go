@@ -90,6 +90,16 @@ type Verdict struct {
 	Metrics map[string]float64 `json:"metrics"`
 }
 
+// check returns the result of the named check, nil if v has none.
+func (v *Verdict) check(name string) *Result {
+	for i := range v.Checks {
+		if v.Checks[i].Name == name {
+			return &v.Checks[i]
+		}
+	}
+	return nil
+}
+
 // Span is an interval of offsets on the history's clock.
 type Span struct {
 	Start history.Offset `json:"start_ns"`
