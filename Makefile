@@ -71,6 +71,15 @@ abort-test: $(MAILCHAOS) ## stop ABORT_RUNS smoke runs at random moments (signal
 	MAILCHAOS_BIN=$(CURDIR)/$(MAILCHAOS) $(GO) test -count=1 -timeout 5h -run '^TestAbort$$' -v ./scenarios/cmd/mailchaos/ \
 		| grep -vE '^=== RUN'
 
+# The checker on generated histories (history/synth), each judged in a
+# child process: wall, CPU and peak RSS per size. Targets on this 2-core
+# machine: 1M messages in at most 2 s and 300 MiB, 10M in under 20 s and 2 GiB.
+# The 10M history takes about 11 GB of disk while it is judged.
+SIZES ?= 100000,1000000,10000000
+.PHONY: bench-check
+bench-check: ## judge generated histories of 100k, 1M and 10M messages: wall, CPU, peak RSS (SIZES=100000,1000000)
+	$(GO) run ./reports/cmd/bench-check -sizes $(SIZES)
+
 .PHONY: bench-faults
 bench-faults: images ## median inject/heal latency per fault kind on the reference stack
 	$(GO) test -count=1 -timeout 30m -run '^TestFaultLatency$$' -v ./faults/harnessenv/ | grep -E '^(fault_latency|--- |ok|FAIL)'

@@ -132,15 +132,9 @@ type BaseImager interface {
 }
 
 // EventSink receives one record per fault inject and heal: kind is
-// KindInject or KindHeal, name the fault kind, target what it hits, start
+// history.KindFaultInject or history.KindFaultHeal, name the fault kind, target what it hits, start
 // the call and end the observed effect; err is non-nil if the step failed.
 // *history.Writer satisfies it.
 type EventSink interface {
 	Event(kind, name, target string, start, end time.Time, err error) error
 }
-
-// Event kinds written to an EventSink (the same strings as loadgen/history).
-const (
-	KindInject = "fault.inject"
-	KindHeal   = "fault.heal"
-)

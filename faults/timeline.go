@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // Default bounds of a timeline's inject and heal steps.
@@ -222,7 +224,7 @@ func (t *Timeline) inject(ctx context.Context, i int, rs *runStep) error {
 		}
 	}
 	callEnd := time.Now()
-	t.event(KindInject, rs.Fault, callStart, callEnd, err)
+	t.event(history.KindFaultInject, rs.Fault, callStart, callEnd, err)
 	if err != nil {
 		log.Error("inject failed", "err", err, "took", callEnd.Sub(callStart))
 		return fmt.Errorf("inject %s:%s: %w", rs.Fault.Name(), rs.Fault.Target(), err)
@@ -304,7 +306,7 @@ func (t *Timeline) heal(ctx context.Context, i int, rs *runStep, outliveCancel b
 		}
 	}
 	callEnd := time.Now()
-	t.event(KindHeal, rs.Fault, callStart, callEnd, err)
+	t.event(history.KindFaultHeal, rs.Fault, callStart, callEnd, err)
 	if err != nil && hctx.Err() != nil {
 		log.Error("heal ran out of time", "err", err, "took", callEnd.Sub(callStart))
 		return fmt.Errorf("heal %s:%s: ran out of time: %w", rs.Fault.Name(), rs.Fault.Target(), err)

@@ -23,8 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/loadgen/corpus"
-	"github.com/mailchaos/mailchaos/loadgen/history"
 	"github.com/mailchaos/mailchaos/loadgen/imapload"
 	"github.com/mailchaos/mailchaos/loadgen/retry"
 	"github.com/mailchaos/mailchaos/loadgen/smtpload"

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/loadgen"
-	"github.com/mailchaos/mailchaos/loadgen/history"
 	"github.com/mailchaos/mailchaos/loadgen/internal/testsrv"
 	"github.com/mailchaos/mailchaos/loadgen/retry"
 )

@@ -28,6 +28,7 @@ import (
 
 	"github.com/mailchaos/mailchaos/faults"
 	"github.com/mailchaos/mailchaos/harness"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 const stackFile = "../../fixtures/stacks/reference/stack.yaml"
@@ -239,7 +240,7 @@ func (r *recorder) Event(kind, name, target string, start, end time.Time, err er
 	if err != nil {
 		r.errs = append(r.errs, fmt.Sprintf("%s %s:%s: %v", kind, name, target, err))
 	}
-	if kind == faults.KindInject {
+	if kind == history.KindFaultInject {
 		r.inject[name] = append(r.inject[name], end.Sub(start))
 	} else {
 		r.heal[name] = append(r.heal[name], end.Sub(start))

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/loadgen/internal/testsrv"
 )
 

@@ -54,8 +54,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/loadgen/corpus"
-	"github.com/mailchaos/mailchaos/loadgen/history"
 	"github.com/mailchaos/mailchaos/loadgen/netx"
 	"github.com/mailchaos/mailchaos/loadgen/retry"
 )

@@ -13,8 +13,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/loadgen/corpus"
-	"github.com/mailchaos/mailchaos/loadgen/history"
 	"github.com/mailchaos/mailchaos/loadgen/internal/testsrv"
 	"github.com/mailchaos/mailchaos/loadgen/retry"
 )

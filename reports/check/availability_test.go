@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 func smtpOp(out history.Outcome, start, end int) history.Record {

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // declareReplicas records the replicas a resolve event declares (names

@@ -8,87 +8,12 @@ import (
 	"hash/maphash"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
-
-var decodeSeeds = []string{
-	`{"type":"op","client":"smtp-1","kind":"smtp.send","start":1,"end":2,"scope":"op","attempt":1,"outcome":"ok","msg_id":"a","rcpt":["u@x"],"body_sha256":"ab"}`,
-	`{"type":"final","mailbox":"u@x/INBOX","uid":4294967295,"uidvalidity":7,"flags":["\\Seen","\\Flagged"],"start":0}`,
-	`{"type":"seen","mailbox":"u@x/INBOX","uid":1,"start":9223372036854775807}`,
-	`{"type":"final","client":"replica-read","target":"store-b","msg_id":"r.smtp-1.1","mailbox":"u@x/INBOX","uidvalidity":7,"uid":1,"body_sha256":"ab","attempt":1,"start":101}`,
-	`{"type":"event","kind":"phase","name":"replica-read-done","client":"scenario","target":"store-b","attempt":1,"start":200,"end":200}`,
-	`{"type":"op","start":-1}`,
-	`{"type":"op","start":1.0}`,
-	`{"type":"op","start":1e3}`,
-	`{"type":"op","uid":4294967296}`,
-	`{"type":"op","uid":-0}`,
-	`{"Type":"op"}`,
-	`{"type":"op","type":"seen"}`,
-	`{"type":"op","detail":"caf\u00e9 \"q\" \/ \t"}`,
-	`{"type":"op","detail":"\xff"}`,
-	`{"type":"op","rcpt":[]}`,
-	`{"type":"op","rcpt":null}`,
-	`{"type":"op","bogus":1}`,
-	`{"type":"op"} {}`,
-	` { "type" : "op" , "start" : 0 } `,
-	`{"type":"op","start":01}`,
-	`{"type":"op","rcpt":["a",]}`,
-	`{}`,
-	`[]`,
-	`{"type":"op","detail":"a\nb"}`,
-	`{"type":"header","version":1,"run_id":"r","base_time":"2026-01-02T03:04:05Z","start":0}`,
-}
-
-// The fast decoder must agree with encoding/json (what history.Reader
-// uses) on every input it accepts, and defer on the rest.
-func FuzzDecodeAgrees(f *testing.F) {
-	for _, s := range decodeSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, line []byte) {
-		line = bytes.TrimSpace(line)
-		var d fastDecoder
-		var fast, slow history.Record
-		if !d.fast(line, &fast) {
-			return
-		}
-		if err := slowDecode(line, &slow); err != nil {
-			t.Fatalf("fast path accepted %q, encoding/json: %v", line, err)
-		}
-		if len(fast.Rcpt) == 0 && len(slow.Rcpt) == 0 {
-			fast.Rcpt, slow.Rcpt = nil, nil
-		}
-		if len(fast.Flags) == 0 && len(slow.Flags) == 0 {
-			fast.Flags, slow.Flags = nil, nil
-		}
-		if !reflect.DeepEqual(fast, slow) {
-			t.Fatalf("%q:\nfast %+v\nslow %+v", line, fast, slow)
-		}
-	})
-}
-
-func TestDecodeSeedsAgree(t *testing.T) {
-	fastN := 0
-	for _, s := range decodeSeeds {
-		var d fastDecoder
-		var fast, slow history.Record
-		if !d.fast([]byte(s), &fast) {
-			continue
-		}
-		fastN++
-		if err := slowDecode([]byte(s), &slow); err != nil {
-			t.Fatalf("%s: fast accepted, slow: %v", s, err)
-		}
-	}
-	if fastN < 5 {
-		t.Fatalf("fast path took only %d seeds", fastN)
-	}
-}
 
 // FuzzRun feeds arbitrary bytes to the entry point: never a panic, and an
 // error always names the line.
@@ -103,7 +28,11 @@ func FuzzRun(f *testing.F) {
 	f.Add([]byte(lines[0] + lines[1][:len(lines[1])/2]))
 	f.Add([]byte(""))
 	f.Add([]byte("{}\n"))
-	for _, s := range decodeSeeds {
+	seeds, err := os.ReadFile("../../history/testdata/decode-seeds.jsonl")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range strings.Split(strings.TrimSuffix(string(seeds), "\n"), "\n") {
 		f.Add([]byte(lines[0] + s + "\n"))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -199,34 +128,6 @@ func TestRunCancelled(t *testing.T) {
 	cancel()
 	if _, err := RunReader(ctx, "h", &buf, Policy{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
-	}
-}
-
-// plainEnd's word-at-a-time scan must agree with the byte-by-byte one,
-// whatever the byte, where it falls in a word and what surrounds it.
-func TestPlainEnd(t *testing.T) {
-	naive := func(b []byte, i int) int {
-		for ; i < len(b); i++ {
-			if c := b[i]; c == '"' || c == '\\' || c < 0x20 || c >= 0x80 {
-				return i
-			}
-		}
-		return i
-	}
-	for n := 0; n <= 19; n++ {
-		for pos := 0; pos < n; pos++ {
-			for c := 0; c < 256; c++ {
-				for _, fill := range []byte{'a', ' ', 0x7f, '#', '!', ']', 0x21, 0x5b} {
-					b := bytes.Repeat([]byte{fill}, n)
-					b[pos] = byte(c)
-					for from := 0; from <= min(n, 3); from++ {
-						if got, want := plainEnd(b, from), naive(b, from); got != want {
-							t.Fatalf("plainEnd(%q, %d) = %d, want %d", b, from, got, want)
-						}
-					}
-				}
-			}
-		}
 	}
 }
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/reports/check"
 )
 

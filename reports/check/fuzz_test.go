@@ -1,9 +1,6 @@
 package check
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,125 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
-
-	"github.com/mailchaos/mailchaos/loadgen/history"
 )
-
-// historySeeds are the histories of testdata/ (real failures, kept) and
-// a generated one.
-func historySeeds(f *testing.F) [][]byte {
-	files, err := filepath.Glob("testdata/*.jsonl")
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no histories in testdata/ to seed from: %v", err)
-	}
-	var out [][]byte
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		out = append(out, b)
-	}
-	var buf bytes.Buffer
-	if err := genHistory(&buf, 20); err != nil {
-		f.Fatal(err)
-	}
-	return append(out, buf.Bytes())
-}
-
-// decoded is what a decoder made of a history: each record (as JSON, so
-// that strings aliasing a reused buffer are copied) with its line, and
-// the error that ended it.
-type decoded struct {
-	lines []int64
-	recs  []string
-	err   string
-}
-
-func viaReader(data []byte) decoded {
-	var d decoded
-	rd, err := history.NewReader("h", bytes.NewReader(data))
-	if err == nil {
-		h := rd.Header()
-		d.add(int64(rd.Line()), &h)
-		for {
-			var rec history.Record
-			if rec, err = rd.Next(); err != nil {
-				break
-			}
-			d.add(int64(rd.Line()), &rec)
-		}
-	}
-	if err != nil && err != io.EOF {
-		d.err = err.Error()
-	}
-	return d
-}
-
-func viaScanner(data []byte, workers, bufBytes int) decoded {
-	var d decoded
-	_, err := scanHistoryN("h", bytes.NewReader(data), func(line int64, rec *history.Record) error {
-		d.add(line, rec)
-		return nil
-	}, workers, bufBytes)
-	if err != nil {
-		d.err = err.Error()
-	}
-	return d
-}
-
-func (d *decoded) add(line int64, rec *history.Record) {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		panic(err)
-	}
-	d.lines = append(d.lines, line)
-	d.recs = append(d.recs, string(b))
-}
-
-// FuzzReaderAndScannerAgree: history.Reader (encoding/json, one line at
-// a time) and the checker's scanner (the fast decoder, chunks decoded by
-// several workers) read the same records from the same lines of any
-// input, and fail on the same line with the same error. What they accept
-// is JSON by encoding/json's own judge, one object per line, and
-// validates.
-func FuzzReaderAndScannerAgree(f *testing.F) {
-	for _, h := range historySeeds(f) {
-		f.Add(h, uint8(2), uint16(256))
-		lines := bytes.SplitAfter(h, []byte("\n"))
-		if len(lines) > 2 {
-			// A record with trailing data, the bug this target was written for.
-			bad := slices.Concat(bytes.Join(lines[:2], nil), bytes.TrimSuffix(lines[2], []byte("\n")), []byte("}\n"), bytes.Join(lines[3:], nil))
-			f.Add(bad, uint8(1), uint16(64))
-		}
-	}
-	for _, s := range decodeSeeds {
-		f.Add([]byte(`{"type":"header","version":1,"run_id":"r","start":0}`+"\n"+s+"\n"), uint8(3), uint16(32))
-	}
-	f.Fuzz(func(t *testing.T, data []byte, workers uint8, bufBytes uint16) {
-		want := viaReader(data)
-		got := viaScanner(data, 1+int(workers)%3, 16+int(bufBytes)%4096)
-		if want.err != got.err {
-			t.Fatalf("errors differ:\nreader:  %s\nscanner: %s", want.err, got.err)
-		}
-		if !slices.Equal(want.lines, got.lines) || !slices.Equal(want.recs, got.recs) {
-			t.Fatalf("records differ:\nreader:  %v %q\nscanner: %v %q", want.lines, want.recs, got.lines, got.recs)
-		}
-		if want.err == "" && len(want.recs) == 0 {
-			t.Fatal("an input without a header was accepted")
-		}
-		// An accepted history is, by encoding/json's own judge, one JSON
-		// object per non-blank line.
-		if want.err == "" {
-			for i, line := range bytes.Split(data, []byte("\n")) {
-				line = bytes.TrimSpace(line)
-				if len(line) > 0 && (!json.Valid(line) || line[0] != '{') {
-					t.Fatalf("line %d %q accepted: not one JSON object", i+1, line)
-				}
-			}
-		}
-	})
-}
 
 // thresholdSeeds are the thresholds of the built-in scenario files and a
 // few of every shape.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // Builders for small histories. Times are in milliseconds to keep tables

@@ -3,7 +3,7 @@ package check
 import (
 	"testing"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 func withUIDV(r history.Record, v uint32) history.Record { r.UIDValidity = v; return r }

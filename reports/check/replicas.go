@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // The replicas check. After the final read (through the client endpoint),
@@ -30,36 +30,85 @@ type replicaItem struct {
 	rec     uint32 // corrupted: index in replicaRecs of the differing copy
 }
 
+// ref is a pair and the index of one of its records.
+type ref struct {
+	key uint64
+	idx uint32
+}
+
+// rref is a pair of one replica and the index of its record.
+type rref struct {
+	rep uint32
+	key uint64
+	idx uint32
+}
+
+// replicaTally is the replicas check's totals over the complete reads.
+type replicaTally struct {
+	complete, incomplete      []int // replica indexes, by name
+	missing, corrupted, extra int64
+	bad                       int64 // complete replicas that lack or corrupt a pair
+}
+
 // replicaCheck judges every replica read against the last complete
-// final-read round; check is the result's index in Verdict.Checks. It
-// runs after the ledger and the IMAP invariants and changes no state they
-// read.
-func (c *checker) replicaCheck(v *Verdict, check int) (Result, []offender) {
+// final-read round. It runs after the ledger and the IMAP invariants and
+// changes no state they read.
+func (c *checker) replicaCheck(v *Verdict) (Result, []offender) {
 	L := &v.Ledger
-	res := Result{Name: CheckReplicas}
-
-	// The pairs of the last complete round, sorted, one entry per pair
-	// (the copy cited is the first in history order).
-	type ref struct {
-		key uint64
-		idx uint32
-	}
-	var fk []ref
-	if L.FinalRead {
-		fk = make([]ref, 0, L.FinalCopies)
-		for i := range c.finals {
-			f := &c.finals[i]
-			if int(f.round) == L.LastRound && f.msg != none {
-				fk = append(fk, ref{pairKey(f.msg, f.mbox), uint32(i)})
-			}
+	fk := c.lastRoundPairs(L)
+	sums, rk := c.judgedReplicaRecs()
+	limit := c.maxEvidence()
+	items := make([][]replicaItem, len(c.replicas)) // at most limit per replica
+	seg := rk
+	for ri := range c.replicas {
+		// This replica's records are the head of seg.
+		n := 0
+		for n < len(seg) && int(seg[n].rep) == ri {
+			n++
 		}
-		slices.SortFunc(fk, func(a, b ref) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.idx, b.idx)) })
-		fk = slices.CompactFunc(fk, func(a, b ref) bool { return a.key == b.key })
+		sums[ri].Name = c.replicaNames.names[ri]
+		if c.replicas[ri].done != 0 {
+			items[ri] = c.compareReplica(&sums[ri], ri, fk, seg[:n], limit, L.FinalRead)
+		}
+		seg = seg[n:]
 	}
+	order := make([]int, len(c.replicas))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(sums[a].Name, sums[b].Name) })
+	t := tallyReplicas(sums, order)
+	for _, ri := range order {
+		v.Replicas = append(v.Replicas, sums[ri])
+	}
+	offs := c.replicaEvidenceTurns(v, order, items, limit)
+	replicaMetrics(v, t)
+	res := c.replicaResult(v, t, sums, len(fk))
+	res.EvidenceOmitted = int(t.missing+t.corrupted) - len(offs)
+	return res, offs
+}
 
-	// Replica mailboxes as the other records' mailbox indexes; one that
-	// no other record named gets an index past them, so its pairs still
-	// differ from each other and match nothing in the final read.
+// lastRoundPairs returns the pairs of the last complete round, sorted, one
+// entry per pair (the copy cited is the first in history order).
+func (c *checker) lastRoundPairs(L *LedgerSummary) []ref {
+	if !L.FinalRead {
+		return nil
+	}
+	fk := make([]ref, 0, L.FinalCopies)
+	for i := range c.finals {
+		f := &c.finals[i]
+		if int(f.round) == L.LastRound && f.msg != none {
+			fk = append(fk, ref{pairKey(f.msg, f.mbox), uint32(i)})
+		}
+	}
+	slices.SortFunc(fk, func(a, b ref) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.idx, b.idx)) })
+	return slices.CompactFunc(fk, func(a, b ref) bool { return a.key == b.key })
+}
+
+// replicaMailboxes maps replica mailboxes to the other records' mailbox
+// indexes; one that no other record named gets an index past them, so its
+// pairs still differ from each other and match nothing in the final read.
+func (c *checker) replicaMailboxes() []uint32 {
 	rmb := make([]uint32, len(c.replicaMboxes.names))
 	unknown := uint32(len(c.mboxes.names))
 	for i, name := range c.replicaMboxes.names {
@@ -69,14 +118,14 @@ func (c *checker) replicaCheck(v *Verdict, check int) (Result, []offender) {
 			rmb[i], unknown = unknown, unknown+1
 		}
 	}
+	return rmb
+}
 
-	// The records of each replica's judged read (its last complete
-	// attempt), sorted by replica and pair.
-	type rref struct {
-		rep uint32
-		key uint64
-		idx uint32
-	}
+// judgedReplicaRecs returns a summary per replica with its judged read's
+// copies counted, and the records of each replica's judged read (its last
+// complete attempt), sorted by replica and pair.
+func (c *checker) judgedReplicaRecs() ([]ReplicaSummary, []rref) {
+	rmb := c.replicaMailboxes()
 	sums := make([]ReplicaSummary, len(c.replicas))
 	rk := make([]rref, 0, len(c.replicaRecs))
 	for i := range c.replicaRecs {
@@ -93,99 +142,93 @@ func (c *checker) replicaCheck(v *Verdict, check int) (Result, []offender) {
 	slices.SortFunc(rk, func(a, b rref) int {
 		return cmp.Or(cmp.Compare(a.rep, b.rep), cmp.Compare(a.key, b.key), cmp.Compare(a.idx, b.idx))
 	})
+	return sums, rk
+}
 
-	limit := c.maxEvidence()
-	items := make([][]replicaItem, len(c.replicas)) // at most limit per replica
-	seg := rk
-	for ri := range c.replicas {
-		st := &c.replicas[ri]
-		s := &sums[ri]
-		s.Name = c.replicaNames.names[ri]
-		// This replica's records are the head of seg.
-		n := 0
-		for n < len(seg) && int(seg[n].rep) == ri {
-			n++
+// compareReplica merges the final read's pairs fk with the records recs of
+// replica ri's judged read, counting into s and returning at most limit
+// offending items.
+func (c *checker) compareReplica(s *ReplicaSummary, ri int, fk []ref, recs []rref, limit int, finalRead bool) []replicaItem {
+	s.Complete, s.Attempt = true, int(c.replicas[ri].done)
+	var items []replicaItem
+	add := func(it replicaItem) {
+		if len(items) < limit {
+			items = append(items, it)
 		}
-		recs := seg[:n]
-		seg = seg[n:]
-		if st.done == 0 {
+	}
+	i, j := 0, 0
+	for i < len(fk) || j < len(recs) {
+		if j == len(recs) || (i < len(fk) && fk[i].key < recs[j].key) {
+			s.Missing++
+			add(replicaItem{missing: true, key: fk[i].key, fin: fk[i].idx})
+			i++
 			continue
 		}
-		s.Complete, s.Attempt = true, int(st.done)
-		add := func(it replicaItem) {
-			if len(items[ri]) < limit {
-				items[ri] = append(items[ri], it)
-			}
+		key := recs[j].key
+		if i < len(fk) && fk[i].key == key {
+			i++
+		} else {
+			s.Extra++
 		}
-		// Merge the final read's pairs with the replica's.
-		i, j := 0, 0
-		for i < len(fk) || j < len(recs) {
-			if j == len(recs) || (i < len(fk) && fk[i].key < recs[j].key) {
-				s.Missing++
-				add(replicaItem{missing: true, key: fk[i].key, fin: fk[i].idx})
-				i++
-				continue
-			}
-			key := recs[j].key
-			if i < len(fk) && fk[i].key == key {
-				i++
-			} else {
-				s.Extra++
-			}
-			differs, found := uint32(0), false
-			for ; j < len(recs) && recs[j].key == key; j++ {
-				r := &c.replicaRecs[recs[j].idx]
-				m := &c.msgs[r.msg]
-				if !found && r.hasHash && m.bits&mHash != 0 && r.hash != m.hash {
-					differs, found = recs[j].idx, true
-				}
-			}
-			if found {
-				s.Corrupted++
-				add(replicaItem{key: key, rec: differs})
-			}
-		}
-		if !L.FinalRead {
-			// Nothing to compare with: only corruption is known.
-			s.Missing, s.Extra = 0, 0
-			items[ri] = slices.DeleteFunc(items[ri], func(it replicaItem) bool { return it.missing })
+		var differs uint32
+		var found bool
+		differs, found, j = c.differingCopy(recs, j, key)
+		if found {
+			s.Corrupted++
+			add(replicaItem{key: key, rec: differs})
 		}
 	}
+	if !finalRead {
+		// Nothing to compare with: only corruption is known.
+		s.Missing, s.Extra = 0, 0
+		items = slices.DeleteFunc(items, func(it replicaItem) bool { return it.missing })
+	}
+	return items
+}
 
-	// Everything below goes by replica name.
-	order := make([]int, len(c.replicas))
-	for i := range order {
-		order[i] = i
+// differingCopy walks the records of pair key from recs[j] and returns the
+// first whose body hash differs from the one sent, and the index past them.
+func (c *checker) differingCopy(recs []rref, j int, key uint64) (uint32, bool, int) {
+	differs, found := uint32(0), false
+	for ; j < len(recs) && recs[j].key == key; j++ {
+		r := &c.replicaRecs[recs[j].idx]
+		m := &c.msgs[r.msg]
+		if !found && r.hasHash && m.bits&mHash != 0 && r.hash != m.hash {
+			differs, found = recs[j].idx, true
+		}
 	}
-	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(sums[a].Name, sums[b].Name) })
-	var complete, incomplete []int
-	var missing, corrupted, extra, bad int64
+	return differs, found, j
+}
+
+// tallyReplicas sums the complete replicas' counts, by name.
+func tallyReplicas(sums []ReplicaSummary, order []int) replicaTally {
+	var t replicaTally
 	for _, ri := range order {
 		s := &sums[ri]
 		if !s.Complete {
-			incomplete = append(incomplete, ri)
+			t.incomplete = append(t.incomplete, ri)
 			continue
 		}
-		complete = append(complete, ri)
-		missing += s.Missing
-		corrupted += s.Corrupted
-		extra += s.Extra
+		t.complete = append(t.complete, ri)
+		t.missing += s.Missing
+		t.corrupted += s.Corrupted
+		t.extra += s.Extra
 		if s.Missing+s.Corrupted > 0 {
-			bad++
+			t.bad++
 		}
 	}
-	for _, ri := range order {
-		v.Replicas = append(v.Replicas, sums[ri])
-	}
+	return t
+}
 
-	// Evidence: the replicas take turns, so that each failing one is shown.
+// replicaEvidenceTurns makes the evidence: the replicas take turns, so
+// that each failing one is shown.
+func (c *checker) replicaEvidenceTurns(v *Verdict, order []int, items [][]replicaItem, limit int) []offender {
 	var offs []offender
-	total := missing + corrupted
 	for k := 0; len(offs) < limit; k++ {
 		took := false
 		for _, ri := range order {
 			if k < len(items[ri]) && len(offs) < limit {
-				offs = append(offs, offender{check: check, ev: c.replicaEvidence(v, ri, items[ri][k])})
+				offs = append(offs, offender{check: CheckReplicas, ev: c.replicaEvidence(v, ri, items[ri][k])})
 				took = true
 			}
 		}
@@ -193,22 +236,29 @@ func (c *checker) replicaCheck(v *Verdict, check int) (Result, []offender) {
 			break
 		}
 	}
-	res.EvidenceOmitted = int(total) - len(offs)
+	return offs
+}
 
-	// Metrics: a count that an unread replica could still raise is not
-	// measured, unless a complete replica already fails.
-	allRead := len(incomplete) == 0
-	v.Metrics["replicas_read"] = float64(len(complete))
-	if allRead || bad > 0 {
-		v.Metrics["replica_corrupted"] = float64(corrupted)
-		if L.FinalRead {
-			v.Metrics["replica_missing"] = float64(missing)
+// replicaMetrics: a count that an unread replica could still raise is not
+// measured, unless a complete replica already fails.
+func replicaMetrics(v *Verdict, t replicaTally) {
+	allRead := len(t.incomplete) == 0
+	v.Metrics["replicas_read"] = float64(len(t.complete))
+	if allRead || t.bad > 0 {
+		v.Metrics["replica_corrupted"] = float64(t.corrupted)
+		if v.Ledger.FinalRead {
+			v.Metrics["replica_missing"] = float64(t.missing)
 		}
 	}
-	if allRead && L.FinalRead {
-		v.Metrics["replica_extra"] = float64(extra)
+	if allRead && v.Ledger.FinalRead {
+		v.Metrics["replica_extra"] = float64(t.extra)
 	}
+}
 
+// replicaResult judges the replicas: a complete replica that lacks or
+// corrupts a pair fails; an unread replica or no final read is unknown.
+func (c *checker) replicaResult(v *Verdict, t replicaTally, sums []ReplicaSummary, pairs int) Result {
+	res := Result{Name: CheckReplicas}
 	names := func(idx []int) string {
 		var s []string
 		for _, ri := range idx {
@@ -217,45 +267,51 @@ func (c *checker) replicaCheck(v *Verdict, check int) (Result, []offender) {
 		return strings.Join(s, ", ")
 	}
 	notRead := ""
-	if len(incomplete) > 0 {
-		notRead = fmt.Sprintf("%s not judged (no %s)", names(incomplete), history.PhaseReplicaReadDone)
+	if len(t.incomplete) > 0 {
+		notRead = fmt.Sprintf("%s not judged (no %s)", names(t.incomplete), history.PhaseReplicaReadDone)
 	}
 	switch {
-	case bad > 0:
+	case t.bad > 0:
 		res.Status = Failure
-		var parts []string
-		for _, ri := range complete {
-			s := &sums[ri]
-			var p []string
-			if s.Missing > 0 {
-				p = append(p, fmt.Sprintf("lacks %d of %d messages the final read found", s.Missing, len(fk)))
-			}
-			if s.Corrupted > 0 {
-				p = append(p, fmt.Sprintf("holds %d with a different body hash", s.Corrupted))
-			}
-			if len(p) > 0 {
-				parts = append(parts, s.Name+" "+strings.Join(p, " and "))
-			}
-		}
-		if notRead != "" {
-			parts = append(parts, notRead)
-		}
-		res.Reason = strings.Join(parts, "; ")
-	case len(incomplete) > 0:
+		res.Reason = replicaFailures(t, sums, pairs, notRead)
+	case len(t.incomplete) > 0:
 		res.Status = Unknown
 		res.Reason = fmt.Sprintf("replica read incomplete: %s", notRead)
-	case !L.FinalRead:
+	case !v.Ledger.FinalRead:
 		res.Status = Unknown
-		res.Reason = fmt.Sprintf("no complete final read (no %s event): nothing to compare %d replica(s) with", history.PhaseFinalReadDone, len(complete))
+		res.Reason = fmt.Sprintf("no complete final read (no %s event): nothing to compare %d replica(s) with", history.PhaseFinalReadDone, len(t.complete))
 	default:
 		res.Status = Success
-		who := fmt.Sprintf("%d replicas hold", len(complete))
-		if len(complete) == 1 {
-			who = c.replicaNames.names[complete[0]] + " holds"
+		who := fmt.Sprintf("%d replicas hold", len(t.complete))
+		if len(t.complete) == 1 {
+			who = c.replicaNames.names[t.complete[0]] + " holds"
 		}
-		res.Reason = fmt.Sprintf("%s every message the final read found (%d messages in final read round %d; %d extra on the replicas)", who, len(fk), L.LastRound, extra)
+		res.Reason = fmt.Sprintf("%s every message the final read found (%d messages in final read round %d; %d extra on the replicas)", who, pairs, v.Ledger.LastRound, t.extra)
 	}
-	return res, offs
+	return res
+}
+
+// replicaFailures is the reason of a failed replicas check: what each
+// complete replica lacks or corrupts, then the replicas not read.
+func replicaFailures(t replicaTally, sums []ReplicaSummary, pairs int, notRead string) string {
+	var parts []string
+	for _, ri := range t.complete {
+		s := &sums[ri]
+		var p []string
+		if s.Missing > 0 {
+			p = append(p, fmt.Sprintf("lacks %d of %d messages the final read found", s.Missing, pairs))
+		}
+		if s.Corrupted > 0 {
+			p = append(p, fmt.Sprintf("holds %d with a different body hash", s.Corrupted))
+		}
+		if len(p) > 0 {
+			parts = append(parts, s.Name+" "+strings.Join(p, " and "))
+		}
+	}
+	if notRead != "" {
+		parts = append(parts, notRead)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // replicaEvidence describes one offending pair of replica ri.

@@ -7,8 +7,25 @@ import (
 	"io"
 	"os"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
+
+// lineSource feeds records to fn in history order, the header first
+// (line 1); line is 1-based. The record and its strings are valid only
+// during the call.
+type lineSource func(ctx context.Context, fn func(line int64, rec *history.Record) error) (history.Record, error)
+
+// readerSource streams a history with history.Scan from what open returns.
+func readerSource(name string, open func() (io.ReadCloser, error)) lineSource {
+	return func(ctx context.Context, fn func(int64, *history.Record) error) (history.Record, error) {
+		rc, err := open()
+		if err != nil {
+			return history.Record{}, err
+		}
+		defer rc.Close()
+		return history.Scan(ctx, name, rc, fn)
+	}
+}
 
 // maxOpsPerEvidence bounds the operations cited per evidence item.
 const maxOpsPerEvidence = 20
@@ -65,7 +82,7 @@ var errNoRewind = errors.New("history reader cannot rewind")
 // record, as in a file; errors name the record as "record N" (1-based, like
 // a line number).
 func RunRecords(ctx context.Context, recs []history.Record, p Policy) (Verdict, error) {
-	src := func(fn func(int64, *history.Record) error) (history.Record, error) {
+	src := func(_ context.Context, fn func(int64, *history.Record) error) (history.Record, error) {
 		if len(recs) == 0 {
 			return history.Record{}, &history.LineError{Name: "record", Line: 1, Err: errors.New("empty history: no header record")}
 		}
@@ -96,7 +113,7 @@ func run(ctx context.Context, src lineSource, p Policy, hint int) (Verdict, erro
 	}
 	c := newChecker(p, hint)
 	n := 0
-	header, err := src(func(line int64, r *history.Record) error {
+	header, err := src(ctx, func(line int64, r *history.Record) error {
 		if n++; n%ctxEvery == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -118,7 +135,9 @@ func run(ctx context.Context, src lineSource, p Policy, hint int) (Verdict, erro
 			return v, fmt.Errorf("collect evidence: %w", err)
 		}
 		for _, o := range offs {
-			v.Checks[o.check].Evidence = append(v.Checks[o.check].Evidence, o.ev)
+			if r := v.check(o.check); r != nil {
+				r.Evidence = append(r.Evidence, o.ev)
+			}
 		}
 	}
 	return v, nil
@@ -137,7 +156,7 @@ func cite(ctx context.Context, src lineSource, offs []offender) error {
 		return nil
 	}
 	n := 0
-	_, err := src(func(line int64, r *history.Record) error {
+	_, err := src(ctx, func(line int64, r *history.Record) error {
 		if n++; n%ctxEvery == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -150,10 +169,9 @@ func cite(ctx context.Context, src lineSource, offs []offender) error {
 		if !ok {
 			return nil
 		}
-		ref := OpRef{Line: line, Type: r.Type, Kind: clone(r.Kind), Client: clone(r.Client), Target: clone(r.Target), Scope: r.Scope, Attempt: r.Attempt, Outcome: history.Outcome(clone(string(r.Outcome))),
-			Class: clone(r.Class), Stage: clone(r.Stage), Mailbox: clone(r.Mailbox), UID: r.UID, Start: r.Start, End: r.End}
-		ref.Type = history.Type(clone(string(r.Type)))
-		ref.Scope = history.Scope(clone(string(r.Scope)))
+		c := r.Clone()
+		ref := OpRef{Line: line, Type: c.Type, Kind: c.Kind, Client: c.Client, Target: c.Target, Scope: c.Scope, Attempt: c.Attempt, Outcome: c.Outcome,
+			Class: c.Class, Stage: c.Stage, Mailbox: c.Mailbox, UID: c.UID, Start: c.Start, End: c.End}
 		for _, i := range idx {
 			if len(offs[i].ev.Ops) < maxOpsPerEvidence {
 				offs[i].ev.Ops = append(offs[i].ev.Ops, ref)

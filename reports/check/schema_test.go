@@ -8,7 +8,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // Every verdict, passing or failing, validates against verdict.schema.json,

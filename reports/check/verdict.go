@@ -4,7 +4,7 @@
 // whether every mailbox replica holds what the clients can see, how long
 // clients could not work, and how fast mail moved.
 //
-// The package reads only the history format (loadgen/history); it never
+// The package reads only the history format (package history); it never
 // talks to Docker or the network, so a verdict can be recomputed offline by
 // anyone who holds the history. It does not render anything: reports/render
 // turns a Verdict into JUnit, verdict.json and HTML.
@@ -17,7 +17,7 @@ package check
 import (
 	"time"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // VerdictVersion is the version of the Verdict's JSON form (verdict.schema.json).
@@ -88,6 +88,16 @@ type Verdict struct {
 	// delivery latency without any IMAP observation) is absent, and a
 	// threshold over it is Unknown. See MetricNames for the names.
 	Metrics map[string]float64 `json:"metrics"`
+}
+
+// check returns the result of the named check, nil if v has none.
+func (v *Verdict) check(name string) *Result {
+	for i := range v.Checks {
+		if v.Checks[i].Name == name {
+			return &v.Checks[i]
+		}
+	}
+	return nil
 }
 
 // Span is an interval of offsets on the history's clock.

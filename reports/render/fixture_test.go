@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/reports/check"
 )
 

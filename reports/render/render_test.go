@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/reports/check"
 	"github.com/mailchaos/mailchaos/reports/evidence"
 )

@@ -7,7 +7,7 @@
 //
 // render judges nothing: the verdict comes from reports/check, and the
 // charts only draw what the history says. It reads the history format
-// (loadgen/history) and never imports the harness, faults or loadgen.
+// (history) and never imports the harness, faults or loadgen.
 package render
 
 import (

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // Bounds on what the charts keep from a history, however long the run.

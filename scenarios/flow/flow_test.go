@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/onsi/ginkgo/v2/types"
 )
 

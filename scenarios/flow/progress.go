@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 	"golang.org/x/term"
 )
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/mailchaos/mailchaos/faults"
 	"github.com/mailchaos/mailchaos/harness"
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/reports/check"
 )
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/mailchaos/mailchaos/harness"
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/reports/check"
 )
 

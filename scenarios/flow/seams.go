@@ -6,7 +6,7 @@ import (
 	"github.com/mailchaos/mailchaos/faults"
 	"github.com/mailchaos/mailchaos/faults/harnessenv"
 	"github.com/mailchaos/mailchaos/harness"
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // NewTraffic connects the load generator to a running stack, recording

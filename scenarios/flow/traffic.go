@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/mailchaos/mailchaos/harness"
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/loadgen"
-	"github.com/mailchaos/mailchaos/loadgen/history"
 	"github.com/mailchaos/mailchaos/loadgen/imapload"
 )
 

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/reports/check"
 	"github.com/onsi/gomega/types"
 )

@@ -47,8 +47,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/loadgen/corpus"
-	"github.com/mailchaos/mailchaos/loadgen/history"
 	"github.com/mailchaos/mailchaos/loadgen/smtpload"
 )
 

@@ -5,13 +5,13 @@ import (
 	"unicode/utf8"
 )
 
-// appendRecord appends r as one history line: byte for byte what
-// encoding/json's Encoder (SetEscapeHTML(false)) writes for it, fields in
-// declaration order, empty ones omitted as the struct tags say, and the
-// final newline. A load generator writes two records per message, and
+// AppendRecord appends r to dst as one history line, the final newline
+// included: the one encoder of records. It writes byte for byte what
+// encoding/json's Encoder (SetEscapeHTML(false)) writes for r, fields in
+// declaration order, empty ones omitted as the struct tags say. A load generator writes two records per message, and
 // encoding/json's reflection cost it more than building the message header;
 // encode_test.go checks this against encoding/json over every field.
-func appendRecord(dst []byte, r *Record) ([]byte, error) {
+func AppendRecord(dst []byte, r *Record) ([]byte, error) {
 	dst = append(dst, `{"type":`...)
 	dst = appendString(dst, string(r.Type))
 	dst = appendInt(dst, `,"version":`, int64(r.Version))

@@ -1,263 +1,55 @@
-package check
+package history
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"io"
 	"math/bits"
-	"runtime"
-	"sync"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/mailchaos/mailchaos/loadgen/history"
 )
 
-// The history package's Reader decodes each line with encoding/json, about
-// 4 µs a line: 16 s for a million-message history. The checkers need the
-// same records in a fraction of that, so this file holds a fast decoder for
-// the common shape of an op/seen/final/event line. It accepts only what it
-// is sure of (plain ASCII or valid UTF-8 strings without escapes, integers,
-// known lower-case keys, each at most once) and hands every other line to
-// encoding/json exactly as history.Reader does, so the two agree on every
-// input (FuzzDecodeAgrees checks this) and errors are the reader's.
+// The one decoder of history lines. encoding/json takes about 4 µs a
+// line: 16 s for a million-message history. The fast path below decodes
+// the common shape of an op/seen/final/event line in a fraction of that.
+// It accepts only what it is sure of (plain ASCII or valid UTF-8 strings
+// with simple escapes, integers, known lower-case keys, each at most once)
+// and hands every other line to encoding/json (DecodeLine), so the two
+// agree on every input (FuzzDecodeAgrees checks this) and errors are
+// encoding/json's.
 //
 // Strings of a fast-decoded record alias the line buffer: they are valid
-// until the next line is read. The checker copies whatever it keeps.
+// until the next line is read. A consumer copies whatever it keeps
+// (Record.Clone).
 
-// lineSource feeds records to fn in history order. line is 1-based. The
-// record and its strings are valid only during the call.
-type lineSource func(fn func(line int64, rec *history.Record) error) (history.Record, error)
-
-// fileSource streams a history from r, header first (fn sees line 1 = the
-// header too, with Type header).
-func readerSource(name string, open func() (io.ReadCloser, error)) lineSource {
-	return func(fn func(int64, *history.Record) error) (history.Record, error) {
-		rc, err := open()
-		if err != nil {
-			return history.Record{}, err
-		}
-		defer rc.Close()
-		return scanHistory(name, rc, fn)
+// DecodeLine decodes one line of a history (without its newline) into
+// rec with encoding/json: exactly one JSON object with no unknown key, and
+// nothing after it but white space. It does not validate the record (see
+// Record.Validate). It is the slow path of the decoder and the judge of
+// what the fast path may accept.
+func DecodeLine(line []byte, rec *Record) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(rec); err != nil {
+		return fmt.Errorf("invalid record: %w", err)
 	}
-}
-
-// scanHistory is history.Reader's loop with the fast decoder in front, run
-// as a pipeline so that decoding, the costliest part, uses every core: a
-// reader goroutine cuts the input into chunks of whole lines, a pool of
-// workers decodes and validates chunks concurrently, and the caller's
-// goroutine hands the records to fn strictly in file order (chunk by chunk,
-// waiting for each to be decoded). Records of a chunk stay valid until fn
-// has seen the whole chunk; the chunk is then reused.
-func scanHistory(name string, r io.Reader, fn func(int64, *history.Record) error) (history.Record, error) {
-	return scanHistoryN(name, r, fn, scanWorkers(), chunkBytes)
-}
-
-// chunkBytes is the reader's buffer size and so the usual size of a chunk:
-// about a thousand records, small enough to keep every worker busy.
-const chunkBytes = 256 << 10
-
-// scanWorkers is how many goroutines decode: one per usable core, at
-// least two so that decoding overlaps the checker even on one core.
-func scanWorkers() int { return min(max(runtime.GOMAXPROCS(0), 2), 8) }
-
-// chunk is a run of whole lines, then their decoded records and the memory
-// the records' strings use.
-type chunk struct {
-	buf     []byte   // the lines, as read
-	first   int64    // line number of buf's first line
-	scratch []byte   // unescaped strings
-	strs    []string // rcpt and flags slices
-	recs    []history.Record
-	lines   []int64
-	err     error         // after recs: the line that failed to decode or validate
-	done    chan struct{} // a worker has decoded the chunk
-}
-
-// scanHistoryN is scanHistory with workers decoders and a reader buffer of
-// bufBytes (tests vary both so that chunk edges fall everywhere).
-func scanHistoryN(name string, r io.Reader, fn func(int64, *history.Record) error, workers, bufBytes int) (history.Record, error) {
-	work := make(chan *chunk, workers)
-	order := make(chan *chunk, 2*workers+2)
-	free := make(chan *chunk, 3*workers+4)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var readErr error // set before order is closed
-	wg.Add(1 + workers)
-	go func() {
-		defer wg.Done()
-		defer close(order)
-		defer close(work)
-		readErr = readChunks(name, r, bufBytes, work, order, free, stop)
-	}()
-	for range workers {
-		go func() {
-			defer wg.Done()
-			var d fastDecoder
-			d.keep = true
-			for c := range work {
-				decodeChunk(name, &d, c)
-				c.done <- struct{}{}
-			}
-		}()
-	}
-	stopped := false
-	halt := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-		}
-	}
-	defer wg.Wait()
-	defer halt() // fn panicked or failed: let the reader and workers go
-	var header history.Record
-	haveHeader := false
-	var err error
-	for c := range order {
-		if err != nil {
-			continue // draining after a failure
-		}
-		<-c.done
-		for i := range c.recs {
-			rec := &c.recs[i]
-			line := c.lines[i]
-			if !haveHeader {
-				if rec.Type != history.TypeHeader {
-					err = &history.LineError{Name: name, Line: int(line), Err: fmt.Errorf("first record is %q, want a header", rec.Type)}
-					break
-				}
-				header = cloneHeader(*rec)
-				haveHeader = true
-			} else if rec.Type == history.TypeHeader {
-				err = &history.LineError{Name: name, Line: int(line), Err: errors.New("second header record")}
-				break
-			}
-			if e := fn(line, rec); e != nil {
-				err = fmt.Errorf("%s:%d: %w", name, line, e)
-				break
-			}
-		}
-		if err == nil {
-			err = c.err
-		}
-		if err != nil {
-			halt()
-			continue
-		}
-		select {
-		case free <- c:
-		default:
-		}
-	}
-	if err != nil {
-		return header, err
-	}
-	if readErr != nil {
-		return header, readErr
-	}
-	if !haveHeader {
-		return header, &history.LineError{Name: name, Line: 1, Err: errors.New("empty history: no header record")}
-	}
-	return header, nil
-}
-
-// readChunks reads r into chunks of whole lines and sends each to a worker
-// (work) and to the caller (order), in file order. bufio.Scanner does the
-// reading with a split function that returns every complete line it holds
-// at once, so a line that does not fit, a read error after a partial last
-// line or a reader that makes no progress end the history exactly as they
-// do in history.Reader, whose Scanner returns one line at a time. It
-// returns the read error, naming the line after the last one read.
-func readChunks(name string, r io.Reader, bufBytes int, work, order chan<- *chunk, free <-chan *chunk, stop <-chan struct{}) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, min(bufBytes, history.MaxLineBytes)), history.MaxLineBytes)
-	sc.Split(scanLineRuns)
-	line := int64(0)
-	for sc.Scan() {
-		tok := sc.Bytes()
-		var c *chunk
-		select {
-		case c = <-free:
-		default:
-			c = &chunk{done: make(chan struct{}, 1)}
-		}
-		c.buf = append(c.buf[:0], tok...)
-		c.first = line + 1
-		line += int64(bytes.Count(tok, []byte{'\n'}))
-		if tok[len(tok)-1] != '\n' {
-			line++ // the last line, without its newline
-		}
-		select {
-		case work <- c:
-		case <-stop:
-			return nil
-		}
-		select {
-		case order <- c:
-		case <-stop:
-			return nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return &history.LineError{Name: name, Line: int(line + 1), Err: fmt.Errorf("read: %w", err)}
+	// Decoder.More is false before a '}' or ']', so `{...}}` would pass it:
+	// what is left after the object must be white space.
+	if rest := bytes.TrimSpace(line[min(dec.InputOffset(), int64(len(line))):]); len(rest) > 0 {
+		return fmt.Errorf("invalid record: %q after the JSON object: one record per line, nothing after it", excerpt(rest))
 	}
 	return nil
 }
 
-// scanLineRuns is a bufio.SplitFunc returning all complete lines in data,
-// newlines included, as one token; at EOF the rest is the last line.
-func scanLineRuns(data []byte, atEOF bool) (int, []byte, error) {
-	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
-		return i + 1, data[:i+1], nil
+// excerpt is the start of b, for a message.
+func excerpt(b []byte) string {
+	const n = 24
+	if len(b) > n {
+		return string(b[:n]) + "..."
 	}
-	if atEOF && len(data) > 0 {
-		return len(data), data, nil
-	}
-	return 0, nil, nil
+	return string(b)
 }
-
-// decodeChunk splits c into lines and decodes and validates each non-blank
-// one into c.recs; the first line that fails ends the chunk with c.err.
-// Strings of the records alias c.buf and c.scratch.
-func decodeChunk(name string, d *fastDecoder, c *chunk) {
-	c.recs, c.lines, c.err = c.recs[:0], c.lines[:0], nil
-	d.scratch, d.strs = c.scratch[:0], c.strs[:0]
-	defer func() { c.scratch, c.strs = d.scratch, d.strs }()
-	buf := c.buf
-	for line := c.first; len(buf) > 0; line++ {
-		raw := buf
-		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
-			raw, buf = buf[:i], buf[i+1:]
-		} else {
-			buf = nil
-		}
-		raw = bytes.TrimSpace(raw)
-		if len(raw) == 0 {
-			continue
-		}
-		c.recs = append(c.recs, history.Record{})
-		rec := &c.recs[len(c.recs)-1]
-		err := d.decode(raw[:len(raw):len(raw)], rec)
-		if err == nil {
-			err = rec.Validate()
-		}
-		if err != nil {
-			c.recs = c.recs[:len(c.recs)-1]
-			c.err = &history.LineError{Name: name, Line: int(line), Err: err}
-			return
-		}
-		c.lines = append(c.lines, line)
-	}
-}
-
-func cloneHeader(r history.Record) history.Record {
-	return history.Record{Type: r.Type, Version: r.Version, RunID: clone(r.RunID), Seed: r.Seed, Scenario: clone(r.Scenario), BaseTime: r.BaseTime}
-}
-
-func clone(s string) string { return string([]byte(s)) }
 
 // fastDecoder decodes record lines. Unless keep is set its slices are
 // reused between lines; with keep, the strings and slices of earlier lines
@@ -271,17 +63,17 @@ type fastDecoder struct {
 }
 
 // decode fills rec from line, by the fast path when it can and by
-// encoding/json (as history.Reader does) otherwise.
-func (d *fastDecoder) decode(line []byte, rec *history.Record) error {
+// encoding/json (as Reader does) otherwise.
+func (d *fastDecoder) decode(line []byte, rec *Record) error {
 	if d.fast(line, rec) {
 		return nil
 	}
-	*rec = history.Record{}
+	*rec = Record{}
 	return slowDecode(line, rec)
 }
 
-// slowDecode is exactly history.Reader's decoding of one trimmed line.
-func slowDecode(b []byte, rec *history.Record) error { return history.DecodeLine(b, rec) }
+// slowDecode is encoding/json's decoding of one trimmed line.
+func slowDecode(b []byte, rec *Record) error { return DecodeLine(b, rec) }
 
 // Key bits, to refuse (hand to the slow path) a key given twice.
 const (
@@ -522,8 +314,8 @@ func (s *scanner) strs(buf []string) ([]string, bool) {
 
 // fast decodes the common record shapes. It returns false, leaving rec in
 // any state, when the line needs encoding/json.
-func (d *fastDecoder) fast(line []byte, rec *history.Record) bool {
-	*rec = history.Record{}
+func (d *fastDecoder) fast(line []byte, rec *Record) bool {
+	*rec = Record{}
 	if !d.keep {
 		d.scratch = d.scratch[:0]
 	}
@@ -555,7 +347,7 @@ func (d *fastDecoder) keepStrs(v []string) []string {
 }
 
 // parse is fast's loop over the object's members.
-func (d *fastDecoder) parse(s *scanner, rec *history.Record) bool {
+func (d *fastDecoder) parse(s *scanner, rec *Record) bool {
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
 		return false
@@ -588,7 +380,7 @@ func (d *fastDecoder) parse(s *scanner, rec *history.Record) bool {
 			if !ok {
 				return false
 			}
-			rec.Type = history.Type(v)
+			rec.Type = Type(v)
 		case "client":
 			bit = kClient
 			if rec.Client, ok = s.str(); !ok {
@@ -615,21 +407,21 @@ func (d *fastDecoder) parse(s *scanner, rec *history.Record) bool {
 			if !ok {
 				return false
 			}
-			rec.Start = history.Offset(v)
+			rec.Start = Offset(v)
 		case "end":
 			bit = kEnd
 			v, ok := s.int(true, 64)
 			if !ok {
 				return false
 			}
-			rec.End = history.Offset(v)
+			rec.End = Offset(v)
 		case "scope":
 			bit = kScope
 			v, ok := s.str()
 			if !ok {
 				return false
 			}
-			rec.Scope = history.Scope(v)
+			rec.Scope = Scope(v)
 		case "attempt":
 			bit = kAttempt
 			v, ok := s.int(true, strconv64)
@@ -643,7 +435,7 @@ func (d *fastDecoder) parse(s *scanner, rec *history.Record) bool {
 			if !ok {
 				return false
 			}
-			rec.Outcome = history.Outcome(v)
+			rec.Outcome = Outcome(v)
 		case "class":
 			bit = kClass
 			if rec.Class, ok = s.str(); !ok {

@@ -19,7 +19,7 @@ var nasty = []string{
 
 // fill sets every field of v (a struct) to a random value, empty ones
 // included, and fails on a field kind it does not know: a field added to
-// Record must be taught to this test (and to appendRecord).
+// Record must be taught to this test (and to AppendRecord).
 func fill(t *testing.T, r *rand.Rand, v reflect.Value) {
 	for i := range v.NumField() {
 		f, sf := v.Field(i), v.Type().Field(i)
@@ -54,7 +54,7 @@ func fill(t *testing.T, r *rand.Rand, v reflect.Value) {
 				f.Set(s)
 			}
 		default:
-			t.Fatalf("Record.%s is a %s: teach fill and appendRecord about it", sf.Name, f.Type())
+			t.Fatalf("Record.%s is a %s: teach fill and AppendRecord about it", sf.Name, f.Type())
 		}
 	}
 }
@@ -74,7 +74,7 @@ func TestAppendRecordIsEncodingJSON(t *testing.T) {
 		if err := enc.Encode(&rec); err != nil {
 			t.Fatal(err)
 		}
-		got, err := appendRecord(nil, &rec)
+		got, err := AppendRecord(nil, &rec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func TestAppendRecordIsEncodingJSON(t *testing.T) {
 		}
 	}
 	bad := Record{BaseTime: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
-	if _, err := appendRecord(nil, &bad); err == nil {
+	if _, err := AppendRecord(nil, &bad); err == nil {
 		t.Error("a base time encoding/json refuses was encoded")
 	}
 }
@@ -96,6 +96,6 @@ func BenchmarkAppendRecord(b *testing.B) {
 	var buf []byte
 	b.ReportAllocs()
 	for range b.N {
-		buf, _ = appendRecord(buf[:0], &rec)
+		buf, _ = AppendRecord(buf[:0], &rec)
 	}
 }

@@ -3,7 +3,6 @@ package history
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +31,8 @@ func (e *LineError) Unwrap() error { return e.Err }
 type Reader struct {
 	name   string
 	sc     *bufio.Scanner
+	dec    fastDecoder
+	slow   bool // tests: encoding/json alone, the fast decoder's reference
 	line   int
 	header Record
 }
@@ -81,9 +82,14 @@ func (r *Reader) next() (Record, error) {
 			continue
 		}
 		var rec Record
-		if err := DecodeLine(b, &rec); err != nil {
+		decode := r.dec.decode
+		if r.slow {
+			decode = DecodeLine
+		}
+		if err := decode(b, &rec); err != nil {
 			return Record{}, &LineError{Name: r.name, Line: r.line, Err: err}
 		}
+		rec = rec.Clone() // the fast decoder's strings alias the scanner's buffer
 		if err := rec.Validate(); err != nil {
 			return Record{}, &LineError{Name: r.name, Line: r.line, Err: err}
 		}
@@ -93,34 +99,6 @@ func (r *Reader) next() (Record, error) {
 		return Record{}, &LineError{Name: r.name, Line: r.line + 1, Err: fmt.Errorf("read: %w", err)}
 	}
 	return Record{}, io.EOF
-}
-
-// DecodeLine decodes one line of a history (without its newline) into
-// rec: exactly one JSON object with no unknown key, and nothing after it
-// but white space. It does not validate the record (see Record.Validate).
-// Every reader of histories decodes with it, so that they all refuse the
-// same lines.
-func DecodeLine(line []byte, rec *Record) error {
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(rec); err != nil {
-		return fmt.Errorf("invalid record: %w", err)
-	}
-	// Decoder.More is false before a '}' or ']', so `{...}}` would pass it:
-	// what is left after the object must be white space.
-	if rest := bytes.TrimSpace(line[min(dec.InputOffset(), int64(len(line))):]); len(rest) > 0 {
-		return fmt.Errorf("invalid record: %q after the JSON object: one record per line, nothing after it", excerpt(rest))
-	}
-	return nil
-}
-
-// excerpt is the start of b, for a message.
-func excerpt(b []byte) string {
-	const n = 24
-	if len(b) > n {
-		return string(b[:n]) + "..."
-	}
-	return string(b)
 }
 
 // Each reads every record of the history file at path, in order, calling fn
@@ -146,5 +124,25 @@ func Each(path string, fn func(Record) error) (Record, error) {
 		if err := fn(rec); err != nil {
 			return rd.Header(), fmt.Errorf("%s:%d: %w", path, rd.Line(), err)
 		}
+	}
+}
+
+// ReadAll reads every record of the history in r, the header first, into
+// memory: for small histories and tests. name is used in errors.
+func ReadAll(name string, r io.Reader) ([]Record, error) {
+	rd, err := NewReader(name, r)
+	if err != nil {
+		return nil, err
+	}
+	recs := []Record{rd.Header()}
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			return recs, nil
+		}
+		if err != nil {
+			return recs, err
+		}
+		recs = append(recs, rec)
 	}
 }

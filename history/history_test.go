@@ -213,7 +213,7 @@ func FuzzReader(f *testing.F) {
 			if err := rec.Validate(); err != nil {
 				t.Fatalf("returned %+v, which does not validate: %v", rec, err)
 			}
-			line, err := appendRecord(nil, &rec)
+			line, err := AppendRecord(nil, &rec)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/mailchaos/mailchaos/loadgen/history"
+	"github.com/mailchaos/mailchaos/history"
 )
 
 func Example() {

@@ -154,7 +154,7 @@ func (w *Writer) Write(r Record) error {
 // yet shared).
 func (w *Writer) encode(r *Record) error {
 	var err error
-	if w.line, err = appendRecord(w.line[:0], r); err != nil {
+	if w.line, err = AppendRecord(w.line[:0], r); err != nil {
 		return err
 	}
 	_, err = w.buf.Write(w.line)

@@ -7,13 +7,19 @@
 // offsets in integer nanoseconds from the run's base time, taken on the
 // monotonic clock, so they order correctly even if the wall clock jumps.
 //
-// The format is versioned (SchemaVersion) and described by the JSON Schema in
-// history.schema.json beside this file. The package imports nothing else of
-// mailchaos, so any tool can read a history without the rest of the harness.
+// The package is the one definition of the format: the record types, kinds
+// and phase names (record.go), the one encoder (AppendRecord, used by
+// Writer), the one decoder (a fast path that defers to encoding/json, used
+// by Reader and by the parallel streaming Scan) and the JSON Schema
+// (history.schema.json, embedded as Schema). The format is versioned: the
+// header, always the first record, carries SchemaVersion, and a reader
+// refuses any other. The package imports nothing else of mailchaos, so any
+// tool can read a history without the rest of the harness.
 package history
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -130,6 +136,18 @@ const (
 	PhaseDone            = "done" // the run ended
 )
 
+// Types lists every record type, header first.
+var Types = []Type{TypeHeader, TypeOp, TypeEvent, TypeSeen, TypeFinal}
+
+// OpKinds lists the operation kinds the producers of this module write.
+var OpKinds = []string{KindSMTPSend, KindIMAPLogin, KindIMAPSelect, KindIMAPSearch, KindIMAPFetch, KindIMAPIdle, KindIMAPStore, KindIMAPExpunge}
+
+// EventKinds lists the event kinds.
+var EventKinds = []string{KindFaultInject, KindFaultHeal, KindPhase, KindResolve}
+
+// Phases lists the phase names of KindPhase events, in run order.
+var Phases = []string{PhaseSteady, PhaseLoad, PhaseHeal, PhaseConverge, PhaseFinalRead, PhaseFinalReadDone, PhaseReplicaRead, PhaseReplicaReadDone, PhaseDone}
+
 // Offset is a time in nanoseconds since the run's base time.
 type Offset int64
 
@@ -186,6 +204,30 @@ type Record struct {
 	UIDValidity uint32   `json:"uidvalidity,omitempty"`
 	UID         uint32   `json:"uid,omitempty"`
 	Flags       []string `json:"flags,omitempty"`
+}
+
+// Clone returns a copy of r that shares no memory with it: the records a
+// decoder hands out alias its buffers.
+func (r *Record) Clone() Record {
+	c := *r
+	for _, s := range []*string{&c.RunID, &c.Scenario, &c.Client, &c.Kind, &c.Name, &c.Target, &c.Class, &c.Stage, &c.Detail, &c.MsgID, &c.BodySHA256, &c.Mailbox} {
+		*s = strings.Clone(*s)
+	}
+	c.Type, c.Scope, c.Outcome = Type(strings.Clone(string(c.Type))), Scope(strings.Clone(string(c.Scope))), Outcome(strings.Clone(string(c.Outcome)))
+	c.Rcpt, c.Flags = cloneStrings(c.Rcpt), cloneStrings(c.Flags)
+	return c
+}
+
+// cloneStrings copies v and its strings; nil stays nil, empty stays empty.
+func cloneStrings(v []string) []string {
+	if v == nil {
+		return nil
+	}
+	out := make([]string, len(v))
+	for i, s := range v {
+		out[i] = strings.Clone(s)
+	}
+	return out
 }
 
 // Validate reports the first thing that makes r malformed for its type.
