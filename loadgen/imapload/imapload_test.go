@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailchaos/mailchaos/history"
 	"github.com/mailchaos/mailchaos/loadgen/corpus"
-	"github.com/mailchaos/mailchaos/loadgen/history"
 	"github.com/mailchaos/mailchaos/loadgen/internal/testsrv"
 	"github.com/mailchaos/mailchaos/loadgen/retry"
 )
