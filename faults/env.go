@@ -3,6 +3,8 @@ package faults
 import (
 	"context"
 	"time"
+
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // Env is what faults need from a running stack: handles looked up by name.
@@ -136,5 +138,5 @@ type BaseImager interface {
 // the call and end the observed effect; err is non-nil if the step failed.
 // *history.Writer satisfies it.
 type EventSink interface {
-	Event(kind, name, target string, start, end time.Time, err error) error
+	Event(kind history.Kind, name, target string, start, end time.Time, err error) error
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mailchaos/mailchaos/history"
 )
 
 // fakeEnv is an in-memory stack: every handle appends what it was asked to
@@ -426,7 +428,7 @@ type fakeSink struct {
 	events []string
 }
 
-func (s *fakeSink) Event(kind, name, target string, start, end time.Time, err error) error {
+func (s *fakeSink) Event(kind history.Kind, name, target string, start, end time.Time, err error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if end.Before(start) {

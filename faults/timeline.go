@@ -377,7 +377,7 @@ func (t *Timeline) Active() []Step {
 	return out
 }
 
-func (t *Timeline) event(kind string, f Fault, start, end time.Time, err error) {
+func (t *Timeline) event(kind history.Kind, f Fault, start, end time.Time, err error) {
 	if t.Events == nil {
 		return
 	}

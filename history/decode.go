@@ -388,9 +388,11 @@ func (d *fastDecoder) parse(s *scanner, rec *Record) bool {
 			}
 		case "kind":
 			bit = kKind
-			if rec.Kind, ok = s.str(); !ok {
+			var v string
+			if v, ok = s.str(); !ok {
 				return false
 			}
+			rec.Kind = Kind(v)
 		case "name":
 			bit = kName
 			if rec.Name, ok = s.str(); !ok {

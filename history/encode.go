@@ -27,7 +27,7 @@ func AppendRecord(dst []byte, r *Record) ([]byte, error) {
 		dst = append(dst, t...)
 	}
 	dst = appendField(dst, `,"client":`, r.Client)
-	dst = appendField(dst, `,"kind":`, r.Kind)
+	dst = appendField(dst, `,"kind":`, string(r.Kind))
 	dst = appendField(dst, `,"name":`, r.Name)
 	dst = appendField(dst, `,"target":`, r.Target)
 	dst = append(dst, `,"start":`...)

@@ -76,33 +76,37 @@ const (
 	ScopeOp Scope = "op"
 )
 
-// Operation kinds. Kinds are "<protocol>.<verb>"; producers may add kinds,
-// and consumers must ignore kinds they do not know.
+// Kind names what an operation or event record is about: "<protocol>.<verb>"
+// for operations, "fault.inject", "phase", ... for events. Producers may
+// add kinds; consumers must ignore kinds they do not know.
+type Kind string
+
+// Operation kinds.
 const (
-	KindSMTPSend    = "smtp.send"    // submit one message (MsgID, Rcpt, BodySHA256)
-	KindIMAPLogin   = "imap.login"   // connect, greeting, TLS, authenticate
-	KindIMAPSelect  = "imap.select"  // select a mailbox (UIDValidity)
-	KindIMAPSearch  = "imap.search"  // UID SEARCH of a mailbox
-	KindIMAPFetch   = "imap.fetch"   // FETCH headers or body of one message (UID, MsgID, BodySHA256)
-	KindIMAPIdle    = "imap.idle"    // IDLE until a new message is announced
-	KindIMAPStore   = "imap.store"   // set flags on a message (UID, Flags)
-	KindIMAPExpunge = "imap.expunge" // expunge a message (UID)
+	KindSMTPSend    Kind = "smtp.send"    // submit one message (MsgID, Rcpt, BodySHA256)
+	KindIMAPLogin   Kind = "imap.login"   // connect, greeting, TLS, authenticate
+	KindIMAPSelect  Kind = "imap.select"  // select a mailbox (UIDValidity)
+	KindIMAPSearch  Kind = "imap.search"  // UID SEARCH of a mailbox
+	KindIMAPFetch   Kind = "imap.fetch"   // FETCH headers or body of one message (UID, MsgID, BodySHA256)
+	KindIMAPIdle    Kind = "imap.idle"    // IDLE until a new message is announced
+	KindIMAPStore   Kind = "imap.store"   // set flags on a message (UID, Flags)
+	KindIMAPExpunge Kind = "imap.expunge" // expunge a message (UID)
 )
 
 // Event kinds.
 const (
 	// KindFaultInject is a fault being injected. Start is the call, End the
 	// observed effect; Name is the fault kind and Target what it hits.
-	KindFaultInject = "fault.inject"
+	KindFaultInject Kind = "fault.inject"
 	// KindFaultHeal is a fault being healed; Start and End as for inject.
-	KindFaultHeal = "fault.heal"
+	KindFaultHeal Kind = "fault.heal"
 	// KindPhase marks the start of a phase of the run (Name, see Phase*).
-	KindPhase = "phase"
+	KindPhase Kind = "phase"
 	// KindResolve records what the scenario's plan resolved against the
 	// stack before anything started: Name is what was asked (a fault spec,
 	// whose target may be a selector, or ResolvePrimary), Target what it
 	// resolved to (targets separated by ","), Detail how.
-	KindResolve = "resolve"
+	KindResolve Kind = "resolve"
 )
 
 // ResolvePrimary is the Name of the KindResolve event that records the
@@ -116,37 +120,56 @@ const ResolvePrimary = "primary-region"
 // incomplete, not a history of a stack without replicas.
 const ResolveReplicas = "replicas"
 
+// Phase is the name of a phase of the run, carried in the Name of a
+// KindPhase event (see Record.Phase).
+type Phase string
+
 // Phase names carried by KindPhase events.
 const (
-	PhaseSteady    = "steady"     // the steady-state check before faults
-	PhaseLoad      = "load"       // load with the fault timeline
-	PhaseHeal      = "heal"       // every fault healed
-	PhaseConverge  = "converge"   // the convergence window starts; Detail holds its deadline offset in ns
-	PhaseFinalRead = "final-read" // a final read round starts; Attempt holds the round (1, 2, ...)
+	PhaseSteady    Phase = "steady"     // the steady-state check before faults
+	PhaseLoad      Phase = "load"       // load with the fault timeline
+	PhaseHeal      Phase = "heal"       // every fault healed
+	PhaseConverge  Phase = "converge"   // the convergence window starts; Detail holds its deadline offset in ns
+	PhaseFinalRead Phase = "final-read" // a final read round starts; Attempt holds the round (1, 2, ...)
 	// PhaseFinalReadDone marks a complete final read round (Attempt is the
 	// round). Without it loss cannot be judged and the ledger is unknown.
-	PhaseFinalReadDone = "final-read-done"
+	PhaseFinalReadDone Phase = "final-read-done"
 	// PhaseReplicaRead marks the start of a read of one mailbox replica
 	// directly (not through the client endpoint), after the final read;
 	// Target names the replica. Its final records carry the same Target.
-	PhaseReplicaRead = "replica-read"
+	PhaseReplicaRead Phase = "replica-read"
 	// PhaseReplicaReadDone marks a complete read of the replica named by
 	// Target. Without it that replica cannot be judged.
-	PhaseReplicaReadDone = "replica-read-done"
-	PhaseDone            = "done" // the run ended
+	PhaseReplicaReadDone Phase = "replica-read-done"
+	PhaseDone            Phase = "done" // the run ended
 )
 
 // Types lists every record type, header first.
 var Types = []Type{TypeHeader, TypeOp, TypeEvent, TypeSeen, TypeFinal}
 
 // OpKinds lists the operation kinds the producers of this module write.
-var OpKinds = []string{KindSMTPSend, KindIMAPLogin, KindIMAPSelect, KindIMAPSearch, KindIMAPFetch, KindIMAPIdle, KindIMAPStore, KindIMAPExpunge}
+var OpKinds = []Kind{KindSMTPSend, KindIMAPLogin, KindIMAPSelect, KindIMAPSearch, KindIMAPFetch, KindIMAPIdle, KindIMAPStore, KindIMAPExpunge}
 
 // EventKinds lists the event kinds.
-var EventKinds = []string{KindFaultInject, KindFaultHeal, KindPhase, KindResolve}
+var EventKinds = []Kind{KindFaultInject, KindFaultHeal, KindPhase, KindResolve}
 
 // Phases lists the phase names of KindPhase events, in run order.
-var Phases = []string{PhaseSteady, PhaseLoad, PhaseHeal, PhaseConverge, PhaseFinalRead, PhaseFinalReadDone, PhaseReplicaRead, PhaseReplicaReadDone, PhaseDone}
+var Phases = []Phase{PhaseSteady, PhaseLoad, PhaseHeal, PhaseConverge, PhaseFinalRead, PhaseFinalReadDone, PhaseReplicaRead, PhaseReplicaReadDone, PhaseDone}
+
+// Phase returns the phase a KindPhase event marks, "" for any other record.
+func (r *Record) Phase() Phase {
+	if r.Type != TypeEvent || r.Kind != KindPhase {
+		return ""
+	}
+	return Phase(r.Name)
+}
+
+// Protocol returns the protocol of an operation kind: "smtp" for
+// "smtp.send", the whole kind if it has no dot.
+func (k Kind) Protocol() string {
+	p, _, _ := strings.Cut(string(k), ".")
+	return p
+}
 
 // Offset is a time in nanoseconds since the run's base time.
 type Offset int64
@@ -171,7 +194,7 @@ type Record struct {
 
 	// Who and what: ops, events, observations.
 	Client string `json:"client,omitempty"` // the producing client, e.g. "smtp-3", "imap-idle-7", "nemesis"
-	Kind   string `json:"kind,omitempty"`   // see Kind* constants
+	Kind   Kind   `json:"kind,omitempty"`   // see Kind* constants
 	Name   string `json:"name,omitempty"`   // event: fault kind or phase name
 	Target string `json:"target,omitempty"` // event: what the fault hits; final and replica-read events: the replica read
 
@@ -210,9 +233,10 @@ type Record struct {
 // decoder hands out alias its buffers.
 func (r *Record) Clone() Record {
 	c := *r
-	for _, s := range []*string{&c.RunID, &c.Scenario, &c.Client, &c.Kind, &c.Name, &c.Target, &c.Class, &c.Stage, &c.Detail, &c.MsgID, &c.BodySHA256, &c.Mailbox} {
+	for _, s := range []*string{&c.RunID, &c.Scenario, &c.Client, &c.Name, &c.Target, &c.Class, &c.Stage, &c.Detail, &c.MsgID, &c.BodySHA256, &c.Mailbox} {
 		*s = strings.Clone(*s)
 	}
+	c.Kind = Kind(strings.Clone(string(c.Kind)))
 	c.Type, c.Scope, c.Outcome = Type(strings.Clone(string(c.Type))), Scope(strings.Clone(string(c.Scope))), Outcome(strings.Clone(string(c.Outcome)))
 	c.Rcpt, c.Flags = cloneStrings(c.Rcpt), cloneStrings(c.Flags)
 	return c

@@ -31,7 +31,7 @@ func everyKind() []history.Record {
 			for _, scope := range []history.Scope{history.ScopeAttempt, history.ScopeOp} {
 				n++
 				recs = append(recs, history.Record{Type: history.TypeOp, Client: "client-" + odd[n%4], Kind: kind, Scope: scope, Attempt: n % 3, Outcome: out,
-					Class: "smtp:451 4.3.0", Stage: "data-end", Detail: odd[(n+1)%4], MsgID: "run-1.smtp-1." + kind, Rcpt: []string{"a@x", odd[n%4]},
+					Class: "smtp:451 4.3.0", Stage: "data-end", Detail: odd[(n+1)%4], MsgID: "run-1.smtp-1." + string(kind), Rcpt: []string{"a@x", odd[n%4]},
 					BodySHA256: strings.Repeat("0f", 32), Size: n * 100, Mailbox: "a@x/INBOX", UIDValidity: 4294967295, UID: uint32(n), Flags: []string{`\Seen`, odd[(n+2)%4]},
 					Start: history.Offset(n * 1000), End: history.Offset(n*1000 + 10)})
 			}
@@ -40,7 +40,10 @@ func everyKind() []history.Record {
 	for _, kind := range history.EventKinds {
 		names := []string{"partition"}
 		if kind == history.KindPhase {
-			names = history.Phases
+			names = names[:0]
+			for _, p := range history.Phases {
+				names = append(names, string(p))
+			}
 		}
 		if kind == history.KindResolve {
 			names = []string{history.ResolvePrimary, history.ResolveReplicas, "partition(links: from edge)"}

@@ -180,15 +180,15 @@ func (w *Writer) Final(r Record) error {
 }
 
 // Phase records the start of a phase of the run, now.
-func (w *Writer) Phase(name string, attempt int, detail string) error {
+func (w *Writer) Phase(name Phase, attempt int, detail string) error {
 	return w.PhaseOn(name, "", attempt, detail)
 }
 
 // PhaseOn records a phase change that concerns one target, such as the
 // read of one replica (PhaseReplicaRead); Phase is PhaseOn with no target.
-func (w *Writer) PhaseOn(name, target string, attempt int, detail string) error {
+func (w *Writer) PhaseOn(name Phase, target string, attempt int, detail string) error {
 	now := w.clock.Now()
-	return w.Write(Record{Type: TypeEvent, Kind: KindPhase, Client: "scenario", Name: name, Target: target, Attempt: attempt, Detail: detail, Start: now, End: now})
+	return w.Write(Record{Type: TypeEvent, Kind: KindPhase, Client: "scenario", Name: string(name), Target: target, Attempt: attempt, Detail: detail, Start: now, End: now})
 }
 
 // Resolve records what a plan resolved (a KindResolve event): asked is
@@ -200,9 +200,8 @@ func (w *Writer) Resolve(asked string, targets []string, detail string) error {
 
 // Event records a fault event: kind is KindFaultInject or KindFaultHeal,
 // start is when the call began and end when its effect was observed, err is
-// the failure if it had none. Its signature uses plain types so that fault
-// code can accept any event sink without importing this package.
-func (w *Writer) Event(kind, name, target string, start, end time.Time, err error) error {
+// the failure if it had none.
+func (w *Writer) Event(kind Kind, name, target string, start, end time.Time, err error) error {
 	r := Record{
 		Type:    TypeEvent,
 		Kind:    kind,

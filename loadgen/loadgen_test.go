@@ -243,7 +243,7 @@ func TestReadReplica(t *testing.T) {
 		switch {
 		case r.Type == history.TypeEvent && r.Kind == history.KindPhase:
 			phases = append(phases, r.Name+"@"+r.Target)
-			inRead = r.Name == history.PhaseReplicaRead
+			inRead = r.Phase() == history.PhaseReplicaRead
 		case r.Type == history.TypeFinal:
 			finals++
 			if r.Target != "store-b" {

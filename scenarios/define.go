@@ -99,48 +99,48 @@ func define(s flow.Scenario) error {
 		})
 
 		It("brings the stack up", func(ctx SpecContext) {
-			phase(ctx, r, "up", flow.UpTimeout, r.Up)
+			phase(ctx, r, flow.StepUp, flow.UpTimeout, r.Up)
 		}, phaseTimeout(flow.UpTimeout))
 
 		It("runs a clean steady load", func(ctx SpecContext) {
-			phase(ctx, r, "steady", steady, r.SteadyState, "up")
+			phase(ctx, r, flow.StepSteady, steady, r.SteadyState, flow.StepUp)
 		}, phaseTimeout(steady))
 
 		It("serves the steady load within its thresholds", Label(flow.GateLabel), func() {
-			skipUnless(r, "steady")
+			skipUnless(r, flow.StepSteady)
 			Expect(r.Steady).To(matchers.MeetThresholds(), "steady state before any fault")
 		})
 
 		It("runs load under the fault timeline", func(ctx SpecContext) {
-			phase(ctx, r, "load", load, r.Load, "up", "steady")
+			phase(ctx, r, flow.StepLoad, load, r.Load, flow.StepUp, flow.StepSteady)
 		}, phaseTimeout(load))
 
 		It("heals every fault", func(ctx SpecContext) {
-			phase(ctx, r, "heal", flow.HealTimeout, r.Heal, "up")
+			phase(ctx, r, flow.StepHeal, flow.HealTimeout, r.Heal, flow.StepUp)
 		}, phaseTimeout(flow.HealTimeout))
 
 		It("recovers from every fault", Label(flow.GateLabel), func() {
-			skipUnless(r, "heal")
+			skipUnless(r, flow.StepHeal)
 			Expect(r.HealProblems).To(BeEmpty(), "every fault healed and every node ready within %s after the load phase", flow.HealTimeout)
 		})
 
 		It("converges", func(ctx SpecContext) {
-			phase(ctx, r, "converge", converge, r.Converge, "up", "heal")
+			phase(ctx, r, flow.StepConverge, converge, r.Converge, flow.StepUp, flow.StepHeal)
 		}, phaseTimeout(converge))
 
 		It("reads every mailbox", func(ctx SpecContext) {
-			phase(ctx, r, "final-read", flow.FinalReadTimeout, r.FinalRead, "up")
+			phase(ctx, r, flow.StepFinalRead, flow.FinalReadTimeout, r.FinalRead, flow.StepUp)
 		}, phaseTimeout(flow.FinalReadTimeout))
 
 		It("judges the history", func(ctx SpecContext) {
-			phase(ctx, r, "check", flow.CheckTimeout, r.Check, "up")
+			phase(ctx, r, flow.StepCheck, flow.CheckTimeout, r.Check, flow.StepUp)
 			AddReportEntry("figures", Figures(r.Verdict))
 			fmt.Fprintf(GinkgoWriter, "%s: %s\n", s.Name, Figures(r.Verdict))
 		}, phaseTimeout(flow.CheckTimeout))
 
 		for _, g := range gates {
 			It(g.Text, Label(flow.GateLabel), func() {
-				skipUnless(r, "check")
+				skipUnless(r, flow.StepCheck)
 				Expect(r.Verdict).To(g.Matcher())
 			})
 		}
@@ -153,15 +153,15 @@ func define(s flow.Scenario) error {
 // cancelling its context, with no deadline a wait could plan by: the
 // phase gets bound as its context's deadline, so every wait inside derives
 // its own from it (Ginkgo's node timeout is a minute longer).
-func phase(sctx context.Context, r *flow.Run, name string, bound time.Duration, fn func(context.Context) error, needs ...string) {
+func phase(sctx context.Context, r *flow.Run, name flow.Step, bound time.Duration, fn func(context.Context) error, needs ...flow.Step) {
 	skipUnless(r, needs...)
-	testHook("panic@" + name)
+	testHook("panic@" + string(name))
 	ctx, cancel := context.WithTimeout(sctx, bound)
 	defer cancel()
 	Expect(fn(ctx)).To(Succeed())
 }
 
-func skipUnless(r *flow.Run, phases ...string) {
+func skipUnless(r *flow.Run, phases ...flow.Step) {
 	if r == nil {
 		Skip("scenario was not prepared")
 	}

@@ -234,7 +234,7 @@ func newRecorder() *recorder {
 	return &recorder{inject: map[string][]time.Duration{}, heal: map[string][]time.Duration{}}
 }
 
-func (r *recorder) Event(kind, name, target string, start, end time.Time, err error) error {
+func (r *recorder) Event(kind history.Kind, name, target string, start, end time.Time, err error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {

@@ -132,6 +132,6 @@ func (g *gen) faultBurst(t int64, f facts) {
 	g.put(history.Record{Type: history.TypeEvent, Kind: history.KindFaultHeal, Client: "nemesis", Name: "kill", Target: "mta-a", Start: history.Offset(t + 20_000), End: history.Offset(t + 30_000), Outcome: history.OK})
 }
 
-func phase(name string, round int, at int64) history.Record {
-	return history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: name, Attempt: round, Start: history.Offset(at), End: history.Offset(at)}
+func phase(name history.Phase, round int, at int64) history.Record {
+	return history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: string(name), Attempt: round, Start: history.Offset(at), End: history.Offset(at)}
 }

@@ -76,7 +76,7 @@ type Recorder interface {
 	Op(r history.Record) error
 	Seen(r history.Record) error
 	Final(r history.Record) error
-	PhaseOn(name, target string, attempt int, detail string) error
+	PhaseOn(name history.Phase, target string, attempt int, detail string) error
 	Clock() history.Clock
 }
 
@@ -363,7 +363,7 @@ type opFunc func(ctx context.Context, s *session, rec *history.Record) error
 
 // do runs fn under the client policy: it (re)connects as needed, arms the
 // deadline, records every attempt and the op, and returns the op record.
-func (cl *Client) do(ctx context.Context, kind, stage string, timeout time.Duration, fn opFunc) (history.Record, error) {
+func (cl *Client) do(ctx context.Context, kind history.Kind, stage string, timeout time.Duration, fn opFunc) (history.Record, error) {
 	clock := cl.o.Recorder.Clock()
 	stats := cl.o.Stats
 	first := time.Now()

@@ -35,7 +35,7 @@ func (cfg FinalReadConfig) String() string {
 }
 
 // phases returns the names of the events that frame the read.
-func (cfg FinalReadConfig) phases() (start, done string) {
+func (cfg FinalReadConfig) phases() (start, done history.Phase) {
 	if cfg.Replica != "" {
 		return history.PhaseReplicaRead, history.PhaseReplicaReadDone
 	}

@@ -164,7 +164,7 @@ func TestFinalRead(t *testing.T) {
 				}
 			}
 			phases := filter(recs, func(r history.Record) bool { return r.Kind == history.KindPhase })
-			if len(phases) != 2 || phases[0].Name != history.PhaseFinalRead || phases[1].Name != history.PhaseFinalReadDone {
+			if len(phases) != 2 || phases[0].Phase() != history.PhaseFinalRead || phases[1].Phase() != history.PhaseFinalReadDone {
 				t.Errorf("phases %+v", phases)
 			}
 		})
@@ -302,7 +302,7 @@ func TestSilentServerAndBadLogin(t *testing.T) {
 	if len(att) != 2 || att[0].Class != "timeout" || att[0].Stage != StageGreeting {
 		t.Errorf("attempts %+v", att)
 	}
-	if slices.ContainsFunc(recs, func(r history.Record) bool { return r.Name == history.PhaseFinalReadDone }) {
+	if slices.ContainsFunc(recs, func(r history.Record) bool { return r.Phase() == history.PhaseFinalReadDone }) {
 		t.Error("final-read-done recorded for an incomplete round")
 	}
 

@@ -26,18 +26,18 @@ func (c *checker) declareReplicas(names string) {
 func (c *checker) missingPhases() []string {
 	var missing []string
 	if len(c.rounds) == 0 {
-		missing = append(missing, history.PhaseFinalReadDone)
+		missing = append(missing, string(history.PhaseFinalReadDone))
 	}
 	var unread []string
 	for i, name := range c.replicaNames.names {
 		if c.replicas[i].done == 0 {
-			unread = append(unread, history.PhaseReplicaReadDone+" "+name)
+			unread = append(unread, string(history.PhaseReplicaReadDone)+" "+name)
 		}
 	}
 	slices.Sort(unread)
 	missing = append(missing, unread...)
 	if !c.done {
-		missing = append(missing, history.PhaseDone)
+		missing = append(missing, string(history.PhaseDone))
 	}
 	return missing
 }
@@ -55,7 +55,7 @@ func incomplete(st Status, reason string, missing []string) (Status, string) {
 		return st, reason
 	}
 	what := "incomplete history: no " + strings.Join(missing, ", no ")
-	cut := missing[len(missing)-1] == history.PhaseDone
+	cut := missing[len(missing)-1] == string(history.PhaseDone)
 	switch {
 	case cut && st == Failure:
 		return Unknown, fmt.Sprintf("%s (the run was cut): nothing is final; the checks said: %s", what, reason)

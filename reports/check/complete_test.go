@@ -25,15 +25,15 @@ func runShaped() ([]history.Record, map[string]int) {
 	at := map[string]int{}
 	for round := 1; round <= 2; round++ {
 		recs = append(recs, phase(history.PhaseFinalRead, round, 90000+round*1000), fin("m1", inbox1, 1, round), fin("m2", inbox1, 2, round), done(round))
-		at[history.PhaseFinalReadDone+" "+string(rune('0'+round))] = len(recs) - 1
+		at[string(history.PhaseFinalReadDone)+" "+string(rune('0'+round))] = len(recs) - 1
 	}
 	for _, rep := range []string{"store-a", "store-b"} {
 		recs = append(recs, rread(rep, 1), rfin(rep, "m1", inbox1, 1), rfin(rep, "m2", inbox1, 2), rdone(rep, 1))
-		at[history.PhaseReplicaReadDone+" "+rep] = len(recs) - 1
+		at[string(history.PhaseReplicaReadDone)+" "+rep] = len(recs) - 1
 	}
 	end := phase(history.PhaseDone, 0, 300000)
 	recs = append(recs, end)
-	at[history.PhaseDone] = len(recs) - 1
+	at[string(history.PhaseDone)] = len(recs) - 1
 	return recs, at
 }
 
@@ -51,18 +51,18 @@ func TestCutHistoryIsNeverASuccess(t *testing.T) {
 		if v.Status == Success {
 			t.Fatalf("cut after %d of %d records: success (%s)", cut, len(recs), v.Reason)
 		}
-		if !slices.Contains(v.Incomplete, history.PhaseDone) || !strings.Contains(v.Reason, "incomplete history") {
+		if !slices.Contains(v.Incomplete, string(history.PhaseDone)) || !strings.Contains(v.Reason, "incomplete history") {
 			t.Errorf("cut after %d records: incomplete %v, reason %q", cut, v.Incomplete, v.Reason)
 		}
 		// Each replica is owed its read from the start: the resolve event
 		// declares both.
 		for _, rep := range []string{"store-a", "store-b"} {
-			want := cut > 0 && cut <= at[history.PhaseReplicaReadDone+" "+rep] // recs[0] declares them
-			if got := slices.Contains(v.Incomplete, history.PhaseReplicaReadDone+" "+rep); got != want {
+			want := cut > 0 && cut <= at[string(history.PhaseReplicaReadDone)+" "+rep] // recs[0] declares them
+			if got := slices.Contains(v.Incomplete, string(history.PhaseReplicaReadDone)+" "+rep); got != want {
 				t.Errorf("cut after %d records: missing replica-read-done %s = %v, want %v (%v)", cut, rep, got, want, v.Incomplete)
 			}
 		}
-		if want := cut <= at[history.PhaseFinalReadDone+" 1"]; slices.Contains(v.Incomplete, history.PhaseFinalReadDone) != want {
+		if want := cut <= at[string(history.PhaseFinalReadDone)+" 1"]; slices.Contains(v.Incomplete, string(history.PhaseFinalReadDone)) != want {
 			t.Errorf("cut after %d records: missing final-read-done = %v, want %v", cut, !want, want)
 		}
 	}
@@ -72,8 +72,8 @@ func TestCutHistoryIsNeverASuccess(t *testing.T) {
 // read or done. It used to pass on three checks.
 func TestCutAfterTheFinalRead(t *testing.T) {
 	recs, at := runShaped()
-	v := mustRun(t, cutHist(recs[:at[history.PhaseFinalReadDone+" 2"]+1]...), Policy{})
-	want := []string{history.PhaseReplicaReadDone + " store-a", history.PhaseReplicaReadDone + " store-b", history.PhaseDone}
+	v := mustRun(t, cutHist(recs[:at[string(history.PhaseFinalReadDone)+" 2"]+1]...), Policy{})
+	want := []string{string(history.PhaseReplicaReadDone) + " store-a", string(history.PhaseReplicaReadDone) + " store-b", string(history.PhaseDone)}
 	if v.Status != Unknown || !slices.Equal(v.Incomplete, want) {
 		t.Fatalf("status %s (%s), incomplete %v, want unknown and %v", v.Status, v.Reason, v.Incomplete, want)
 	}
@@ -97,7 +97,7 @@ func TestIncompleteFailures(t *testing.T) {
 	// the missing read named.
 	reused := []history.Record{send("m1", ok, 0, 10), send("m2", ok, 50, 60), seen("m1", inbox1, 1, 20), seen("m2", inbox1, 1, 70)}
 	v := mustRun(t, mkHist(reused...), Policy{})
-	if v.Status != Failure || !slices.Equal(v.Incomplete, []string{history.PhaseFinalReadDone}) || !strings.Contains(v.Reason, "no final-read-done") {
+	if v.Status != Failure || !slices.Equal(v.Incomplete, []string{string(history.PhaseFinalReadDone)}) || !strings.Contains(v.Reason, "no final-read-done") {
 		t.Errorf("ended without a final read: %s (%s) incomplete %v", v.Status, v.Reason, v.Incomplete)
 	}
 }
@@ -154,7 +154,7 @@ func TestRealHistoryCutAtEveryPhase(t *testing.T) {
 				continue // the whole history
 			}
 			v := judgeLines(t, lines[:cut])
-			if v.Status == Success || !slices.Contains(v.Incomplete, history.PhaseDone) {
+			if v.Status == Success || !slices.Contains(v.Incomplete, string(history.PhaseDone)) {
 				t.Errorf("cut after line %d (%s): %s, incomplete %v", cut, strings.TrimSpace(l), v.Status, v.Incomplete)
 			}
 			cuts++
@@ -169,7 +169,7 @@ func TestRealHistoryCutAtEveryPhase(t *testing.T) {
 // lacking every read and its end.
 func TestRealHistoryOfAKilledRun(t *testing.T) {
 	v := judgeLines(t, realHistory(t, "killed-in-converge"))
-	want := []string{history.PhaseFinalReadDone, history.PhaseReplicaReadDone + " store-a", history.PhaseReplicaReadDone + " store-b", history.PhaseDone}
+	want := []string{string(history.PhaseFinalReadDone), string(history.PhaseReplicaReadDone) + " store-a", string(history.PhaseReplicaReadDone) + " store-b", string(history.PhaseDone)}
 	if v.Status != Unknown || !slices.Equal(v.Incomplete, want) {
 		t.Fatalf("killed run: %s (%s), incomplete %v, want unknown and %v", v.Status, v.Reason, v.Incomplete, want)
 	}

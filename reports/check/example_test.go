@@ -16,8 +16,8 @@ func ExampleRunRecords() {
 		{Type: history.TypeOp, Client: "smtp-1", Kind: history.KindSMTPSend, Scope: history.ScopeOp, Attempt: 1,
 			MsgID: "run-1.smtp-1.2", Rcpt: []string{"user0001@example.test"}, BodySHA256: "cd", Outcome: history.OK, Start: 6e6, End: 9e6},
 		{Type: history.TypeFinal, MsgID: "run-1.smtp-1.1", Mailbox: "user0001@example.test/INBOX", UIDValidity: 1, UID: 1, BodySHA256: "ab", Attempt: 1, Start: 1e9},
-		{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: history.PhaseFinalReadDone, Attempt: 1, Start: 2e9},
-		{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: history.PhaseDone, Start: 3e9},
+		{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: string(history.PhaseFinalReadDone), Attempt: 1, Start: 2e9},
+		{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: string(history.PhaseDone), Start: 3e9},
 	}
 	v, err := check.RunRecords(context.Background(), recs, check.Policy{Thresholds: []string{"lost == 0"}})
 	if err != nil {
@@ -43,8 +43,8 @@ func ExampleRunRecords_replicas() {
 	final := func(id, replica string, uid uint32) history.Record {
 		return history.Record{Type: history.TypeFinal, Client: "final-1", Target: replica, MsgID: id, Mailbox: box, UIDValidity: 1, UID: uid, BodySHA256: "ab", Attempt: 1, Start: 1e9}
 	}
-	phase := func(name, replica string) history.Record {
-		return history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: name, Target: replica, Attempt: 1, Start: 2e9}
+	phase := func(name history.Phase, replica string) history.Record {
+		return history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: string(name), Target: replica, Attempt: 1, Start: 2e9}
 	}
 	recs := []history.Record{
 		{Type: history.TypeHeader, Version: history.SchemaVersion, RunID: "run-1", Seed: 7},

@@ -55,19 +55,19 @@ func seen(id, mbox string, uid uint32, at int) history.Record {
 	return history.Record{Type: history.TypeSeen, Client: "imap-idle-1", MsgID: id, Mailbox: mbox, UIDValidity: 1, UID: uid, Start: ms(at)}
 }
 
-func phase(name string, round, at int) history.Record {
-	return history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: name, Attempt: round, Start: ms(at), End: ms(at)}
+func phase(name history.Phase, round, at int) history.Record {
+	return history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: string(name), Attempt: round, Start: ms(at), End: ms(at)}
 }
 
 func done(round int) history.Record {
 	return phase(history.PhaseFinalReadDone, round, 99000+round*1000)
 }
 
-func fault(kind, name, target string, start, end int) history.Record {
+func fault(kind history.Kind, name, target string, start, end int) history.Record {
 	return history.Record{Type: history.TypeEvent, Kind: kind, Client: "nemesis", Name: name, Target: target, Start: ms(start), End: ms(end), Outcome: history.OK}
 }
 
-func imapOp(kind string, out history.Outcome, start, end int, stage string) history.Record {
+func imapOp(kind history.Kind, out history.Outcome, start, end int, stage string) history.Record {
 	return history.Record{Type: history.TypeOp, Client: "imap-1", Kind: kind, Scope: history.ScopeOp, Attempt: 1, Outcome: out, Start: ms(start), End: ms(end), Stage: stage, Mailbox: inbox1}
 }
 

@@ -489,8 +489,7 @@ func (c *checker) add(line int64, r *history.Record) {
 	}
 }
 
-func (c *checker) proto(kind string) *protoState {
-	name, _, _ := strings.Cut(kind, ".")
+func (c *checker) proto(name string) *protoState {
 	ps, ok := c.protos[name]
 	if !ok {
 		name = c.arena.str(name)
@@ -506,7 +505,7 @@ func (c *checker) proto(kind string) *protoState {
 func (c *checker) op(line int64, r *history.Record) {
 	ok := r.Outcome == history.OK
 	att := r.Scope == history.ScopeAttempt
-	ps := c.proto(r.Kind)
+	ps := c.proto(r.Kind.Protocol())
 	o := opRec{start: int64(r.Start), end: int64(r.End), ok: ok, attempt: att}
 	if att {
 		ps.nAtt++
@@ -536,10 +535,10 @@ func (c *checker) op(line int64, r *history.Record) {
 	}
 	ps.ops = append(ps.ops, o)
 	if ok && !att {
-		h := c.latency[r.Kind]
+		h := c.latency[string(r.Kind)]
 		if h == nil {
 			h = newHist()
-			c.latency[c.arena.str(r.Kind)] = h
+			c.latency[c.arena.str(string(r.Kind))] = h
 		}
 		h.record(int64(r.End - r.Start))
 	}
@@ -827,7 +826,7 @@ func (c *checker) event(line int64, r *history.Record) {
 		}
 		c.heals = append(c.heals, heal{fault: idx, name: c.arena.str(r.Name), at: max(int64(r.End), int64(r.Start))})
 	case history.KindPhase:
-		switch r.Name {
+		switch r.Phase() {
 		case history.PhaseFinalReadDone:
 			round := r.Attempt
 			if round <= 0 {

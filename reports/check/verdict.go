@@ -134,7 +134,7 @@ type Evidence struct {
 type OpRef struct {
 	Line    int64           `json:"line"` // 1-based line in the history file (record index+1 in memory)
 	Type    history.Type    `json:"type"`
-	Kind    string          `json:"kind,omitempty"`
+	Kind    history.Kind    `json:"kind,omitempty"`
 	Client  string          `json:"client,omitempty"`
 	Target  string          `json:"target,omitempty"` // the replica a replica read's final record comes from
 	Scope   history.Scope   `json:"scope,omitempty"`

@@ -40,11 +40,11 @@ func (f fixture) writeHistory(t testing.TB, path string) []string {
 			t.Fatal(err)
 		}
 	}
-	ev := func(kind, name, target string, start, end history.Offset) {
+	ev := func(kind history.Kind, name, target string, start, end history.Offset) {
 		must(w.Write(history.Record{Type: history.TypeEvent, Kind: kind, Client: "nemesis", Name: name, Target: target, Start: start, End: end, Outcome: history.OK}))
 	}
-	phase := func(name string, at history.Offset, attempt int) {
-		must(w.Write(history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: name, Start: at, End: at, Attempt: attempt}))
+	phase := func(name history.Phase, at history.Offset, attempt int) {
+		must(w.Write(history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: string(name), Start: at, End: at, Attempt: attempt}))
 	}
 	faultStart, faultEnd := 20*sec, 32*sec
 	inFault := func(o history.Offset) bool { return o >= faultStart && o < faultEnd }

@@ -274,7 +274,7 @@ func evidenceLine(e check.Evidence) string {
 
 func opLine(op check.OpRef) string {
 	s := fmt.Sprintf("history line %d: %s", op.Line, op.Type)
-	for _, f := range []string{op.Kind, op.Client, string(op.Scope)} {
+	for _, f := range []string{string(op.Kind), op.Client, string(op.Scope)} {
 		if f != "" {
 			s += " " + f
 		}

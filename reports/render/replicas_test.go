@@ -47,7 +47,7 @@ func TestRenderReplicaCheck(t *testing.T) {
 	}
 	at := finals[len(finals)-1].Start + 10*sec
 	for _, rep := range []string{"store-a", "store-b"} {
-		add(history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: history.PhaseReplicaRead, Target: rep, Attempt: 1, Start: at, End: at})
+		add(history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: string(history.PhaseReplicaRead), Target: rep, Attempt: 1, Start: at, End: at})
 		n := len(finals)
 		if rep == "store-b" {
 			n -= 2
@@ -56,7 +56,7 @@ func TestRenderReplicaCheck(t *testing.T) {
 			r.Target, r.Client, r.UIDValidity, r.Start = rep, "final-1", 77, at
 			add(r)
 		}
-		add(history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: history.PhaseReplicaReadDone, Target: rep, Attempt: 1, Start: at, End: at})
+		add(history.Record{Type: history.TypeEvent, Kind: history.KindPhase, Client: "scenario", Name: string(history.PhaseReplicaReadDone), Target: rep, Attempt: 1, Start: at, End: at})
 	}
 	hf, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {

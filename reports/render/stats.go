@@ -207,11 +207,6 @@ func deliveryKey(msgID, mailbox string) uint64 {
 	return h.Sum64()
 }
 
-func protocolOf(kind string) string {
-	p, _, _ := strings.Cut(kind, ".")
-	return p
-}
-
 // bucket returns the bucket for protocol p at offset at, growing and
 // coarsening the buckets as needed; nil if p is beyond maxProtocols.
 func (s *Stats) bucket(p string, at history.Offset) *protoBucket {
@@ -290,7 +285,7 @@ func (s *Stats) Add(r history.Record) {
 }
 
 func (s *Stats) addOp(r history.Record) {
-	p := protocolOf(r.Kind)
+	p := r.Kind.Protocol()
 	b := s.bucket(p, r.End)
 	ok := r.Outcome == history.OK
 	if r.Scope == history.ScopeAttempt {

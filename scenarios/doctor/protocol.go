@@ -332,7 +332,7 @@ func (m *memRecorder) Final(r history.Record) error {
 	return nil
 }
 
-func (m *memRecorder) PhaseOn(string, string, int, string) error { return nil }
+func (m *memRecorder) PhaseOn(history.Phase, string, int, string) error { return nil }
 
 func (m *memRecorder) bodyHash(msgID string) string {
 	m.mu.Lock()

@@ -73,7 +73,7 @@ func TestCheckRefusesAnIncompleteHistory(t *testing.T) {
 	// The stack declares two replicas: a history cut before their reads
 	// owes them.
 	for _, rep := range []string{"store-a", "store-b"} {
-		if !slices.Contains(r.Verdict.Incomplete, history.PhaseReplicaReadDone+" "+rep) {
+		if !slices.Contains(r.Verdict.Incomplete, string(history.PhaseReplicaReadDone)+" "+rep) {
 			t.Errorf("incomplete %v lacks %s's read", r.Verdict.Incomplete, rep)
 		}
 	}
@@ -84,14 +84,14 @@ func TestCheckRefusesAnIncompleteHistory(t *testing.T) {
 func TestJudgePartial(t *testing.T) {
 	r := startTestRun(t)
 	r.phase(history.PhaseLoad, 0, "")
-	if r.Phase() != history.PhaseLoad {
+	if r.Phase() != string(history.PhaseLoad) {
 		t.Errorf("phase %q, want load", r.Phase())
 	}
 	if err := r.Teardown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	r.JudgePartial(context.Background())
-	if !r.Judged || !r.Partial || r.Verdict.Status != check.Unknown || !slices.Contains(r.Verdict.Incomplete, history.PhaseDone) {
+	if !r.Judged || !r.Partial || r.Verdict.Status != check.Unknown || !slices.Contains(r.Verdict.Incomplete, string(history.PhaseDone)) {
 		t.Fatalf("partial verdict: judged %v partial %v status %s incomplete %v", r.Judged, r.Partial, r.Verdict.Status, r.Verdict.Incomplete)
 	}
 }

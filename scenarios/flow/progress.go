@@ -178,7 +178,7 @@ func (p *Progress) Begin(scenario, historyPath string, total time.Duration) {
 	p.End()
 	p.mu.Lock()
 	p.scenario, p.total, p.start = scenario, total, time.Now()
-	p.phase = "up"
+	p.phase = string(StepUp)
 	p.tally = NewTally(historyPath)
 	p.lastAcc, p.lastAt = 0, p.start
 	p.stop, p.done = make(chan struct{}), make(chan struct{})

@@ -44,7 +44,7 @@ const (
 type Traffic interface {
 	// Load sends mail at the run's rate and watches the mailboxes for d,
 	// recording every operation; it returns when the last operation ended.
-	Load(ctx context.Context, phase string, d time.Duration) error
+	Load(ctx context.Context, phase history.Phase, d time.Duration) error
 	// FinalRead lists every message of every test mailbox into w as final
 	// records, read round round, framed by the final-read phase events
 	// (final-read-done only when every mailbox was read). An error means
@@ -101,8 +101,8 @@ type Run struct {
 
 	logFile  *os.File
 	current  string // the phase started last
-	failed   map[string]error
-	ok       map[string]bool
+	failed   map[Step]error
+	ok       map[Step]bool
 	mu       sync.Mutex
 	healOnce sync.Once
 }
@@ -111,9 +111,9 @@ type Run struct {
 func (r *Run) Err() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, p := range []string{"up", "steady", "load", "heal", "converge", "final-read", "check", "teardown"} {
+	for _, p := range Steps {
 		if err, ok := r.failed[p]; ok {
-			return p + ": " + err.Error()
+			return string(p) + ": " + err.Error()
 		}
 	}
 	return ""
@@ -143,7 +143,7 @@ func (r *Run) HistoryPath() string { return filepath.Join(r.Dir, "history.jsonl"
 func Start(p Params, s Scenario, progress *Progress, console io.Writer) (*Run, error) {
 	asked := p.Duration
 	p.Duration = s.LoadDuration(p.Duration)
-	r := &Run{Started: time.Now(), P: p, S: s, Dir: filepath.Join(p.RunDir(), s.Name), Progress: progress, failed: map[string]error{}, ok: map[string]bool{}}
+	r := &Run{Started: time.Now(), P: p, S: s, Dir: filepath.Join(p.RunDir(), s.Name), Progress: progress, failed: map[Step]error{}, ok: map[Step]bool{}}
 	if err := s.Validate(); err != nil {
 		return r, err
 	}
@@ -193,8 +193,8 @@ func (r *Run) Planned() time.Duration {
 }
 
 // phase records the start of a phase in the history and the progress line.
-func (r *Run) phase(name string, attempt int, detail string) {
-	r.setPhase(name)
+func (r *Run) phase(name history.Phase, attempt int, detail string) {
+	r.setPhase(string(name))
 	if r.History != nil {
 		if err := r.History.Phase(name, attempt, detail); err != nil {
 			r.Log.Error("record phase", "phase", name, "err", err)
@@ -203,8 +203,8 @@ func (r *Run) phase(name string, attempt int, detail string) {
 	r.Log.Info("phase", "name", name, "attempt", attempt)
 }
 
-// Need fails when a phase of phases failed or never ran successfully.
-func (r *Run) Need(phases ...string) error {
+// Need fails when a step of steps failed or never ran successfully.
+func (r *Run) Need(phases ...Step) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range phases {
@@ -218,7 +218,7 @@ func (r *Run) Need(phases ...string) error {
 	return nil
 }
 
-func (r *Run) done(phase string, err error) error {
+func (r *Run) done(phase Step, err error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
@@ -233,14 +233,14 @@ func (r *Run) done(phase string, err error) error {
 // Up loads the descriptor, applies the rehearsal's image sets and brings
 // the stack up; then it connects the load generator and the fault kinds.
 func (r *Run) Up(ctx context.Context) error {
-	return r.done("up", r.up(ctx))
+	return r.done(StepUp, r.up(ctx))
 }
 
 func (r *Run) up(ctx context.Context) error {
 	if r.History == nil {
 		return errors.New("run not started")
 	}
-	r.setPhase("up")
+	r.setPhase(string(StepUp))
 	if r.Plan == nil {
 		return errors.New("scenario not planned")
 	}
@@ -314,10 +314,10 @@ func ApplyImageSets(d *harness.Descriptor, from, to string) error {
 // SteadyThresholds. The returned error is a harness failure; a steady state
 // that misses its thresholds is a verdict (r.Steady) for the gate to judge.
 func (r *Run) SteadyState(ctx context.Context) error {
-	if err := r.Need("up"); err != nil {
+	if err := r.Need(StepUp); err != nil {
 		return err
 	}
-	return r.done("steady", r.steady(ctx))
+	return r.done(StepSteady, r.steady(ctx))
 }
 
 func (r *Run) steady(ctx context.Context) error {
@@ -344,10 +344,10 @@ func (r *Run) steady(ctx context.Context) error {
 // parallel for --duration. The timeline heals each fault when its time is
 // up and every fault at its end.
 func (r *Run) Load(ctx context.Context) error {
-	if err := r.Need("up", "steady"); err != nil {
+	if err := r.Need(StepUp, StepSteady); err != nil {
 		return err
 	}
-	return r.done("load", r.load(ctx))
+	return r.done(StepLoad, r.load(ctx))
 }
 
 func (r *Run) load(ctx context.Context) error {
@@ -479,10 +479,10 @@ func (r *Run) recordPlan() error {
 // in HealProblems for a gate to judge, and the run goes on to converge and
 // read what the stack kept. Only a cancelled heal (a hang) fails the phase.
 func (r *Run) Heal(ctx context.Context) error {
-	if err := r.Need("up"); err != nil {
+	if err := r.Need(StepUp); err != nil {
 		return err
 	}
-	return r.done("heal", r.heal(ctx))
+	return r.done(StepHeal, r.heal(ctx))
 }
 
 func (r *Run) heal(ctx context.Context) error {
@@ -539,10 +539,10 @@ func (r *Run) HealForCleanup(ctx context.Context) error {
 // its chance to drain queues and replicate. Reaching the deadline is not an
 // error: the final read then shows what is missing.
 func (r *Run) Converge(ctx context.Context) error {
-	if err := r.Need("up", "heal"); err != nil {
+	if err := r.Need(StepUp, StepHeal); err != nil {
 		return err
 	}
-	return r.done("converge", r.converge(ctx))
+	return r.done(StepConverge, r.converge(ctx))
 }
 
 func (r *Run) converge(ctx context.Context) error {
@@ -691,10 +691,10 @@ type uidKey struct {
 // complete is recorded as such: the ledger is then judged on the rounds
 // that did, or is unknown, never a pass.
 func (r *Run) FinalRead(ctx context.Context) error {
-	if err := r.Need("up"); err != nil {
+	if err := r.Need(StepUp); err != nil {
 		return err
 	}
-	return r.done("final-read", r.finalRead(ctx))
+	return r.done(StepFinalRead, r.finalRead(ctx))
 }
 
 func (r *Run) finalRead(ctx context.Context) error {
@@ -709,7 +709,7 @@ func (r *Run) finalRead(ctx context.Context) error {
 			case <-time.After(RoundGap):
 			}
 		}
-		r.setPhase(fmt.Sprintf("final-read %d", round))
+		r.setPhase(fmt.Sprintf("%s %d", history.PhaseFinalRead, round))
 		rctx, cancel := context.WithTimeout(ctx, ReadBound(ctx, rounds-round+1+len(replicas), rounds-round))
 		// The traffic writes the round's final-read and final-read-done
 		// events; the latter only when every mailbox was read.
@@ -726,7 +726,7 @@ func (r *Run) finalRead(ctx context.Context) error {
 	// every message the clients can see. A replica that cannot be read
 	// leaves its read incomplete, and the replicas check unknown.
 	for i, name := range replicas {
-		r.setPhase("replica-read " + name)
+		r.setPhase(string(history.PhaseReplicaRead) + " " + name)
 		rctx, cancel := context.WithTimeout(ctx, ReadBound(ctx, len(replicas)-i, 0))
 		err := r.Traffic.ReadReplica(rctx, r.History, name)
 		cancel()
@@ -756,7 +756,7 @@ func (r *Run) Check(ctx context.Context) error {
 	if r.History == nil {
 		return errors.New("run not started")
 	}
-	return r.done("check", r.check(ctx))
+	return r.done(StepCheck, r.check(ctx))
 }
 
 func (r *Run) check(ctx context.Context) error {
@@ -812,7 +812,7 @@ func (r *Run) Teardown(ctx context.Context) error {
 		start := time.Now()
 		if err := r.Env.Teardown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("tear down: %w", err))
-			r.done("teardown", err)
+			r.done(StepTeardown, err)
 		}
 		r.Log.Info("stack down", "took", time.Since(start).Round(time.Millisecond))
 	}

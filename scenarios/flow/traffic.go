@@ -79,9 +79,9 @@ func newStackTraffic(env *harness.Env, w *history.Writer, p Params, log *slog.Lo
 // Load runs the load for d. Each phase gets its own message-ID prefix
 // (<stack run id>-<phase>), so the steady and the load phase never reuse
 // an ID.
-func (t *stackTraffic) Load(ctx context.Context, phase string, d time.Duration) error {
+func (t *stackTraffic) Load(ctx context.Context, phase history.Phase, d time.Duration) error {
 	cfg := t.cfg
-	cfg.RunID = t.cfg.RunID + "-" + phase
+	cfg.RunID = t.cfg.RunID + "-" + string(phase)
 	cfg.SMTP.Duration = d
 	cfg.SMTP.MaxMessages = int(math.Ceil(t.p.Rate*d.Seconds())) + 1
 	sum, err := loadgen.Run(ctx, cfg, t.w)
