@@ -11,10 +11,10 @@ import (
 // declareReplicas records the replicas a resolve event declares (names
 // separated by ","): each is owed a replica-read-done, so the replicas
 // check is present, and unknown until each is read.
-func (c *checker) declareReplicas(names string) {
+func (md *model) declareReplicas(names string) {
 	for _, name := range strings.Split(names, ",") {
 		if name = strings.TrimSpace(name); name != "" {
-			c.replica(name)
+			md.replica(name)
 		}
 	}
 }
@@ -23,20 +23,20 @@ func (c *checker) declareReplicas(names string) {
 // order: a complete final-read round (final-read-done), a complete read of
 // each replica it read or declared (replica-read-done <name>), and the end
 // of the run (done).
-func (c *checker) missingPhases() []string {
+func (md *model) missingPhases() []string {
 	var missing []string
-	if len(c.rounds) == 0 {
+	if len(md.rounds) == 0 {
 		missing = append(missing, string(history.PhaseFinalReadDone))
 	}
 	var unread []string
-	for i, name := range c.replicaNames.names {
-		if c.replicas[i].done == 0 {
+	for i, name := range md.replicaNames.names {
+		if md.replicas[i].done == 0 {
 			unread = append(unread, string(history.PhaseReplicaReadDone)+" "+name)
 		}
 	}
 	slices.Sort(unread)
 	missing = append(missing, unread...)
-	if !c.done {
+	if !md.done {
 		missing = append(missing, string(history.PhaseDone))
 	}
 	return missing

@@ -13,79 +13,98 @@ import (
 	"github.com/mailchaos/mailchaos/history"
 )
 
-// offender is an item of evidence still waiting for its message's ops.
-type offender struct {
-	check string // the name of the check it belongs to (Result.Name)
-	ev    Evidence
+// finish seals the model and judges it: the checks, each a function of
+// the sealed model that returns its result with its evidence, then the
+// figures (latencies, delivery, drain), the thresholds and the overall
+// status.
+func (md *model) finish(thresholds []Threshold) Verdict {
+	v := md.newVerdict()
+	md.seal()
+	md.judge(&v)
+	md.latencies(&v)
+	md.delivery(&v)
+	md.drain(&v)
+	v.Thresholds = []ThresholdResult{}
+	for _, t := range thresholds {
+		v.Thresholds = append(v.Thresholds, t.Eval(v.Metrics))
+	}
+	v.Status, v.Reason = overall(v.Checks, v.Thresholds)
+	v.Incomplete = md.missingPhases()
+	v.Status, v.Reason = incomplete(v.Status, v.Reason, v.Incomplete)
+	return v
 }
 
-// finish computes the verdict from the accumulated state. It returns the
-// verdict and the evidence items that want their message's operations.
-func (c *checker) finish(thresholds []Threshold) (Verdict, []offender) {
+// newVerdict is the verdict's frame: the header, the span and the faults.
+func (md *model) newVerdict() Verdict {
 	v := Verdict{
 		Version:  VerdictVersion,
-		RunID:    c.header.RunID,
-		Scenario: c.header.Scenario,
-		Seed:     c.header.Seed,
-		BaseTime: c.header.BaseTime,
-		Records:  c.records,
-		Policy:   c.p,
+		RunID:    md.header.RunID,
+		Scenario: md.header.Scenario,
+		Seed:     md.header.Seed,
+		BaseTime: md.header.BaseTime,
+		Records:  md.records,
+		Policy:   md.p,
 		Metrics:  map[string]float64{},
 		Faults:   []Fault{},
 	}
-	if c.haveSpan {
-		v.Span = Span{Start: history.Offset(c.first), End: history.Offset(c.last)}
+	if md.haveSpan {
+		v.Span = Span{Start: history.Offset(md.first), End: history.Offset(md.last)}
 	}
-	for i := range c.faults {
-		f := c.faults[i]
+	for i := range md.faults {
+		f := md.faults[i]
 		if !f.Healed {
 			f.End = v.Span.End
 		}
 		v.Faults = append(v.Faults, f)
 	}
 	v.Metrics["faults"] = float64(len(v.Faults))
+	return v
+}
 
-	// Availability reads only the op records, the interned stage and class
-	// names and the faults, none of which the ledger and IMAP checks
-	// change, so it runs beside them with metrics of its own; they are
-	// merged where availability used to run, so later checks still win on
-	// a shared name.
+// A check judges one property of the run. It reads the sealed model,
+// writes only its own part of the verdict (its summary and metrics) and
+// returns its result, evidence included.
+type check struct {
+	name string
+	run  func(md *model, v *Verdict) Result
+	// applies says whether the run has anything to check; a check that
+	// does not apply is absent from the verdict, never a success over
+	// nothing. Nil means always.
+	applies func(md *model) bool
+}
+
+// checks are the checks after availability, in verdict order. Adding a
+// check is one entry here and one function (see the README).
+var checks = []check{
+	{name: CheckReplicas, run: (*model).replicaCheck, applies: func(md *model) bool { return len(md.replicas) > 0 }},
+}
+
+// judge runs the checks in verdict order: the ledger, the IMAP
+// invariants, availability, then checks. Availability reads only the op
+// records, the interned stage and class names and the faults, so it runs
+// beside the ledger and the IMAP invariants with metrics of its own,
+// merged after them, so that later checks still win on a shared name.
+func (md *model) judge(v *Verdict) {
 	availMetrics := map[string]float64{}
 	var pas []ProtocolAvailability
 	var avail Result
 	availDone := make(chan struct{})
 	go func() {
 		defer close(availDone)
-		pas, avail = c.availability(v.Faults, availMetrics)
+		pas, avail = md.availability(v.Faults, availMetrics)
 	}()
-	var offenders []offender
-	ledger, lo := c.ledger(&v)
-	offenders = append(offenders, lo...)
-	imapRes, io := c.imapInvariants(&v)
-	offenders = append(offenders, io...)
+	v.Checks = []Result{md.ledger(v), md.imapInvariants(v)}
 	<-availDone
 	v.Availability = pas
 	maps.Copy(v.Metrics, availMetrics)
-	v.Checks = []Result{ledger, imapRes, avail}
-	if len(c.replicas) > 0 {
-		// A stack that declares no replicas has nothing to check: the
-		// check is absent, never a success over nothing.
-		rep, ro := c.replicaCheck(&v)
-		v.Checks = append(v.Checks, rep)
-		offenders = append(offenders, ro...)
+	v.Checks = append(v.Checks, avail)
+	for _, c := range checks {
+		if c.applies == nil || c.applies(md) {
+			r := c.run(md, v)
+			r.Name = c.name
+			v.Checks = append(v.Checks, r)
+		}
 	}
-	c.latencies(&v)
-	c.delivery(&v)
-	c.drain(&v)
-
-	v.Thresholds = []ThresholdResult{}
-	for _, t := range thresholds {
-		v.Thresholds = append(v.Thresholds, t.Eval(v.Metrics))
-	}
-	v.Status, v.Reason = overall(v.Checks, v.Thresholds)
-	v.Incomplete = c.missingPhases()
-	v.Status, v.Reason = incomplete(v.Status, v.Reason, v.Incomplete)
-	return v, offenders
 }
 
 func overall(checks []Result, ths []ThresholdResult) (Status, string) {
@@ -117,16 +136,16 @@ func overall(checks []Result, ths []ThresholdResult) (Status, string) {
 
 func fmtFloat(f float64) string { return fmt.Sprintf("%g", f) }
 
-func (c *checker) maxEvidence() int {
-	if c.p.MaxEvidence > 0 {
-		return c.p.MaxEvidence
+func (md *model) maxEvidence() int {
+	if md.p.MaxEvidence > 0 {
+		return md.p.MaxEvidence
 	}
 	return 20
 }
 
-func (c *checker) maxWindows() int {
-	if c.p.MaxWindows > 0 {
-		return c.p.MaxWindows
+func (md *model) maxWindows() int {
+	if md.p.MaxWindows > 0 {
+		return md.p.MaxWindows
 	}
 	return 50
 }
@@ -135,7 +154,7 @@ func (c *checker) maxWindows() int {
 // the pair is not judged (never sent to this user and absent).
 func classify(m *msgState, d *delivState, multiRound bool) Class {
 	n := int(d.copiesLast)
-	if m.bits&mSent == 0 || !d.sent {
+	if !m.sent() || !d.sent {
 		if n > 0 {
 			return ClassUnexpected
 		}
@@ -173,22 +192,22 @@ func classify(m *msgState, d *delivState, multiRound bool) Class {
 	return ClassRecovered
 }
 
-func (c *checker) failingClass(cl Class) bool {
+func (md *model) failingClass(cl Class) bool {
 	switch cl {
 	case ClassLost, ClassDuplicated, ClassCorrupted, ClassUnexpected:
 		return true
 	case ClassLate:
-		return !c.p.AllowLate
+		return !md.p.AllowLate
 	case ClassRecoveredDuplicate:
-		return c.p.RejectRecoveredDuplicates
+		return md.p.RejectRecoveredDuplicates
 	}
 	return false
 }
 
-func (c *checker) sendFacts(m *msgState) string {
+func (md *model) sendFacts(m *msgState) string {
 	state := "failed"
 	switch {
-	case m.bits&mSent == 0:
+	case !m.sent():
 		return "never sent"
 	case m.accepted():
 		state = "accepted"
@@ -224,20 +243,20 @@ func fmtOffset(ns int64) string {
 
 // resolve finds the message an IMAP action targets: its MsgID, or the
 // message observed at its UID (under its UIDVALIDITY, or any one).
-func (c *checker) resolve(a imapAction) uint32 {
+func (md *model) resolve(a imapAction) uint32 {
 	if a.msg != none {
 		return a.msg
 	}
-	if i, ok := c.uidLookup(a.mbox, a.uidv, a.uid); ok {
-		return c.uidList[i].msg
+	if i, ok := md.uidLookup(a.mbox, a.uidv, a.uid); ok {
+		return md.uidList[i].msg
 	}
 	if a.uidv == 0 {
-		for p, k := range c.pairKeys {
-			if k.mbox != a.mbox || !c.uidvObs[p].observed {
+		for p, k := range md.pairKeys {
+			if k.mbox != a.mbox || !md.uidvObs[p].observed {
 				continue
 			}
-			if j, ok := c.uidFind(uint32(p), a.uid); ok {
-				return c.uidList[j].msg
+			if j, ok := md.uidFind(uint32(p), a.uid); ok {
+				return md.uidList[j].msg
 			}
 		}
 	}
@@ -373,7 +392,7 @@ func sweep(ops []opRec, want func(*opRec) bool, last int64) []window {
 	return out
 }
 
-func (c *checker) windows(ws []window, faults []Fault) Windows {
+func (md *model) windows(ws []window, faults []Fault) Windows {
 	out := Windows{Windows: []Window{}, ByFault: []FaultOverlap{}}
 	for i := range faults {
 		out.ByFault = append(out.ByFault, FaultOverlap{Fault: i})
@@ -382,10 +401,10 @@ func (c *checker) windows(ws []window, faults []Fault) Windows {
 	for _, w := range ws {
 		W := Window{Start: history.Offset(w.start), End: history.Offset(w.end), Duration: time.Duration(w.end - w.start), Failures: w.failures, Open: w.open, Stages: []string{}, Classes: []string{}}
 		for _, s := range w.stages {
-			W.Stages = append(W.Stages, c.strs.names[s])
+			W.Stages = append(W.Stages, md.strs.names[s])
 		}
 		for _, s := range w.classes {
-			W.Classes = append(W.Classes, c.strs.names[s])
+			W.Classes = append(W.Classes, md.strs.names[s])
 		}
 		sort.Strings(W.Stages)
 		sort.Strings(W.Classes)
@@ -406,9 +425,9 @@ func (c *checker) windows(ws []window, faults []Fault) Windows {
 		out.Longest = max(out.Longest, W.Duration)
 		all = append(all, W)
 	}
-	if len(all) > c.maxWindows() {
+	if len(all) > md.maxWindows() {
 		slices.SortStableFunc(all, func(a, b Window) int { return cmp.Compare(b.Duration, a.Duration) })
-		all = all[:c.maxWindows()]
+		all = all[:md.maxWindows()]
 		slices.SortFunc(all, func(a, b Window) int { return cmp.Compare(a.Start, b.Start) })
 	}
 	out.Windows = all
@@ -417,16 +436,16 @@ func (c *checker) windows(ws []window, faults []Fault) Windows {
 
 // availability computes the windows of every protocol from its op records
 // and the faults, writing its metrics to m.
-func (c *checker) availability(faults []Fault, m map[string]float64) ([]ProtocolAvailability, Result) {
-	names := make([]string, 0, len(c.protos))
-	for n := range c.protos {
+func (md *model) availability(faults []Fault, m map[string]float64) ([]ProtocolAvailability, Result) {
+	names := make([]string, 0, len(md.protos))
+	for n := range md.protos {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	// Sorting a million ops is most of the work: one goroutine per
 	// protocol.
 	var wg sync.WaitGroup
-	for _, ps := range c.protos {
+	for _, ps := range md.protos {
 		wg.Go(func() { sortOps(ps.ops) })
 	}
 	wg.Wait()
@@ -436,10 +455,10 @@ func (c *checker) availability(faults []Fault, m map[string]float64) ([]Protocol
 	all := []ProtocolAvailability{}
 	var worst []string
 	for _, n := range names {
-		ps := c.protos[n]
+		ps := md.protos[n]
 		pa := ProtocolAvailability{Protocol: n, Ops: ps.nOps, FailedOps: ps.failedOps, Attempts: ps.nAtt, FailedAttempts: ps.failedAttempt, Stages: []StageErrors{}}
-		pa.Raw = c.windows(sweep(ps.ops, func(*opRec) bool { return true }, c.last), faults)
-		pa.ClientVisible = c.windows(sweep(ps.ops, func(o *opRec) bool { return !o.attempt }, c.last), faults)
+		pa.Raw = md.windows(sweep(ps.ops, func(*opRec) bool { return true }, md.last), faults)
+		pa.ClientVisible = md.windows(sweep(ps.ops, func(o *opRec) bool { return !o.attempt }, md.last), faults)
 		for _, st := range ps.stages {
 			pa.Stages = append(pa.Stages, *st)
 		}
@@ -468,7 +487,7 @@ func (c *checker) availability(faults []Fault, m map[string]float64) ([]Protocol
 	m["raw_error_downtime_total_s"] = rawTot.Seconds()
 
 	res := Result{Name: CheckAvailability}
-	limit := c.maxEvidence()
+	limit := md.maxEvidence()
 	for _, pa := range all {
 		for _, w := range pa.ClientVisible.Windows {
 			if len(res.Evidence) >= limit {
@@ -488,7 +507,7 @@ func (c *checker) availability(faults []Fault, m map[string]float64) ([]Protocol
 	case nOps == 0 && nAtt == 0:
 		res.Status = Unknown
 		res.Reason = "no client operations in the history"
-	case cvN > 0 && !c.p.AllowClientDowntime:
+	case cvN > 0 && !md.p.AllowClientDowntime:
 		res.Status = Failure
 		res.Reason = "client-visible downtime: " + strings.Join(worst, "; ")
 	default:
@@ -521,9 +540,9 @@ func setPercentileMetrics(m map[string]float64, prefix string, p Percentiles) {
 	m[prefix+"_max_s"] = p.Max.Seconds()
 }
 
-func (c *checker) latencies(v *Verdict) {
+func (md *model) latencies(v *Verdict) {
 	v.Latency = []OpLatency{}
-	for k, h := range c.latency {
+	for k, h := range md.latency {
 		p := percentiles(h)
 		v.Latency = append(v.Latency, OpLatency{Kind: k, Percentiles: p})
 		setPercentileMetrics(v.Metrics, "latency_"+k, p)
@@ -532,20 +551,25 @@ func (c *checker) latencies(v *Verdict) {
 	slices.SortFunc(v.Latency, func(a, b OpLatency) int { return cmp.Compare(a.Kind, b.Kind) })
 }
 
-func (c *checker) delivery(v *Verdict) {
+func (md *model) delivery(v *Verdict) {
 	h := newHist()
 	var unseen int64
-	for i := range c.delivs {
-		d := &c.delivs[i]
-		m := &c.msgs[d.msg]
-		if !d.sent || m.acceptEnd < 0 {
+	for mi := range md.msgs {
+		m := &md.msgs[mi]
+		if m.acceptEnd < 0 {
 			continue
 		}
-		if d.firstSeen < 0 {
-			unseen++
-			continue
+		for di := m.firstDeliv; di >= 0; di = md.delivs[di].next {
+			d := &md.delivs[di]
+			if !d.sent {
+				continue
+			}
+			if d.firstSeen < 0 {
+				unseen++
+				continue
+			}
+			h.record(d.firstSeen - m.acceptEnd)
 		}
-		h.record(d.firstSeen - m.acceptEnd)
 	}
 	v.DeliveryLatency = DeliveryLatency{Unseen: unseen}
 	v.Metrics["delivery_unseen"] = float64(unseen)
@@ -558,12 +582,12 @@ func (c *checker) delivery(v *Verdict) {
 // drain: for each heal at time H, the deliveries accepted at or before H
 // are owed; the drain time is the last first-observation among them minus
 // H (zero if all were observed before H).
-func (c *checker) drain(v *Verdict) {
+func (md *model) drain(v *Verdict) {
 	v.QueueDrain = []Drain{}
-	if len(c.heals) == 0 {
+	if len(md.heals) == 0 {
 		return
 	}
-	hs := slices.Clone(c.heals)
+	hs := slices.Clone(md.heals)
 	slices.SortStableFunc(hs, func(a, b heal) int { return cmp.Compare(a.at, b.at) })
 	n := len(hs)
 	maxObs := make([]int64, n)
@@ -575,26 +599,31 @@ func (c *checker) drain(v *Verdict) {
 	firstHealAtOrAfter := func(t int64) int {
 		return sort.Search(n, func(i int) bool { return hs[i].at >= t })
 	}
-	for i := range c.delivs {
-		d := &c.delivs[i]
-		m := &c.msgs[d.msg]
-		if !d.sent || m.acceptEnd < 0 {
+	for mi := range md.msgs {
+		m := &md.msgs[mi]
+		if m.acceptEnd < 0 {
 			continue
 		}
 		k := firstHealAtOrAfter(m.acceptEnd)
 		if k == n {
 			continue
 		}
-		if d.firstObs < 0 {
-			unseen[k]++
-			continue
-		}
-		maxObs[k] = max(maxObs[k], d.firstObs)
-		// Pending for heals k..p-1: those before its first observation.
-		p := firstHealAtOrAfter(d.firstObs)
-		if p > k {
-			pending[k]++
-			pending[p]--
+		for di := m.firstDeliv; di >= 0; di = md.delivs[di].next {
+			d := &md.delivs[di]
+			if !d.sent {
+				continue
+			}
+			if d.firstObs < 0 {
+				unseen[k]++
+				continue
+			}
+			maxObs[k] = max(maxObs[k], d.firstObs)
+			// Pending for heals k..p-1: those before its first observation.
+			p := firstHealAtOrAfter(d.firstObs)
+			if p > k {
+				pending[k]++
+				pending[p]--
+			}
 		}
 	}
 	var run, pend, uns int64 = -1, 0, 0

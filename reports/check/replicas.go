@@ -53,26 +53,26 @@ type replicaTally struct {
 // replicaCheck judges every replica read against the last complete
 // final-read round. It runs after the ledger and the IMAP invariants and
 // changes no state they read.
-func (c *checker) replicaCheck(v *Verdict) (Result, []offender) {
-	L := &v.Ledger
-	fk := c.lastRoundPairs(L)
-	sums, rk := c.judgedReplicaRecs()
-	limit := c.maxEvidence()
-	items := make([][]replicaItem, len(c.replicas)) // at most limit per replica
+func (md *model) replicaCheck(v *Verdict) Result {
+	finalRead := md.lastRound > 0
+	fk := md.lastRoundPairs()
+	sums, rk := md.judgedReplicaRecs()
+	limit := md.maxEvidence()
+	items := make([][]replicaItem, len(md.replicas)) // at most limit per replica
 	seg := rk
-	for ri := range c.replicas {
+	for ri := range md.replicas {
 		// This replica's records are the head of seg.
 		n := 0
 		for n < len(seg) && int(seg[n].rep) == ri {
 			n++
 		}
-		sums[ri].Name = c.replicaNames.names[ri]
-		if c.replicas[ri].done != 0 {
-			items[ri] = c.compareReplica(&sums[ri], ri, fk, seg[:n], limit, L.FinalRead)
+		sums[ri].Name = md.replicaNames.names[ri]
+		if md.replicas[ri].done != 0 {
+			items[ri] = md.compareReplica(&sums[ri], ri, fk, seg[:n], limit, finalRead)
 		}
 		seg = seg[n:]
 	}
-	order := make([]int, len(c.replicas))
+	order := make([]int, len(md.replicas))
 	for i := range order {
 		order[i] = i
 	}
@@ -81,24 +81,25 @@ func (c *checker) replicaCheck(v *Verdict) (Result, []offender) {
 	for _, ri := range order {
 		v.Replicas = append(v.Replicas, sums[ri])
 	}
-	offs := c.replicaEvidenceTurns(v, order, items, limit)
-	replicaMetrics(v, t)
-	res := c.replicaResult(v, t, sums, len(fk))
-	res.EvidenceOmitted = int(t.missing+t.corrupted) - len(offs)
-	return res, offs
+	evs := md.replicaEvidenceTurns(order, items, limit)
+	replicaMetrics(v, t, finalRead)
+	res := md.replicaResult(v, t, sums, len(fk))
+	res.Evidence = evs
+	res.EvidenceOmitted = int(t.missing+t.corrupted) - len(evs)
+	return res
 }
 
 // lastRoundPairs returns the pairs of the last complete round, sorted, one
 // entry per pair (the copy cited is the first in history order).
-func (c *checker) lastRoundPairs(L *LedgerSummary) []ref {
-	if !L.FinalRead {
+func (md *model) lastRoundPairs() []ref {
+	if md.lastRound == 0 {
 		return nil
 	}
-	fk := make([]ref, 0, L.FinalCopies)
-	for i := range c.finals {
-		f := &c.finals[i]
-		if int(f.round) == L.LastRound && f.msg != none {
-			fk = append(fk, ref{pairKey(f.msg, f.mbox), uint32(i)})
+	fk := make([]ref, 0, md.finalCopies)
+	for i := range md.finals {
+		f := &md.finals[i]
+		if int(f.round) == md.lastRound && f.msg != none {
+			fk = append(fk, ref{pairKey(f.msg, md.finalMbox(f)), uint32(i)})
 		}
 	}
 	slices.SortFunc(fk, func(a, b ref) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.idx, b.idx)) })
@@ -108,11 +109,11 @@ func (c *checker) lastRoundPairs(L *LedgerSummary) []ref {
 // replicaMailboxes maps replica mailboxes to the other records' mailbox
 // indexes; one that no other record named gets an index past them, so its
 // pairs still differ from each other and match nothing in the final read.
-func (c *checker) replicaMailboxes() []uint32 {
-	rmb := make([]uint32, len(c.replicaMboxes.names))
-	unknown := uint32(len(c.mboxes.names))
-	for i, name := range c.replicaMboxes.names {
-		if j, ok := c.mboxes.m[name]; ok {
+func (md *model) replicaMailboxes() []uint32 {
+	rmb := make([]uint32, len(md.replicaMboxes.names))
+	unknown := uint32(len(md.mboxes.names))
+	for i, name := range md.replicaMboxes.names {
+		if j, ok := md.mboxes.m[name]; ok {
 			rmb[i] = j
 		} else {
 			rmb[i], unknown = unknown, unknown+1
@@ -124,13 +125,13 @@ func (c *checker) replicaMailboxes() []uint32 {
 // judgedReplicaRecs returns a summary per replica with its judged read's
 // copies counted, and the records of each replica's judged read (its last
 // complete attempt), sorted by replica and pair.
-func (c *checker) judgedReplicaRecs() ([]ReplicaSummary, []rref) {
-	rmb := c.replicaMailboxes()
-	sums := make([]ReplicaSummary, len(c.replicas))
-	rk := make([]rref, 0, len(c.replicaRecs))
-	for i := range c.replicaRecs {
-		r := &c.replicaRecs[i]
-		st := &c.replicas[r.replica]
+func (md *model) judgedReplicaRecs() ([]ReplicaSummary, []rref) {
+	rmb := md.replicaMailboxes()
+	sums := make([]ReplicaSummary, len(md.replicas))
+	rk := make([]rref, 0, len(md.replicaRecs))
+	for i := range md.replicaRecs {
+		r := &md.replicaRecs[i]
+		st := &md.replicas[r.replica]
 		if st.done == 0 || r.attempt != st.done {
 			continue
 		}
@@ -148,8 +149,8 @@ func (c *checker) judgedReplicaRecs() ([]ReplicaSummary, []rref) {
 // compareReplica merges the final read's pairs fk with the records recs of
 // replica ri's judged read, counting into s and returning at most limit
 // offending items.
-func (c *checker) compareReplica(s *ReplicaSummary, ri int, fk []ref, recs []rref, limit int, finalRead bool) []replicaItem {
-	s.Complete, s.Attempt = true, int(c.replicas[ri].done)
+func (md *model) compareReplica(s *ReplicaSummary, ri int, fk []ref, recs []rref, limit int, finalRead bool) []replicaItem {
+	s.Complete, s.Attempt = true, int(md.replicas[ri].done)
 	var items []replicaItem
 	add := func(it replicaItem) {
 		if len(items) < limit {
@@ -172,7 +173,7 @@ func (c *checker) compareReplica(s *ReplicaSummary, ri int, fk []ref, recs []rre
 		}
 		var differs uint32
 		var found bool
-		differs, found, j = c.differingCopy(recs, j, key)
+		differs, found, j = md.differingCopy(recs, j, key)
 		if found {
 			s.Corrupted++
 			add(replicaItem{key: key, rec: differs})
@@ -188,12 +189,12 @@ func (c *checker) compareReplica(s *ReplicaSummary, ri int, fk []ref, recs []rre
 
 // differingCopy walks the records of pair key from recs[j] and returns the
 // first whose body hash differs from the one sent, and the index past them.
-func (c *checker) differingCopy(recs []rref, j int, key uint64) (uint32, bool, int) {
+func (md *model) differingCopy(recs []rref, j int, key uint64) (uint32, bool, int) {
 	differs, found := uint32(0), false
 	for ; j < len(recs) && recs[j].key == key; j++ {
-		r := &c.replicaRecs[recs[j].idx]
-		m := &c.msgs[r.msg]
-		if !found && r.hasHash && m.bits&mHash != 0 && r.hash != m.hash {
+		r := &md.replicaRecs[recs[j].idx]
+		m := &md.msgs[r.msg]
+		if !found && r.hasHash && m.hashKnown() && r.hash != m.hash {
 			differs, found = recs[j].idx, true
 		}
 	}
@@ -222,13 +223,13 @@ func tallyReplicas(sums []ReplicaSummary, order []int) replicaTally {
 
 // replicaEvidenceTurns makes the evidence: the replicas take turns, so
 // that each failing one is shown.
-func (c *checker) replicaEvidenceTurns(v *Verdict, order []int, items [][]replicaItem, limit int) []offender {
-	var offs []offender
+func (md *model) replicaEvidenceTurns(order []int, items [][]replicaItem, limit int) []Evidence {
+	var offs []Evidence
 	for k := 0; len(offs) < limit; k++ {
 		took := false
 		for _, ri := range order {
 			if k < len(items[ri]) && len(offs) < limit {
-				offs = append(offs, offender{check: CheckReplicas, ev: c.replicaEvidence(v, ri, items[ri][k])})
+				offs = append(offs, md.replicaEvidence(ri, items[ri][k]))
 				took = true
 			}
 		}
@@ -241,28 +242,28 @@ func (c *checker) replicaEvidenceTurns(v *Verdict, order []int, items [][]replic
 
 // replicaMetrics: a count that an unread replica could still raise is not
 // measured, unless a complete replica already fails.
-func replicaMetrics(v *Verdict, t replicaTally) {
+func replicaMetrics(v *Verdict, t replicaTally, finalRead bool) {
 	allRead := len(t.incomplete) == 0
 	v.Metrics["replicas_read"] = float64(len(t.complete))
 	if allRead || t.bad > 0 {
 		v.Metrics["replica_corrupted"] = float64(t.corrupted)
-		if v.Ledger.FinalRead {
+		if finalRead {
 			v.Metrics["replica_missing"] = float64(t.missing)
 		}
 	}
-	if allRead && v.Ledger.FinalRead {
+	if allRead && finalRead {
 		v.Metrics["replica_extra"] = float64(t.extra)
 	}
 }
 
 // replicaResult judges the replicas: a complete replica that lacks or
 // corrupts a pair fails; an unread replica or no final read is unknown.
-func (c *checker) replicaResult(v *Verdict, t replicaTally, sums []ReplicaSummary, pairs int) Result {
+func (md *model) replicaResult(v *Verdict, t replicaTally, sums []ReplicaSummary, pairs int) Result {
 	res := Result{Name: CheckReplicas}
 	names := func(idx []int) string {
 		var s []string
 		for _, ri := range idx {
-			s = append(s, c.replicaNames.names[ri])
+			s = append(s, md.replicaNames.names[ri])
 		}
 		return strings.Join(s, ", ")
 	}
@@ -277,16 +278,16 @@ func (c *checker) replicaResult(v *Verdict, t replicaTally, sums []ReplicaSummar
 	case len(t.incomplete) > 0:
 		res.Status = Unknown
 		res.Reason = fmt.Sprintf("replica read incomplete: %s", notRead)
-	case !v.Ledger.FinalRead:
+	case md.lastRound == 0:
 		res.Status = Unknown
 		res.Reason = fmt.Sprintf("no complete final read (no %s event): nothing to compare %d replica(s) with", history.PhaseFinalReadDone, len(t.complete))
 	default:
 		res.Status = Success
 		who := fmt.Sprintf("%d replicas hold", len(t.complete))
 		if len(t.complete) == 1 {
-			who = c.replicaNames.names[t.complete[0]] + " holds"
+			who = md.replicaNames.names[t.complete[0]] + " holds"
 		}
-		res.Reason = fmt.Sprintf("%s every message the final read found (%d messages in final read round %d; %d extra on the replicas)", who, pairs, v.Ledger.LastRound, t.extra)
+		res.Reason = fmt.Sprintf("%s every message the final read found (%d messages in final read round %d; %d extra on the replicas)", who, pairs, md.lastRound, t.extra)
 	}
 	return res
 }
@@ -315,18 +316,18 @@ func replicaFailures(t replicaTally, sums []ReplicaSummary, pairs int, notRead s
 }
 
 // replicaEvidence describes one offending pair of replica ri.
-func (c *checker) replicaEvidence(v *Verdict, ri int, it replicaItem) Evidence {
-	name := c.replicaNames.names[ri]
-	st := &c.replicas[ri]
+func (md *model) replicaEvidence(ri int, it replicaItem) Evidence {
+	name := md.replicaNames.names[ri]
+	st := &md.replicas[ri]
 	msg := uint32(it.key >> 32)
-	m := &c.msgs[msg]
+	m := &md.msgs[msg]
 	if it.missing {
-		f := &c.finals[it.fin]
-		return Evidence{Problem: "replica-missing", MsgID: c.msgIDs.name(msg), Mailbox: c.mboxes.names[f.mbox],
+		f := &md.finals[it.fin]
+		return Evidence{Problem: "replica-missing", MsgID: md.msgIDs.name(msg), Mailbox: md.mboxes.names[md.finalMbox(f)],
 			Detail: fmt.Sprintf("replica %s has no copy (its read %d completed at line %d); final read round %d found it at UID %d (line %d); %s",
-				name, st.done, st.doneLine, v.Ledger.LastRound, f.uid, f.line, c.sendFacts(m))}
+				name, st.done, st.doneLine, md.lastRound, md.finalUID(f), f.line, md.sendFacts(m))}
 	}
-	r := &c.replicaRecs[it.rec]
-	return Evidence{Problem: "replica-corrupted", MsgID: c.msgIDs.name(msg), Mailbox: c.replicaMboxes.names[r.mbox], UID: r.uid,
-		Detail: fmt.Sprintf("replica %s holds a copy at UID %d (line %d) whose body hash differs from the one sent; %s", name, r.uid, r.line, c.sendFacts(m))}
+	r := &md.replicaRecs[it.rec]
+	return Evidence{Problem: "replica-corrupted", MsgID: md.msgIDs.name(msg), Mailbox: md.replicaMboxes.names[r.mbox], UID: r.uid,
+		Detail: fmt.Sprintf("replica %s holds a copy at UID %d (line %d) whose body hash differs from the one sent; %s", name, r.uid, r.line, md.sendFacts(m))}
 }

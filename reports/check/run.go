@@ -111,7 +111,7 @@ func run(ctx context.Context, src lineSource, p Policy, hint int) (Verdict, erro
 	if err != nil {
 		return Verdict{Status: Unknown, Reason: err.Error()}, err
 	}
-	c := newChecker(p, hint)
+	md := newModel(p, hint)
 	n := 0
 	header, err := src(ctx, func(line int64, r *history.Record) error {
 		if n++; n%ctxEvery == 0 {
@@ -122,34 +122,31 @@ func run(ctx context.Context, src lineSource, p Policy, hint int) (Verdict, erro
 		if r.Type == history.TypeHeader {
 			return nil
 		}
-		c.add(line, r)
+		md.add(line, r)
 		return nil
 	})
-	c.header = header
+	md.header = header
 	if err != nil {
 		return Verdict{Version: VerdictVersion, RunID: header.RunID, Scenario: header.Scenario, Seed: header.Seed, Status: Unknown, Reason: "history unreadable: " + err.Error()}, err
 	}
-	v, offs := c.finish(ths)
-	if len(offs) > 0 {
-		if err := cite(ctx, src, offs); err != nil && !errors.Is(err, errNoRewind) {
-			return v, fmt.Errorf("collect evidence: %w", err)
-		}
-		for _, o := range offs {
-			if r := v.check(o.check); r != nil {
-				r.Evidence = append(r.Evidence, o.ev)
-			}
-		}
+	v := md.finish(ths)
+	if err := cite(ctx, src, &v); err != nil && !errors.Is(err, errNoRewind) {
+		return v, fmt.Errorf("collect evidence: %w", err)
 	}
 	return v, nil
 }
 
-// cite reads the history again and attaches to each offender the records
-// of its message, bounded per offender.
-func cite(ctx context.Context, src lineSource, offs []offender) error {
-	want := map[string][]int{}
-	for i := range offs {
-		if id := offs[i].ev.MsgID; id != "" {
-			want[id] = append(want[id], i)
+// cite reads the history again, if any check's evidence names a message,
+// and attaches to each such item the records of its message, bounded per
+// item.
+func cite(ctx context.Context, src lineSource, v *Verdict) error {
+	want := map[string][]*Evidence{}
+	for ci := range v.Checks {
+		evs := v.Checks[ci].Evidence
+		for i := range evs {
+			if id := evs[i].MsgID; id != "" {
+				want[id] = append(want[id], &evs[i])
+			}
 		}
 	}
 	if len(want) == 0 {
@@ -172,9 +169,9 @@ func cite(ctx context.Context, src lineSource, offs []offender) error {
 		c := r.Clone()
 		ref := OpRef{Line: line, Type: c.Type, Kind: c.Kind, Client: c.Client, Target: c.Target, Scope: c.Scope, Attempt: c.Attempt, Outcome: c.Outcome,
 			Class: c.Class, Stage: c.Stage, Mailbox: c.Mailbox, UID: c.UID, Start: c.Start, End: c.End}
-		for _, i := range idx {
-			if len(offs[i].ev.Ops) < maxOpsPerEvidence {
-				offs[i].ev.Ops = append(offs[i].ev.Ops, ref)
+		for _, e := range idx {
+			if len(e.Ops) < maxOpsPerEvidence {
+				e.Ops = append(e.Ops, ref)
 			}
 		}
 		return nil

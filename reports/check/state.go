@@ -1,11 +1,13 @@
 package check
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"hash/maphash"
 	"slices"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -68,19 +70,79 @@ func (in *interner) id(s string) (uint32, bool) {
 // touches one slot (linear probing, load at most 3/4) and compares the
 // stored bytes only when the tag matches, so two IDs with equal hashes are
 // still told apart.
+//
+// An ID is stored encoded: the usual "<prefix>.<decimal>" (run, client,
+// sequence) as a tag byte, the prefix's index and the number as varints
+// (about 6 bytes instead of 20); anything else verbatim behind its own
+// tag. The encoding is one-to-one (the number must be written in its
+// canonical form), so equal IDs and equal encodings are the same thing.
 type idTable struct {
-	seed  maphash.Seed
-	slots []uint64 // tag<<32 | index+1; 0 is empty; len is a power of two
-	buf   []byte
-	ends  []uint32 // ID i is buf[ends[i-1]:ends[i]]
+	seed     maphash.Seed
+	slots    []uint64 // tag<<32 | index+1; 0 is empty; len is a power of two
+	buf      []byte
+	ends     []uint32 // ID i is buf[ends[i-1]:ends[i]]
+	prefixes map[string]uint32
+	prefix   []string
+	enc      []byte // scratch for encode
 }
+
+// ID encodings.
+const (
+	idVerbatim    = 0
+	idNumbered    = 1
+	maxIDPrefixes = 1 << 16
+)
 
 func newIDTable(seed maphash.Seed, n int) idTable {
 	size := 1024
 	for size*3/4 < n {
 		size *= 2
 	}
-	return idTable{seed: seed, slots: make([]uint64, size), ends: make([]uint32, 0, n), buf: make([]byte, 0, n*24)}
+	return idTable{seed: seed, slots: make([]uint64, size), ends: make([]uint32, 0, n), buf: make([]byte, 0, n*8), prefixes: map[string]uint32{}}
+}
+
+// encode returns the stored form of s (in t.enc, valid until the next call).
+func (t *idTable) encode(s string) []byte {
+	e := t.enc[:0]
+	dot := strings.LastIndexByte(s, '.')
+	num, ok := canonicalNumber(s[dot+1:])
+	if dot >= 0 && ok {
+		p, known := t.prefixes[s[:dot+1]]
+		if !known && len(t.prefix) < maxIDPrefixes {
+			p, known = uint32(len(t.prefix)), true
+			c := strings.Clone(s[:dot+1])
+			t.prefixes[c] = p
+			t.prefix = append(t.prefix, c)
+		}
+		if known {
+			e = append(e, idNumbered)
+			e = binary.AppendUvarint(e, uint64(p))
+			e = binary.AppendUvarint(e, num)
+			t.enc = e
+			return e
+		}
+	}
+	e = append(e, idVerbatim)
+	e = append(e, s...)
+	t.enc = e
+	return e
+}
+
+// canonicalNumber parses a decimal of 1 to 18 digits without a leading
+// zero (or "0").
+func canonicalNumber(s string) (uint64, bool) {
+	if len(s) == 0 || len(s) > 18 || (len(s) > 1 && s[0] == '0') {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
 }
 
 func (t *idTable) bytes(i uint32) []byte {
@@ -91,30 +153,40 @@ func (t *idTable) bytes(i uint32) []byte {
 	return t.buf[start:t.ends[i]]
 }
 
-func (t *idTable) name(i uint32) string { return string(t.bytes(i)) }
+// name decodes ID i.
+func (t *idTable) name(i uint32) string {
+	b := t.bytes(i)
+	if b[0] == idVerbatim {
+		return string(b[1:])
+	}
+	p, k := binary.Uvarint(b[1:])
+	num, _ := binary.Uvarint(b[1+k:])
+	return t.prefix[p] + strconv.FormatUint(num, 10)
+}
 
-func (t *idTable) add(s string) uint32 {
-	t.buf = append(t.buf, s...)
+func (t *idTable) add(enc []byte) uint32 {
+	t.buf = append(t.buf, enc...)
 	t.ends = append(t.ends, uint32(len(t.buf)))
 	return uint32(len(t.ends) - 1)
 }
 
 // id returns the index of s and whether it is new.
 func (t *idTable) id(s string) (uint32, bool) {
-	h := maphash.String(t.seed, s)
+	enc := t.encode(s)
+	h := maphash.Bytes(t.seed, enc)
 	mask := uint64(len(t.slots) - 1)
 	tag := h >> 32
 	for p := h & mask; ; p = (p + 1) & mask {
 		e := t.slots[p]
 		if e == 0 {
-			i := t.add(s)
+			i := t.add(enc)
 			t.slots[p] = tag<<32 | uint64(i+1)
 			if len(t.ends) > len(t.slots)*3/4 {
 				t.grow()
 			}
 			return i, true
 		}
-		if e>>32 == tag && string(t.bytes(uint32(e)-1)) == s {
+		if e>>32 == tag && bytes.Equal(t.bytes(uint32(e)-1), enc) {
 			return uint32(e) - 1, false
 		}
 	}
@@ -133,27 +205,26 @@ func (t *idTable) grow() {
 	}
 }
 
-// Message state bits.
-const (
-	mSent = 1 << iota // named by an smtp.send record
-	mHash             // the sent body hash is known
-)
-
+// msgState is one message (40 bytes: ten million fit in 400 MB). Whether
+// it was sent is sendStart >= 0 (a record's start is never negative) and
+// whether its body hash is known is hash != 0 (fingerprint64 is never 0),
+// so it needs no flag byte of its own.
 type msgState struct {
 	sendStart  int64  // earliest start of its smtp.send records, -1 if none
 	acceptEnd  int64  // earliest end of an accepted smtp.send record, -1 if never accepted
-	hash       uint64 // fingerprint64 of the sent body hash
+	hash       uint64 // fingerprint64 of the sent body hash, 0 if unknown
 	okOps      uint16
 	indetOps   uint16
 	failOps    uint16
 	okAtt      uint16
 	indetAtt   uint16
 	failAtt    uint16
-	bits       uint8
 	firstDeliv int32 // head of its deliveries chain, -1 if none
 }
 
-func (m *msgState) accepted() bool { return m.okOps > 0 || m.okAtt > 0 }
+func (m *msgState) sent() bool      { return m.sendStart >= 0 }
+func (m *msgState) hashKnown() bool { return m.hash != 0 }
+func (m *msgState) accepted() bool  { return m.okOps > 0 || m.okAtt > 0 }
 func (m *msgState) indeterminate() bool {
 	return !m.accepted() && (m.indetOps > 0 || m.indetAtt > 0)
 }
@@ -166,9 +237,9 @@ func (m *msgState) indeterminate() bool {
 func (m *msgState) okCopies() int    { return max(int(m.okOps), int(m.okAtt)) }
 func (m *msgState) indetCopies() int { return max(int(m.indetOps), int(m.indetAtt)) }
 
-// delivState is one (message, recipient user) pair.
+// delivState is one (message, recipient user) pair, reached from its
+// message's chain (32 bytes).
 type delivState struct {
-	msg         uint32
 	user        uint32
 	next        int32
 	firstSeen   int64 // first seen record, -1 if none
@@ -180,19 +251,29 @@ type delivState struct {
 	expunged    bool // a client expunged it (ok or indeterminate expunge)
 }
 
+// uidEntry is one UID of one (mailbox, uidvalidity) pair and the message
+// first observed at it (32 bytes).
 type uidEntry struct {
-	mbox, uidv, uid, msg uint32
-	first, last          int64
-	reused               bool
+	first, last    int64
+	pair, uid, msg uint32 // pair indexes pairKeys
+	reused         bool
 }
 
+// finalRec is one final record of the final read through the client
+// endpoint (20 bytes). Its mailbox, UIDVALIDITY and UID are those of its
+// uidList entry. Whether its body differs from the one sent is decided
+// when it is read if the sent hash is known by then; otherwise its hash
+// waits in model.finalHashes until seal.
 type finalRec struct {
-	msg, mbox, uid, uidv, flags uint32
-	round                       uint16
-	hasHash                     bool
-	hash                        uint64
-	line                        uint32
+	msg, entry, flags, line uint32 // entry indexes uidList
+	round                   uint16
+	bits                    uint8
 }
+
+// finalRec bits.
+const (
+	fCorrupt = 1 << iota // its body hash differs from the one sent
+)
 
 // replicaRec is one final record of a replica read (a final record with a
 // Target), kept apart from finals so that the ledger and the IMAP
@@ -256,7 +337,7 @@ type heal struct {
 type faultKey struct{ name, target string }
 
 // checker accumulates one pass over a history.
-type checker struct {
+type model struct {
 	p      Policy
 	seed   maphash.Seed
 	header history.Record
@@ -290,8 +371,15 @@ type checker struct {
 	havePair    bool
 	uidList     []uidEntry
 	finals      []finalRec
-	actions     []imapAction
-	obsCount    int64
+	finalHashes map[uint32]uint64 // final index -> body hash, when the sent hash came later
+
+	// Derived by seal, read by the checks.
+	firstRound, lastRound int        // complete final-read rounds, 0 if none
+	finalCopies           int64      // copies in the last complete round
+	foreign               []finalRec // its copies without an X-Mailchaos-Id
+	sends                 sendTally
+	actions               []imapAction
+	obsCount              int64
 
 	protos  map[string]*protoState
 	strs    interner // stages and classes
@@ -314,12 +402,12 @@ type checker struct {
 	replicaRecs   []replicaRec
 }
 
-// newChecker makes a checker; hint is the expected number of records
+// newModel makes an empty model; hint is the expected number of records
 // (0 if unknown), used to size its tables once instead of growing them.
-func newChecker(p Policy, hint int) *checker {
+func newModel(p Policy, hint int) *model {
 	hint = min(max(hint, 0), 1<<28)
 	n := hint / 4
-	c := &checker{
+	md := &model{
 		msgs:     make([]msgState, 0, n),
 		delivs:   make([]delivState, 0, n),
 		uidList:  make([]uidEntry, 0, n),
@@ -333,86 +421,94 @@ func newChecker(p Policy, hint int) *checker {
 		rounds:   map[int]bool{},
 		flagList: [][]string{nil},
 	}
-	c.msgIDs = newIDTable(c.seed, n)
-	c.opsHint = n
-	c.users = newInterner(&c.arena)
-	c.mboxes = newInterner(&c.arena)
-	c.flagSets = newInterner(&c.arena)
-	c.flagSets.id("") // index 0: no flags
-	c.strs = newInterner(&c.arena)
-	c.strs.id("")
-	return c
+	md.msgIDs = newIDTable(md.seed, n)
+	md.opsHint = n
+	md.users = newInterner(&md.arena)
+	md.mboxes = newInterner(&md.arena)
+	md.flagSets = newInterner(&md.arena)
+	md.flagSets.id("") // index 0: no flags
+	md.strs = newInterner(&md.arena)
+	md.strs.id("")
+	return md
 }
 
-func (c *checker) msg(id string) uint32 {
-	i, isNew := c.msgIDs.id(id)
+// entryMbox and entryUIDV are the mailbox and UIDVALIDITY of a uidList entry.
+func (md *model) entryMbox(e *uidEntry) uint32 { return md.pairKeys[e.pair].mbox }
+func (md *model) entryUIDV(e *uidEntry) uint32 { return md.pairKeys[e.pair].uidv }
+
+// finalMbox and finalUID are the mailbox and UID of a final record.
+func (md *model) finalMbox(f *finalRec) uint32 { return md.entryMbox(&md.uidList[f.entry]) }
+func (md *model) finalUID(f *finalRec) uint32  { return md.uidList[f.entry].uid }
+
+func (md *model) msg(id string) uint32 {
+	i, isNew := md.msgIDs.id(id)
 	if isNew {
-		c.msgs = append(c.msgs, msgState{sendStart: -1, acceptEnd: -1, firstDeliv: -1})
+		md.msgs = append(md.msgs, msgState{sendStart: -1, acceptEnd: -1, firstDeliv: -1})
 	}
 	return i
 }
 
-func (c *checker) user(addr string) uint32 {
-	if v, ok := c.users.m[addr]; ok {
+func (md *model) user(addr string) uint32 {
+	if v, ok := md.users.m[addr]; ok {
 		return v
 	}
 	low := strings.ToLower(addr)
-	i, _ := c.users.id(low)
+	i, _ := md.users.id(low)
 	if low != addr {
-		c.users.m[c.arena.str(addr)] = i
+		md.users.m[md.arena.str(addr)] = i
 	}
 	return i
 }
 
-func (c *checker) mbox(name string) uint32 {
-	i, isNew := c.mboxes.id(name)
+func (md *model) mbox(name string) uint32 {
+	i, isNew := md.mboxes.id(name)
 	if isNew {
 		u, _, _ := strings.Cut(name, "/")
-		c.mboxUser = append(c.mboxUser, c.user(u))
+		md.mboxUser = append(md.mboxUser, md.user(u))
 	}
 	return i
 }
 
 // deliv finds or creates the delivery of msg to user.
-func (c *checker) deliv(msg, user uint32) *delivState {
-	m := &c.msgs[msg]
-	for i := m.firstDeliv; i >= 0; i = c.delivs[i].next {
-		if c.delivs[i].user == user {
-			return &c.delivs[i]
+func (md *model) deliv(msg, user uint32) *delivState {
+	m := &md.msgs[msg]
+	for i := m.firstDeliv; i >= 0; i = md.delivs[i].next {
+		if md.delivs[i].user == user {
+			return &md.delivs[i]
 		}
 	}
-	c.delivs = append(c.delivs, delivState{msg: msg, user: user, next: m.firstDeliv, firstSeen: -1, firstObs: -1})
-	m.firstDeliv = int32(len(c.delivs) - 1)
-	return &c.delivs[len(c.delivs)-1]
+	md.delivs = append(md.delivs, delivState{user: user, next: m.firstDeliv, firstSeen: -1, firstObs: -1})
+	m.firstDeliv = int32(len(md.delivs) - 1)
+	return &md.delivs[len(md.delivs)-1]
 }
 
-func (c *checker) flagSet(flags []string) uint32 {
+func (md *model) flagSet(flags []string) uint32 {
 	if len(flags) == 0 {
 		return 0
 	}
 	// Most records repeat a few flag lists verbatim: look the raw list up
 	// first (length-prefixed, so the key is unambiguous; the lookup with
 	// string(bytes) does not allocate).
-	k := c.flagKey[:0]
+	k := md.flagKey[:0]
 	for _, f := range flags {
 		k = binary.AppendUvarint(k, uint64(len(f)))
 		k = append(k, f...)
 	}
-	c.flagKey = k
-	if i, ok := c.rawFlags[string(k)]; ok {
+	md.flagKey = k
+	if i, ok := md.rawFlags[string(k)]; ok {
 		return i
 	}
-	i := c.flagSetSlow(flags)
-	if c.rawFlags == nil {
-		c.rawFlags = map[string]uint32{}
+	i := md.flagSetSlow(flags)
+	if md.rawFlags == nil {
+		md.rawFlags = map[string]uint32{}
 	}
-	if len(c.rawFlags) < 1<<16 {
-		c.rawFlags[string(k)] = i
+	if len(md.rawFlags) < 1<<16 {
+		md.rawFlags[string(k)] = i
 	}
 	return i
 }
 
-func (c *checker) flagSetSlow(flags []string) uint32 {
+func (md *model) flagSetSlow(flags []string) uint32 {
 	var canon []string
 	for _, f := range flags {
 		if strings.EqualFold(f, `\Recent`) {
@@ -423,18 +519,18 @@ func (c *checker) flagSetSlow(flags []string) uint32 {
 	slices.Sort(canon)
 	canon = slices.Compact(canon)
 	key := strings.Join(canon, " ")
-	i, isNew := c.flagSets.id(key)
+	i, isNew := md.flagSets.id(key)
 	if isNew {
 		for k := range canon {
-			canon[k] = c.arena.str(canon[k])
+			canon[k] = md.arena.str(canon[k])
 		}
-		c.flagList = append(c.flagList, canon)
+		md.flagList = append(md.flagList, canon)
 	}
 	return i
 }
 
-func (c *checker) str(s string) uint16 {
-	i, _ := c.strs.id(s)
+func (md *model) str(s string) uint16 {
+	i, _ := md.strs.id(s)
 	if i > 0xffff {
 		return 0xffff
 	}
@@ -456,56 +552,56 @@ func fingerprint(s string) (h [32]byte) {
 
 // fingerprint64 shortens a fingerprint to 64 bits for compact per-message
 // state: an accidental collision between two different body hashes has
-// probability 2^-64, and the seed is per checker.
-func (c *checker) fingerprint64(s string) uint64 {
+// probability 2^-63 (the low bit is always set), and the seed is per model.
+func (md *model) fingerprint64(s string) uint64 {
 	h := fingerprint(s)
-	return maphash.Bytes(c.seed, h[:])
+	return maphash.Bytes(md.seed, h[:]) | 1 // never 0: 0 is "no hash"
 }
 
 // add takes one non-header record. Strings in r may alias a reused buffer:
 // anything kept is copied (interners and arena).
-func (c *checker) add(line int64, r *history.Record) {
-	c.records++
+func (md *model) add(line int64, r *history.Record) {
+	md.records++
 	end := max(int64(r.End), int64(r.Start))
-	if !c.haveSpan {
-		c.first, c.last, c.haveSpan = int64(r.Start), end, true
+	if !md.haveSpan {
+		md.first, md.last, md.haveSpan = int64(r.Start), end, true
 	} else {
-		c.first = min(c.first, int64(r.Start))
-		c.last = max(c.last, end)
+		md.first = min(md.first, int64(r.Start))
+		md.last = max(md.last, end)
 	}
 	switch r.Type {
 	case history.TypeOp:
-		c.op(line, r)
+		md.op(line, r)
 	case history.TypeEvent:
-		c.event(line, r)
+		md.event(line, r)
 	case history.TypeSeen:
-		c.observe(line, r, false)
+		md.observe(line, r, false)
 	case history.TypeFinal:
 		if r.Target != "" {
-			c.replicaFinal(line, r)
+			md.replicaFinal(line, r)
 			return
 		}
-		c.observe(line, r, true)
+		md.observe(line, r, true)
 	}
 }
 
-func (c *checker) proto(name string) *protoState {
-	ps, ok := c.protos[name]
+func (md *model) proto(name string) *protoState {
+	ps, ok := md.protos[name]
 	if !ok {
-		name = c.arena.str(name)
+		name = md.arena.str(name)
 		ps = &protoState{name: name, stages: map[uint16]*StageErrors{}}
 		if name == "smtp" || name == "imap" {
-			ps.ops = make([]opRec, 0, c.opsHint)
+			ps.ops = make([]opRec, 0, md.opsHint)
 		}
-		c.protos[name] = ps
+		md.protos[name] = ps
 	}
 	return ps
 }
 
-func (c *checker) op(line int64, r *history.Record) {
+func (md *model) op(line int64, r *history.Record) {
 	ok := r.Outcome == history.OK
 	att := r.Scope == history.ScopeAttempt
-	ps := c.proto(r.Kind.Protocol())
+	ps := md.proto(r.Kind.Protocol())
 	o := opRec{start: int64(r.Start), end: int64(r.End), ok: ok, attempt: att}
 	if att {
 		ps.nAtt++
@@ -513,14 +609,14 @@ func (c *checker) op(line int64, r *history.Record) {
 		ps.nOps++
 	}
 	if !ok {
-		o.stage = c.str(r.Stage)
-		o.class = c.str(r.Class)
+		o.stage = md.str(r.Stage)
+		o.class = md.str(r.Class)
 		st := ps.stages[o.stage]
 		if st == nil {
-			st = &StageErrors{Stage: c.strs.names[o.stage], Classes: map[string]int64{}}
+			st = &StageErrors{Stage: md.strs.names[o.stage], Classes: map[string]int64{}}
 			ps.stages[o.stage] = st
 		}
-		cl := c.strs.names[o.class]
+		cl := md.strs.names[o.class]
 		if cl == "" {
 			cl = "unknown"
 		}
@@ -535,41 +631,41 @@ func (c *checker) op(line int64, r *history.Record) {
 	}
 	ps.ops = append(ps.ops, o)
 	if ok && !att {
-		h := c.latency[string(r.Kind)]
+		h := md.latency[string(r.Kind)]
 		if h == nil {
 			h = newHist()
-			c.latency[c.arena.str(string(r.Kind))] = h
+			md.latency[md.arena.str(string(r.Kind))] = h
 		}
 		h.record(int64(r.End - r.Start))
 	}
 
 	switch r.Kind {
 	case history.KindSMTPSend:
-		c.send(r)
+		md.send(r)
 	case history.KindIMAPSelect:
 		if ok && r.Mailbox != "" && r.UIDValidity != 0 {
-			c.uidvSeen(c.mbox(r.Mailbox), r.UIDValidity, int64(r.Start))
+			md.uidvSeen(md.mbox(r.Mailbox), r.UIDValidity, int64(r.Start))
 		}
 	case history.KindIMAPFetch:
 		if ok && r.Mailbox != "" && r.UID != 0 && r.MsgID != "" {
-			mb := c.mbox(r.Mailbox)
+			mb := md.mbox(r.Mailbox)
 			if r.UIDValidity != 0 {
-				c.uidvSeen(mb, r.UIDValidity, int64(r.Start))
+				md.uidvSeen(mb, r.UIDValidity, int64(r.Start))
 			}
-			c.uidSeen(mb, r.UIDValidity, r.UID, c.msg(r.MsgID), int64(r.Start))
+			md.uidSeen(mb, r.UIDValidity, r.UID, md.msg(r.MsgID), int64(r.Start))
 		}
 	case history.KindIMAPStore, history.KindIMAPExpunge:
 		if r.Outcome == history.Fail || r.Mailbox == "" || (r.UID == 0 && r.MsgID == "") {
 			return
 		}
-		a := imapAction{expunge: r.Kind == history.KindIMAPExpunge, ok: ok, mbox: c.mbox(r.Mailbox), uid: r.UID, uidv: r.UIDValidity, msg: none, end: int64(r.End), line: line}
+		a := imapAction{expunge: r.Kind == history.KindIMAPExpunge, ok: ok, mbox: md.mbox(r.Mailbox), uid: r.UID, uidv: r.UIDValidity, msg: none, end: int64(r.End), line: line}
 		if r.MsgID != "" {
-			a.msg = c.msg(r.MsgID)
+			a.msg = md.msg(r.MsgID)
 		}
 		if !a.expunge {
-			a.flags = c.flagSet(r.Flags)
+			a.flags = md.flagSet(r.Flags)
 		}
-		c.actions = append(c.actions, a)
+		md.actions = append(md.actions, a)
 	}
 }
 
@@ -598,16 +694,14 @@ func clampMicros(ns int64) int64 {
 	return min(us, maxMicros)
 }
 
-func (c *checker) send(r *history.Record) {
-	mi := c.msg(r.MsgID)
-	m := &c.msgs[mi]
-	m.bits |= mSent
+func (md *model) send(r *history.Record) {
+	mi := md.msg(r.MsgID)
+	m := &md.msgs[mi]
 	if m.sendStart < 0 || int64(r.Start) < m.sendStart {
 		m.sendStart = int64(r.Start)
 	}
-	if r.BodySHA256 != "" && m.bits&mHash == 0 {
-		m.hash = c.fingerprint64(r.BodySHA256)
-		m.bits |= mHash
+	if r.BodySHA256 != "" && !m.hashKnown() {
+		m.hash = md.fingerprint64(r.BodySHA256)
 	}
 	inc := func(p *uint16) {
 		if *p < 0xffff {
@@ -639,16 +733,16 @@ func (c *checker) send(r *history.Record) {
 		}
 	}
 	for _, rc := range r.Rcpt {
-		c.deliv(mi, c.user(rc)).sent = true
+		md.deliv(mi, md.user(rc)).sent = true
 	}
 }
 
 // uidvSeen notes that mailbox mb had UIDVALIDITY uidv at a time. It keeps
 // the span with the pair that indexes the mailbox's UIDs, so that the
 // uidSeen that usually follows finds the pair in its one-entry cache.
-func (c *checker) uidvSeen(mb, uidv uint32, at int64) {
-	p, _ := c.pair(mb, uidv, true)
-	s := &c.uidvObs[p]
+func (md *model) uidvSeen(mb, uidv uint32, at int64) {
+	p, _ := md.pair(mb, uidv, true)
+	s := &md.uidvObs[p]
 	if !s.observed {
 		*s = uidvSpan{at, at, true}
 		return
@@ -663,101 +757,105 @@ func (c *checker) uidvSeen(mb, uidv uint32, at int64) {
 // slice to stay small goes to the uids map instead; lookups check both.
 
 // pair returns the interned (mailbox, uidvalidity) pair.
-func (c *checker) pair(mb, uidv uint32, create bool) (uint32, bool) {
+func (md *model) pair(mb, uidv uint32, create bool) (uint32, bool) {
 	k := uidvKey{mb, uidv}
-	if c.havePair && c.lastPairKey == k {
-		return c.lastPair, true
+	if md.havePair && md.lastPairKey == k {
+		return md.lastPair, true
 	}
-	p, ok := c.pairs[k]
+	p, ok := md.pairs[k]
 	if !ok {
 		if !create {
 			return 0, false
 		}
-		p = uint32(len(c.dense))
-		c.pairs[k] = p
-		c.dense = append(c.dense, nil)
-		c.pairN = append(c.pairN, 0)
-		c.pairKeys = append(c.pairKeys, k)
-		c.uidvObs = append(c.uidvObs, uidvSpan{})
+		p = uint32(len(md.dense))
+		md.pairs[k] = p
+		md.dense = append(md.dense, nil)
+		md.pairN = append(md.pairN, 0)
+		md.pairKeys = append(md.pairKeys, k)
+		md.uidvObs = append(md.uidvObs, uidvSpan{})
 	}
-	c.lastPairKey, c.lastPair, c.havePair = k, p, true
+	md.lastPairKey, md.lastPair, md.havePair = k, p, true
 	return p, true
 }
 
 // uidFind returns the uidList index of uid in pair p.
-func (c *checker) uidFind(p, uid uint32) (uint32, bool) {
-	if d := c.dense[p]; int(uid) < len(d) && d[uid] != 0 {
+func (md *model) uidFind(p, uid uint32) (uint32, bool) {
+	if d := md.dense[p]; int(uid) < len(d) && d[uid] != 0 {
 		return d[uid] - 1, true
 	}
-	if len(c.uids) > 0 {
-		i, ok := c.uids[uint64(p)<<32|uint64(uid)]
+	if len(md.uids) > 0 {
+		i, ok := md.uids[uint64(p)<<32|uint64(uid)]
 		return i, ok
 	}
 	return 0, false
 }
 
 // uidInsert records that uid in pair p is uidList[i] (not yet indexed).
-func (c *checker) uidInsert(p, uid, i uint32) {
-	c.pairN[p]++
-	d := c.dense[p]
+func (md *model) uidInsert(p, uid, i uint32) {
+	md.pairN[p]++
+	d := md.dense[p]
 	if int(uid) < len(d) {
 		d[uid] = i + 1
 		return
 	}
-	limit := 4*uint64(c.pairN[p]) + 64
+	limit := 4*uint64(md.pairN[p]) + 64
 	if uint64(uid) >= limit {
-		if c.uids == nil {
-			c.uids = map[uint64]uint32{}
+		if md.uids == nil {
+			md.uids = map[uint64]uint32{}
 		}
-		c.uids[uint64(p)<<32|uint64(uid)] = i
+		md.uids[uint64(p)<<32|uint64(uid)] = i
 		return
 	}
 	n := min(max(uint64(uid)+1, 2*uint64(len(d))), limit)
 	nd := make([]uint32, n)
 	copy(nd, d)
 	nd[uid] = i + 1
-	c.dense[p] = nd
+	md.dense[p] = nd
 }
 
 // uidLookup returns the uidList index of (mailbox, uidvalidity, uid).
-func (c *checker) uidLookup(mb, uidv, uid uint32) (uint32, bool) {
-	p, ok := c.pair(mb, uidv, false)
+func (md *model) uidLookup(mb, uidv, uid uint32) (uint32, bool) {
+	p, ok := md.pair(mb, uidv, false)
 	if !ok {
 		return 0, false
 	}
-	return c.uidFind(p, uid)
+	return md.uidFind(p, uid)
 }
 
-func (c *checker) uidSeen(mb, uidv, uid, msg uint32, at int64) {
-	p, _ := c.pair(mb, uidv, true)
-	i, ok := c.uidFind(p, uid)
+// uidSeen notes that msg was observed at uid of (mb, uidv) at a time and
+// returns the uidList index of the UID.
+func (md *model) uidSeen(mb, uidv, uid, msg uint32, at int64) uint32 {
+	p, _ := md.pair(mb, uidv, true)
+	i, ok := md.uidFind(p, uid)
 	if !ok {
-		c.uidInsert(p, uid, uint32(len(c.uidList)))
-		c.uidList = append(c.uidList, uidEntry{mbox: mb, uidv: uidv, uid: uid, msg: msg, first: at, last: at})
-		return
+		i = uint32(len(md.uidList))
+		md.uidInsert(p, uid, i)
+		md.uidList = append(md.uidList, uidEntry{pair: p, uid: uid, msg: msg, first: at, last: at})
+		return i
 	}
-	e := &c.uidList[i]
+	e := &md.uidList[i]
 	e.first, e.last = min(e.first, at), max(e.last, at)
 	if e.msg != msg && !e.reused {
 		e.reused = true
-		c.reusedList = append(c.reusedList, i)
+		md.reusedList = append(md.reusedList, i)
 	}
+	return i
 }
 
-func (c *checker) observe(line int64, r *history.Record, final bool) {
-	c.obsCount++
-	mb := c.mbox(r.Mailbox)
+func (md *model) observe(line int64, r *history.Record, final bool) {
+	md.obsCount++
+	mb := md.mbox(r.Mailbox)
 	msg := none
 	if r.MsgID != "" {
-		msg = c.msg(r.MsgID)
+		msg = md.msg(r.MsgID)
 	}
 	at := int64(r.Start)
 	if r.UIDValidity != 0 {
-		c.uidvSeen(mb, r.UIDValidity, at)
+		md.uidvSeen(mb, r.UIDValidity, at)
 	}
-	c.uidSeen(mb, r.UIDValidity, r.UID, msg, at)
+	entry := md.uidSeen(mb, r.UIDValidity, r.UID, msg, at)
 	if msg != none {
-		d := c.deliv(msg, c.mboxUser[mb])
+		d := md.deliv(msg, md.mboxUser[mb])
 		if !final && (d.firstSeen < 0 || at < d.firstSeen) {
 			d.firstSeen = at
 		}
@@ -770,61 +868,78 @@ func (c *checker) observe(line int64, r *history.Record, final bool) {
 		if round <= 0 {
 			round = 1
 		}
-		f := finalRec{msg: msg, mbox: mb, uid: r.UID, uidv: r.UIDValidity, flags: c.flagSet(r.Flags), round: uint16(min(round, 0xffff)), line: uint32(min(line, 0xffffffff))}
-		if r.BodySHA256 != "" {
-			f.hasHash, f.hash = true, c.fingerprint64(r.BodySHA256)
+		f := finalRec{msg: msg, entry: entry, flags: md.flagSet(r.Flags), round: uint16(min(round, 0xffff)), line: uint32(min(line, 0xffffffff))}
+		if r.BodySHA256 != "" && msg != none {
+			h := md.fingerprint64(r.BodySHA256)
+			switch m := &md.msgs[msg]; {
+			case m.hashKnown():
+				if h != m.hash {
+					f.bits |= fCorrupt
+				}
+			default:
+				md.pendingHash(uint32(len(md.finals)), h)
+			}
 		}
-		c.finals = append(c.finals, f)
+		md.finals = append(md.finals, f)
 	}
 }
 
+// pendingHash keeps the body hash of final record i until seal: the
+// message's sent hash was not known when the record was read.
+func (md *model) pendingHash(i uint32, h uint64) {
+	if md.finalHashes == nil {
+		md.finalHashes = map[uint32]uint64{}
+	}
+	md.finalHashes[i] = h
+}
+
 // replica returns the state of the replica named name, made on first use.
-func (c *checker) replica(name string) (uint32, *replicaState) {
-	if c.replicaNames.m == nil {
-		c.replicaNames = newInterner(&c.arena)
-		c.replicaMboxes = newInterner(&c.arena)
+func (md *model) replica(name string) (uint32, *replicaState) {
+	if md.replicaNames.m == nil {
+		md.replicaNames = newInterner(&md.arena)
+		md.replicaMboxes = newInterner(&md.arena)
 	}
-	i, isNew := c.replicaNames.id(name)
+	i, isNew := md.replicaNames.id(name)
 	if isNew {
-		c.replicas = append(c.replicas, replicaState{})
+		md.replicas = append(md.replicas, replicaState{})
 	}
-	return i, &c.replicas[i]
+	return i, &md.replicas[i]
 }
 
 // replicaFinal keeps a final record of a replica read. It interns the
 // message ID (a message may be known only from a replica) but creates no
 // delivery and no UID entry: only the replicas check reads it.
-func (c *checker) replicaFinal(line int64, r *history.Record) {
-	rep, _ := c.replica(r.Target)
-	mb, _ := c.replicaMboxes.id(r.Mailbox)
+func (md *model) replicaFinal(line int64, r *history.Record) {
+	rep, _ := md.replica(r.Target)
+	mb, _ := md.replicaMboxes.id(r.Mailbox)
 	rr := replicaRec{msg: none, mbox: mb, uid: r.UID, line: uint32(min(line, 0xffffffff)), replica: rep, attempt: uint16(min(max(r.Attempt, 1), 0xffff))}
 	if r.MsgID != "" {
-		rr.msg = c.msg(r.MsgID)
+		rr.msg = md.msg(r.MsgID)
 	}
 	if r.BodySHA256 != "" {
-		rr.hasHash, rr.hash = true, c.fingerprint64(r.BodySHA256)
+		rr.hasHash, rr.hash = true, md.fingerprint64(r.BodySHA256)
 	}
-	c.replicaRecs = append(c.replicaRecs, rr)
+	md.replicaRecs = append(md.replicaRecs, rr)
 }
 
-func (c *checker) event(line int64, r *history.Record) {
+func (md *model) event(line int64, r *history.Record) {
 	switch r.Kind {
 	case history.KindFaultInject:
-		f := Fault{Index: len(c.faults), Name: c.arena.str(r.Name), Target: c.arena.str(r.Target), Start: r.Start, End: -1, Failed: r.Outcome == history.Fail}
-		c.faults = append(c.faults, f)
+		f := Fault{Index: len(md.faults), Name: md.arena.str(r.Name), Target: md.arena.str(r.Target), Start: r.Start, End: -1, Failed: r.Outcome == history.Fail}
+		md.faults = append(md.faults, f)
 		k := faultKey{f.Name, f.Target}
-		c.pending[k] = append(c.pending[k], f.Index)
+		md.pending[k] = append(md.pending[k], f.Index)
 	case history.KindFaultHeal:
 		k := faultKey{r.Name, r.Target}
 		idx := -1
-		if q := c.pending[k]; len(q) > 0 {
+		if q := md.pending[k]; len(q) > 0 {
 			idx = q[0]
-			c.pending[k] = q[1:]
-			f := &c.faults[idx]
+			md.pending[k] = q[1:]
+			f := &md.faults[idx]
 			f.End, f.Healed = max(r.End, r.Start), true
 			f.Failed = f.Failed || r.Outcome == history.Fail
 		}
-		c.heals = append(c.heals, heal{fault: idx, name: c.arena.str(r.Name), at: max(int64(r.End), int64(r.Start))})
+		md.heals = append(md.heals, heal{fault: idx, name: md.arena.str(r.Name), at: max(int64(r.End), int64(r.Start))})
 	case history.KindPhase:
 		switch r.Phase() {
 		case history.PhaseFinalReadDone:
@@ -832,22 +947,22 @@ func (c *checker) event(line int64, r *history.Record) {
 			if round <= 0 {
 				round = 1
 			}
-			c.rounds[round] = true
+			md.rounds[round] = true
 		case history.PhaseReplicaRead:
-			c.replica(r.Target) // declared: unjudged until its done event
+			md.replica(r.Target) // declared: unjudged until its done event
 		case history.PhaseReplicaReadDone:
-			_, rs := c.replica(r.Target)
+			_, rs := md.replica(r.Target)
 			if a := uint16(min(max(r.Attempt, 1), 0xffff)); a >= rs.done {
 				rs.done, rs.doneLine = a, line
 			}
 		case history.PhaseHeal:
-			c.heals = append(c.heals, heal{fault: -1, name: "phase:heal", at: int64(r.Start)})
+			md.heals = append(md.heals, heal{fault: -1, name: "phase:heal", at: int64(r.Start)})
 		case history.PhaseDone:
-			c.done = true
+			md.done = true
 		}
 	case history.KindResolve:
 		if r.Name == history.ResolveReplicas {
-			c.declareReplicas(r.Target)
+			md.declareReplicas(r.Target)
 		}
 	}
 }
