@@ -77,6 +77,7 @@ type check struct {
 // check is one entry here and one function (see the README).
 var checks = []check{
 	{name: CheckReplicas, run: (*model).replicaCheck, applies: func(md *model) bool { return len(md.replicas) > 0 }},
+	{name: CheckFaultsHealed, run: (*model).healed, applies: func(md *model) bool { return len(md.faults) > 0 }},
 }
 
 // judge runs the checks in verdict order: the ledger, the IMAP

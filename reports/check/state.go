@@ -390,6 +390,7 @@ type model struct {
 	heals      []heal
 	rounds     map[int]bool
 	done       bool     // a done phase event was read: the run was not cut
+	healPhase  bool     // a heal phase event was read
 	reusedList []uint32 // uid entries reused, in order found
 	opsHint    int
 
@@ -957,6 +958,7 @@ func (md *model) event(line int64, r *history.Record) {
 			}
 		case history.PhaseHeal:
 			md.heals = append(md.heals, heal{fault: -1, name: "phase:heal", at: int64(r.Start)})
+			md.healPhase = true
 		case history.PhaseDone:
 			md.done = true
 		}

@@ -45,6 +45,10 @@ const (
 	// at least one replica (a replica-read event, or a final record with a
 	// Target): a history that reads none has nothing to check there.
 	CheckReplicas = "replicas"
+	// CheckFaultsHealed is the check that every injected fault took
+	// effect and was healed once the heal phase began. It is in
+	// Verdict.Checks only when the history injected a fault.
+	CheckFaultsHealed = "faults-healed"
 )
 
 // Verdict is everything the checkers conclude about one run.

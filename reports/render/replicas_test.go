@@ -69,7 +69,12 @@ func TestRenderReplicaCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := v.Checks[len(v.Checks)-1]
+	var r check.Result
+	for _, c := range v.Checks {
+		if c.Name == check.CheckReplicas {
+			r = c
+		}
+	}
 	if r.Name != check.CheckReplicas || r.Status != check.Failure || len(r.Evidence) != 2 {
 		t.Fatalf("replicas check %+v", r)
 	}
