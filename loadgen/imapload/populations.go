@@ -255,31 +255,7 @@ func (m *Member) look(ctx context.Context, t *tracker, verify bool, noticed time
 		if m.loop.Err() != nil {
 			return
 		}
-		var info msgInfo
-		_, err := cl.do(ctx, history.KindIMAPFetch, StageFetch, to.Command, func(ctx context.Context, s *session, rec *history.Record) error {
-			if s.uidValidity != t.validity {
-				return nil // renumbered: the next round starts over
-			}
-			got, err := fetch(s, uidSet([]uint32{u}), verify, to.Command)
-			if err != nil {
-				return err
-			}
-			rec.UID = u
-			if len(got) == 0 {
-				rec.Detail = "expunged before fetch"
-				return nil
-			}
-			info = got[0]
-			rec.MsgID, rec.Size = info.MsgID, int(info.Size)
-			if verify {
-				rec.BodySHA256 = info.BodySHA256
-				if info.HeaderHash != info.BodySHA256 {
-					rec.Class = ClassHashMismatch
-					rec.Detail = fmt.Sprintf("body hashes to %s, header says %q", info.BodySHA256, info.HeaderHash)
-				}
-			}
-			return nil
-		})
+		info, err := m.fetchOne(ctx, t, u, verify)
 		if err != nil {
 			return
 		}
@@ -302,6 +278,40 @@ func (m *Member) look(ctx context.Context, t *tracker, verify bool, noticed time
 			BodySHA256: info.BodySHA256, Flags: info.Flags, Size: int(info.Size),
 		})
 	}
+}
+
+// fetchOne fetches one new message for look and records the FETCH; info.UID
+// is 0 when the message went before it was fetched or the mailbox was
+// renumbered.
+func (m *Member) fetchOne(ctx context.Context, t *tracker, u uint32, verify bool) (msgInfo, error) {
+	cl := m.Client
+	to := cl.o.Timeouts
+	var info msgInfo
+	_, err := cl.do(ctx, history.KindIMAPFetch, StageFetch, to.Command, func(ctx context.Context, s *session, rec *history.Record) error {
+		if s.uidValidity != t.validity {
+			return nil // renumbered: the next round starts over
+		}
+		got, err := fetch(s, uidSet([]uint32{u}), verify, to.Command)
+		if err != nil {
+			return err
+		}
+		rec.UID = u
+		if len(got) == 0 {
+			rec.Detail = "expunged before fetch"
+			return nil
+		}
+		info = got[0]
+		rec.MsgID, rec.Size = info.MsgID, int(info.Size)
+		if verify {
+			rec.BodySHA256 = info.BodySHA256
+			if info.HeaderHash != info.BodySHA256 {
+				rec.Class = ClassHashMismatch
+				rec.Detail = fmt.Sprintf("body hashes to %s, header says %q", info.BodySHA256, info.HeaderHash)
+			}
+		}
+		return nil
+	})
+	return info, err
 }
 
 func (m *Member) pollRound(ctx context.Context, t *tracker, verify bool) {
