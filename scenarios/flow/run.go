@@ -550,19 +550,24 @@ func (r *Run) converge(ctx context.Context) error {
 	r.phase(history.PhaseConverge, 0, fmt.Sprint(int64(r.History.Clock().At(deadline))))
 	ctx, cancel := context.WithDeadline(ctx, deadline.Add(ReadTimeout))
 	defer cancel()
+	// The targets whose probe read still lacked something: a target once
+	// complete is not read again (the final read judges them all).
+	pending := append([]string{endpointTarget}, r.Traffic.Replicas()...)
 	for i := 1; ; i++ {
-		missing, err := r.probe(ctx, i)
+		missing, err := r.probe(ctx, i, pending)
 		switch {
 		case err != nil:
 			r.Log.Warn("convergence probe", "round", i, "err", err)
-		case missing == 0:
-			r.Log.Info("converged", "probes", i)
-			return nil
 		default:
-			r.Log.Info("not converged yet", "probe", i, "missing", missing)
+			pending = slices.DeleteFunc(pending, func(t string) bool { return missing[t] == 0 })
+			if len(pending) == 0 {
+				r.Log.Info("converged", "probes", i)
+				return nil
+			}
+			r.Log.Info("not converged yet", "probe", i, "missing", sum(missing, pending))
 		}
 		if time.Now().Add(ProbeEvery).After(deadline) {
-			r.Log.Warn("convergence deadline reached", "missing", missing)
+			r.Log.Warn("convergence deadline reached", "missing", sum(missing, pending))
 			return nil
 		}
 		select {
@@ -573,46 +578,62 @@ func (r *Run) converge(ctx context.Context) error {
 	}
 }
 
-// probe reads every mailbox, through the endpoint and on every replica,
-// into a scratch history and counts the accepted deliveries each read did
-// not find, summed.
-func (r *Run) probe(ctx context.Context, i int) (int, error) {
+// endpointTarget is the read through the stack's IMAP endpoint among the
+// convergence targets (the others are replica names).
+const endpointTarget = ""
+
+// sum adds up the counts of targets.
+func sum(counts map[string]int, targets []string) int {
+	n := 0
+	for _, t := range targets {
+		n += counts[t]
+	}
+	return n
+}
+
+// probe reads every mailbox of each target (the endpoint, a replica) into
+// a scratch history and returns, per target, what its read did not show
+// yet (see Missing).
+func (r *Run) probe(ctx context.Context, i int, targets []string) (map[string]int, error) {
 	if err := r.History.Flush(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	path := filepath.Join(r.Dir, "probe.jsonl")
 	defer os.Remove(path)
 	w, err := history.Create(path, r.History.Clock(), history.Header{RunID: r.P.RunID, Scenario: r.S.Name})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, ReadTimeout)
-	err = r.Traffic.FinalRead(rctx, w, i)
-	for _, name := range r.Traffic.Replicas() {
+	var replicas []string
+	for _, t := range targets {
 		if err != nil {
 			break
 		}
-		err = r.Traffic.ReadReplica(rctx, w, name)
+		if t == endpointTarget {
+			err = r.Traffic.FinalRead(rctx, w, i)
+		} else {
+			replicas = append(replicas, t)
+			err = r.Traffic.ReadReplica(rctx, w, t)
+		}
 	}
 	cancel()
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	missing, err := Missing(r.HistoryPath(), path, r.Traffic.Replicas()...)
+	missing, err := Missing(r.HistoryPath(), path, replicas...)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	total := 0
-	for target, n := range missing {
-		total += n
-		if n > 0 && target != "" {
-			r.Log.Info("replica not converged yet", "replica", target, "missing", n)
+	for _, t := range replicas {
+		if missing[t] > 0 {
+			r.Log.Info("replica not converged yet", "replica", t, "missing", missing[t])
 		}
 	}
-	return total, nil
+	return missing, nil
 }
 
 // Missing counts what a read does not show yet: the accepted (message,
