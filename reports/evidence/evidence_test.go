@@ -359,6 +359,12 @@ func TestParseManifestRejects(t *testing.T) {
 		h + "  a/../../up\n",
 		strings.ToUpper(h) + "  file\n",
 		h + "  f\n" + h + "  f\n",
+		h + "  f\r\n",   // sha256sum reads "f"
+		h + "  f\r\r\n", // sha256sum reads "f\r"
+		h + "  f\r",
+		h + "  f\n\n" + h + "  g\n",
+		h + "  f\n" + h + "  g", // cut short
+		"\n",
 	} {
 		if _, err := ParseManifest(strings.NewReader(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
