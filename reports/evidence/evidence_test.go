@@ -15,7 +15,7 @@ import (
 )
 
 // sampleRun writes a run folder like the one reports/render produces.
-func sampleRun(t *testing.T, parent, id string) string {
+func sampleRun(t testing.TB, parent, id string) string {
 	t.Helper()
 	dir := filepath.Join(parent, id)
 	files := map[string]string{
@@ -42,7 +42,7 @@ func sampleRun(t *testing.T, parent, id string) string {
 	return dir
 }
 
-func seal(t *testing.T, dir string, key ed25519.PrivateKey) {
+func seal(t testing.TB, dir string, key ed25519.PrivateKey) {
 	t.Helper()
 	if _, err := WriteManifest(dir); err != nil {
 		t.Fatal(err)
