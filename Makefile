@@ -182,6 +182,47 @@ bench-loadgen: ## our SMTP sender vs Postfix smtp-source against smtp-sink; open
 	fi
 	$(GO) run ./loadgen/cmd/bench -postfix $(POSTFIX_CACHE) $(BENCH_FLAGS)
 
+# Fuzzing: every Fuzz target in the tree, one after another, FUZZTIME each
+# with one worker (-parallel 1: one core, beside whatever else the machine
+# runs). The targets are found with `go test -list '^Fuzz'` per package, so
+# a new one is fuzzed with no change here; FUZZ=<regexp> picks targets by
+# name, FUZZ_PKGS the packages. Each target's output is kept in
+# $(FUZZ_LOG)/<package>.<target>.log, and the table (target, package, time
+# fuzzed, execs, result) in $(FUZZ_LOG)/summary.txt. A crash fails the
+# target: go test writes the input to the package's testdata/fuzz/<target>/,
+# which, once the bug is fixed, is committed as a regression case that every
+# go test runs. A new input that widens coverage is minimized for at most
+# FUZZ_MINIMIZE (go's default, 60s, spends most of a slow target's time
+# there: the verify targets run tens of inputs a second).
+FUZZTIME      ?= 10m
+FUZZ_MINIMIZE ?= 10s
+FUZZ          ?= .
+FUZZ_PKGS     ?= ./...
+FUZZ_LOG      ?= $(OUT)/fuzz
+
+.PHONY: fuzz
+fuzz: ## every Fuzz target in turn for FUZZTIME (default 10m) with one worker; time, execs and result per target; fails on a crash (FUZZTIME=30s FUZZ=<regexp>)
+	@mkdir -p $(FUZZ_LOG); sum=$(FUZZ_LOG)/summary.txt; mod=$$($(GO) list -m); n=0; failed=0; \
+	row() { printf '%-28s %-24s %8s %12s  %s\n' "$$@"; }; \
+	row target package fuzzed execs result | tee $$sum; \
+	for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' $(FUZZ_PKGS)); do \
+		list=$$($(GO) test -list '^Fuzz' $$pkg 2>&1) || { echo "fuzz: go test -list $$pkg failed:" >&2; echo "$$list" >&2; exit 2; }; \
+		for t in $$(grep -E '^Fuzz' <<<"$$list" | grep -E '$(FUZZ)' || true); do \
+			n=$$((n+1)); short=$${pkg#$$mod/}; log=$(FUZZ_LOG)/$$(tr / . <<<"$$short").$$t.log; \
+			if $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZ_MINIMIZE) -parallel 1 $$pkg >$$log 2>&1; then res=ok; \
+			else \
+				failed=$$((failed+1)); crash=$$(grep -oE 'testdata/fuzz/[^ ]+' $$log | head -1 || true); \
+				res="FAIL: $${crash:+crasher $$short/$$crash, }see $$log"; \
+			fi; \
+			fuzzed=$$(grep -oE '^fuzz: elapsed: [^,]+' $$log | tail -1 | cut -d' ' -f3 || true); \
+			execs=$$(grep -oE 'execs: [0-9]+' $$log | tail -1 | cut -d' ' -f2 || true); \
+			row $$t $$short "$${fuzzed:--}" "$${execs:--}" "$$res" | tee -a $$sum; \
+		done; \
+	done; \
+	if [ $$n = 0 ]; then echo "fuzz: no Fuzz target matches FUZZ='$(FUZZ)' in $(FUZZ_PKGS)" >&2; exit 2; fi; \
+	if [ $$failed -gt 0 ]; then echo "fuzz: $$failed of $$n targets failed (table: $$sum)" >&2; exit 1; fi; \
+	echo "fuzz: $$n targets, $(FUZZTIME) each, no crash (table: $$sum)"
+
 # govulncheck and its vulnerability database, both from the Go module proxy
 # (vuln.go.dev is not reachable from every machine): the database is built in
 # .cache/vuln from the OSV entries of the golang.org/x/vulndb module, the data

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailchaos/mailchaos/internal/yamldoc"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -272,7 +273,7 @@ func parse(name string, data []byte, chain []string) (*Descriptor, *yaml.Node, e
 	d := &Descriptor{Path: name, Dir: filepath.Dir(name)}
 
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	if err := yamldoc.Unmarshal(data, &root); err != nil {
 		p.addYAMLError(err)
 		return nil, nil, p.err()
 	}

@@ -67,6 +67,8 @@ func TestParseProblems(t *testing.T) {
 	}{
 		{"empty", "", []string{"the descriptor is empty"}},
 		{"not yaml", "version: [1\n", []string{"x.yaml:"}},
+		{"a second document", base + "  a: {image: i, role: mta}\n---\nversion: 2\n", []string{"x.yaml:4: a second YAML document (after ---)"}},
+		{"garbage after ---", base + "  a: {image: i, role: mta}\n---\n{ [\n", []string{"x.yaml:5:"}},
 		{"top-level unknown key", "version: 1\nservice: {}\n", []string{`x.yaml:2: unknown key "service" (did you mean "services"?)`, "no services"}},
 		{"bad version", "version: 2\nservices: {a: {image: i, role: mta}}\n", []string{"x.yaml:1: version is 2"}},
 		{"missing image and role", base + "  a: {}\n", []string{`x.yaml:3: service "a": image is missing`, `x.yaml:3: service "a": role is missing`}},

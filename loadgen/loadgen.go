@@ -210,13 +210,13 @@ func (c Config) Validate() error {
 	if len(c.CACertPEM) > 0 && !x509.NewCertPool().AppendCertsFromPEM(c.CACertPEM) {
 		add("CA certificate: no PEM certificate found")
 	}
-	if s := c.submissionShare(); s < 0 || s > 1 || (s > 0 && c.Endpoints.Submission == "") || (s < 1 && c.Endpoints.SMTP == "") {
+	if s := c.submissionShare(); !(s >= 0 && s <= 1) || (s > 0 && c.Endpoints.Submission == "") || (s < 1 && c.Endpoints.SMTP == "") { // !(...) refuses NaN
 		add("submission share %v does not fit the endpoints given", s)
 	}
 	switch c.SMTP.Model {
 	case ModelOpen:
-		if len(c.SMTP.Ramp) == 0 && c.SMTP.Rate <= 0 {
-			add("open model: rate %v, want > 0 (or a ramp)", c.SMTP.Rate)
+		if len(c.SMTP.Ramp) == 0 && !(c.SMTP.Rate > 0 && !math.IsInf(c.SMTP.Rate, 1)) { // refuses NaN too
+			add("open model: rate %v, want a finite rate > 0 (or a ramp)", c.SMTP.Rate)
 		}
 		if err := c.schedule().Validate(); len(c.SMTP.Ramp) > 0 && err != nil {
 			errs = append(errs, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/mailchaos/mailchaos/loadgen"
 	"github.com/mailchaos/mailchaos/loadgen/internal/testsrv"
 	"github.com/mailchaos/mailchaos/loadgen/retry"
+	"github.com/mailchaos/mailchaos/loadgen/smtpload"
 )
 
 type stack struct {
@@ -203,6 +205,53 @@ func TestConfigValidateAllProblems(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q not in %v", want, err)
 		}
+	}
+}
+
+// NaN passes every comparison and Inf every lower bound: a rate, a
+// submission share, a ramp, a corpus shape that is not finite is refused,
+// naming what.
+func TestConfigValidateRefusesNonFinite(t *testing.T) {
+	valid := func() loadgen.Config {
+		return loadgen.Config{
+			RunID: "r", Users: []loadgen.User{{Address: "u@example.test"}},
+			Endpoints: loadgen.Endpoints{SMTP: "127.0.0.1:1"},
+			SMTP:      loadgen.SMTPConfig{Rate: 10, Duration: time.Second, MaxMessages: 10},
+		}
+	}
+	if err := valid().Validate(); err != nil {
+		t.Fatalf("the valid config: %v", err)
+	}
+	nan, inf := math.NaN(), math.Inf(1)
+	cases := []struct {
+		name string
+		set  func(c *loadgen.Config)
+		want string
+	}{
+		{"rate NaN", func(c *loadgen.Config) { c.SMTP.Rate = nan }, "rate NaN, want a finite rate > 0"},
+		{"rate +Inf", func(c *loadgen.Config) { c.SMTP.Rate = inf }, "rate +Inf, want a finite rate > 0"},
+		{"rate -Inf", func(c *loadgen.Config) { c.SMTP.Rate = -inf }, "rate -Inf, want a finite rate > 0"},
+		{"submission share NaN", func(c *loadgen.Config) { c.SMTP.Submission = &nan }, "submission share NaN"},
+		{"ramp start NaN", func(c *loadgen.Config) {
+			c.SMTP.StartRate, c.SMTP.Ramp = nan, []smtpload.Stage{{Duration: time.Second, Rate: 1}}
+		}, "start rate NaN: not a finite number"},
+		{"ramp stage +Inf", func(c *loadgen.Config) {
+			c.SMTP.Ramp = []smtpload.Stage{{Duration: time.Second, Rate: inf}}
+		}, "stage 1: rate +Inf: not a finite number"},
+		{"corpus sigma NaN", func(c *loadgen.Config) { c.Corpus.Sigma = nan }, "sigma NaN, want a finite number"},
+		{"corpus weight +Inf", func(c *loadgen.Config) { c.Corpus.Weights = [3]float64{1, inf, 1} }, "shape weight +Inf is not a finite number"},
+		{"corpus weights sum past float64", func(c *loadgen.Config) {
+			c.Corpus.Weights = [3]float64{math.MaxFloat64, math.MaxFloat64, 0}
+		}, "shape weights sum to +Inf"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.set(&c)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v, want an error with %q", err, tc.want)
+			}
+		})
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/mailchaos/mailchaos/internal/yamldoc"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -139,7 +140,7 @@ func Load(path string) (*Spec, error) {
 // Parse validates spec bytes; name labels problems and dir resolves contexts.
 func Parse(data []byte, name, dir string) (*Spec, error) {
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	if err := yamldoc.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	var probs []string

@@ -311,3 +311,15 @@ func TestEximCyrusSpecLoads(t *testing.T) {
 		t.Errorf("toxiproxy entries differ:\n%+v\n%+v", a, b)
 	}
 }
+
+// A spec is one YAML document: what follows a --- is refused, not dropped.
+func TestSecondDocumentRefused(t *testing.T) {
+	for in, want := range map[string]string{
+		"version: 1\nimages: []\n---\nimages: [{tag: x}]\n": "x.yaml: line 3: a second YAML document (after ---)",
+		"version: 1\nimages: []\n---\n}\n":                  "x.yaml: yaml: line 3: did not find expected",
+	} {
+		if _, err := Parse([]byte(in), "x.yaml", t.TempDir()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", in, err, want)
+		}
+	}
+}

@@ -122,15 +122,22 @@ func (o Options) Validate() error {
 	if o.MaxRecipients < 1 {
 		errs = append(errs, fmt.Errorf("corpus: max recipients %d, want at least 1", o.MaxRecipients))
 	}
+	if math.IsNaN(o.Sigma) || math.IsInf(o.Sigma, 0) {
+		errs = append(errs, fmt.Errorf("corpus: sigma %v, want a finite number", o.Sigma))
+	}
 	sum := 0.0
 	for _, w := range o.Weights {
+		if math.IsNaN(w) || math.IsInf(w, 0) {
+			errs = append(errs, fmt.Errorf("corpus: shape weight %v is not a finite number", w))
+			continue
+		}
 		if w < 0 {
 			errs = append(errs, fmt.Errorf("corpus: negative shape weight %v", w))
 		}
 		sum += w
 	}
-	if sum <= 0 {
-		errs = append(errs, errors.New("corpus: shape weights sum to zero"))
+	if !(sum > 0) || math.IsInf(sum, 1) {
+		errs = append(errs, fmt.Errorf("corpus: shape weights sum to %v, want a finite sum above zero", sum))
 	}
 	return errors.Join(errs...)
 }

@@ -37,18 +37,31 @@ func (s Schedule) Validate() error {
 	if len(s.Stages) == 0 {
 		errs = append(errs, errors.New("schedule: no stages"))
 	}
-	if s.StartRate < 0 {
-		errs = append(errs, fmt.Errorf("schedule: negative start rate %v", s.StartRate))
+	if why := rateProblem(s.StartRate); why != "" {
+		errs = append(errs, fmt.Errorf("schedule: start rate %v: %s", s.StartRate, why))
 	}
 	for i, st := range s.Stages {
 		if st.Duration <= 0 {
 			errs = append(errs, fmt.Errorf("schedule: stage %d: duration %v, want > 0", i+1, st.Duration))
 		}
-		if st.Rate < 0 {
-			errs = append(errs, fmt.Errorf("schedule: stage %d: negative rate %v", i+1, st.Rate))
+		if why := rateProblem(st.Rate); why != "" {
+			errs = append(errs, fmt.Errorf("schedule: stage %d: rate %v: %s", i+1, st.Rate, why))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// rateProblem says why r is no rate a schedule can hold, or "": a
+// negative rate, NaN (which passes every comparison) and +Inf (which makes
+// every arrival due at once) are not.
+func rateProblem(r float64) string {
+	switch {
+	case math.IsNaN(r) || math.IsInf(r, 0):
+		return "not a finite number"
+	case r < 0:
+		return "negative"
+	}
+	return ""
 }
 
 // Duration returns the total length of the schedule.

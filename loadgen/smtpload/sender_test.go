@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -289,6 +290,12 @@ func TestScheduleCount(t *testing.T) {
 	}
 	if err := (Schedule{Stages: []Stage{{0, -1}}}).Validate(); err == nil || !strings.Contains(err.Error(), "duration") || !strings.Contains(err.Error(), "negative") {
 		t.Errorf("validate: %v", err)
+	}
+	// NaN passes every comparison, +Inf makes every arrival due at once.
+	for _, r := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if err := Constant(r, time.Second).Validate(); err == nil || !strings.Contains(err.Error(), "not a finite number") {
+			t.Errorf("rate %v: %v", r, err)
+		}
 	}
 }
 

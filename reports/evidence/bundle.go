@@ -26,7 +26,7 @@ var BundleTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // files are hashed again while they are archived; a file that changed since
 // the manifest was written is an error.
 func WriteBundle(dir string) error {
-	entries, _, err := readManifestFile(filepath.Join(dir, ManifestName), DefaultLimits)
+	entries, _, err := readManifestFile(nil, filepath.Join(dir, ManifestName), DefaultLimits)
 	if err != nil {
 		return fmt.Errorf("write bundle: read manifest: %w", err)
 	}
@@ -95,7 +95,7 @@ func WriteBundle(dir string) error {
 // addFile archives dir/rel as prefix/rel; if want is set, the bytes
 // archived must hash to it.
 func addFile(tw *tar.Writer, dir, prefix, rel, want string) error {
-	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
+	f, err := openRegular(nil, filepath.Join(dir, filepath.FromSlash(rel)))
 	if err != nil {
 		return err
 	}
@@ -103,9 +103,6 @@ func addFile(tw *tar.Writer, dir, prefix, rel, want string) error {
 	st, err := f.Stat()
 	if err != nil {
 		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file", rel)
 	}
 	hdr := &tar.Header{
 		Typeflag: tar.TypeReg,

@@ -15,7 +15,7 @@ import (
 )
 
 // sampleRun writes a run folder like the one reports/render produces.
-func sampleRun(t *testing.T, parent, id string) string {
+func sampleRun(t testing.TB, parent, id string) string {
 	t.Helper()
 	dir := filepath.Join(parent, id)
 	files := map[string]string{
@@ -42,7 +42,7 @@ func sampleRun(t *testing.T, parent, id string) string {
 	return dir
 }
 
-func seal(t *testing.T, dir string, key ed25519.PrivateKey) {
+func seal(t testing.TB, dir string, key ed25519.PrivateKey) {
 	t.Helper()
 	if _, err := WriteManifest(dir); err != nil {
 		t.Fatal(err)
@@ -359,6 +359,12 @@ func TestParseManifestRejects(t *testing.T) {
 		h + "  a/../../up\n",
 		strings.ToUpper(h) + "  file\n",
 		h + "  f\n" + h + "  f\n",
+		h + "  f\r\n",   // sha256sum reads "f"
+		h + "  f\r\r\n", // sha256sum reads "f\r"
+		h + "  f\r",
+		h + "  f\n\n" + h + "  g\n",
+		h + "  f\n" + h + "  g", // cut short
+		"\n",
 	} {
 		if _, err := ParseManifest(strings.NewReader(bad)); err == nil {
 			t.Errorf("accepted %q", bad)

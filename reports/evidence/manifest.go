@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // File names of the evidence in a run folder. None of them is listed in the
@@ -149,10 +150,16 @@ func checkName(rel string) error {
 	return nil
 }
 
-// HashFile returns the hex SHA-256 of the file at p. It stops with ctx's
-// error when ctx is done.
+// HashFile returns the hex SHA-256 of the regular file at p; anything else
+// (a named pipe, a device) is an error. It stops with ctx's error when ctx
+// is done.
 func HashFile(ctx context.Context, p string) (string, error) {
-	f, err := os.Open(p)
+	return hashIn(ctx, nil, p)
+}
+
+// hashIn is HashFile of name under root (the path name when root is nil).
+func hashIn(ctx context.Context, root *os.Root, name string) (string, error) {
+	f, err := openRegular(root, name)
 	if err != nil {
 		return "", err
 	}
@@ -162,6 +169,56 @@ func HashFile(ctx context.Context, p string) (string, error) {
 		return "", err
 	}
 	return h.hex(), nil
+}
+
+// errNotRegular marks a path that is no regular file.
+var errNotRegular = errors.New("not a regular file")
+
+// openRegular opens name under root for reading (the path name when root
+// is nil) and refuses anything but a regular file. Through root, no path
+// and no symlink can lead out of the run folder. O_NONBLOCK keeps the open
+// of a named pipe from waiting for a writer for ever (it changes nothing
+// for a regular file); a device is refused before it is read.
+func openRegular(root *os.Root, name string) (*os.File, error) {
+	const flag = os.O_RDONLY | syscall.O_NONBLOCK
+	var (
+		f   *os.File
+		err error
+	)
+	if root != nil {
+		f, err = root.OpenFile(name, flag, 0)
+	} else {
+		f, err = os.OpenFile(name, flag, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("%s: %w (%s)", name, errNotRegular, typeName(st.Mode()))
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// typeName names a file type for a message.
+func typeName(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&fs.ModeSymlink != 0:
+		return "a symlink"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "type " + m.Type().String()
 }
 
 // ctxReader fails its reads once ctx is done, so that hashing a large file
@@ -186,44 +243,91 @@ type folderFiles struct {
 	leftovers []string // temporary files of an interrupted evidence write (isLeftover)
 }
 
-// listFiles walks dir (not following symlinks) and sorts what it finds.
-// More than max files, or ctx done, stops it with an error: a folder
-// crafted with millions of files cannot make it hold millions of names.
-func listFiles(ctx context.Context, dir string, max int) (folderFiles, error) {
+// listFiles walks the folder of root and sorts what it finds (walkFolder).
+func listFiles(ctx context.Context, root *os.Root, max int) (folderFiles, error) {
 	var ff folderFiles
-	n := 0
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if rel == "." || d.IsDir() {
-			return nil
-		}
-		if n++; n > max {
-			return fmt.Errorf("more than %d files, the limit: not a run folder", max)
-		}
+	err := walkFolder(ctx, root, max, func(rel string, typ fs.FileMode) {
 		switch {
-		case !d.Type().IsRegular():
+		case !typ.IsRegular():
 			ff.odd = append(ff.odd, rel)
 		case isLeftover(rel):
 			ff.leftovers = append(ff.leftovers, rel)
 		case !isEvidence(rel):
 			ff.files = append(ff.files, rel)
 		}
-		return nil
 	})
 	slices.Sort(ff.files)
 	slices.Sort(ff.odd)
 	slices.Sort(ff.leftovers)
 	return ff, err
+}
+
+// dirEntry is what walkFolder keeps of a folder entry until it is visited.
+type dirEntry struct {
+	name string
+	typ  fs.FileMode
+}
+
+// walkFolder calls visit with the slash path and type of everything in
+// root's folder but folders, which it enters; it follows no symlink. More
+// than max entries (files and folders alike), a path longer than
+// maxNameBytes, or ctx done, stops it with an error. It reads each folder
+// in batches and holds the names of the folders it is in only: a folder
+// crafted with millions of entries, or nested deep, makes it hold no more
+// than max names of at most a file name's length each.
+func walkFolder(ctx context.Context, root *os.Root, max int, visit func(rel string, typ fs.FileMode)) error {
+	n := 0
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		d, err := root.Open(dir)
+		if err != nil {
+			return err
+		}
+		var entries []dirEntry
+		for {
+			batch, err := d.ReadDir(256)
+			for _, e := range batch {
+				if n++; n > max {
+					d.Close()
+					return fmt.Errorf("more than %d files and folders, the limit: not a run folder", max)
+				}
+				entries = append(entries, dirEntry{e.Name(), e.Type()})
+			}
+			if err == io.EOF || (err == nil && len(batch) == 0) {
+				break
+			}
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err != nil {
+				d.Close()
+				return err
+			}
+		}
+		d.Close()
+		slices.SortFunc(entries, func(a, b dirEntry) int { return strings.Compare(a.name, b.name) })
+		for _, e := range entries {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			rel := e.name
+			if dir != "." {
+				rel = dir + "/" + e.name
+			}
+			if len(rel) > maxNameBytes {
+				return fmt.Errorf("%q...: a path longer than %d bytes, the limit: not a run folder", rel[:64], maxNameBytes)
+			}
+			if e.typ.IsDir() {
+				if err := walk(rel); err != nil {
+					return err
+				}
+				continue
+			}
+			visit(rel, e.typ)
+		}
+		return nil
+	}
+	return walk(".")
 }
 
 // Hash hashes every artifact in dir (every regular file except the evidence
@@ -233,7 +337,12 @@ func listFiles(ctx context.Context, dir string, max int) (folderFiles, error) {
 // (DefaultLimits.Entries), is an error.
 func Hash(dir string) ([]Entry, error) {
 	ctx := context.Background() // writing a report is not interruptible half-way
-	ff, err := listFiles(ctx, dir, DefaultLimits.Entries)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list artifacts: %w", err)
+	}
+	defer root.Close()
+	ff, err := listFiles(ctx, root, DefaultLimits.Entries)
 	if err != nil {
 		return nil, fmt.Errorf("list artifacts: %w", err)
 	}
@@ -248,7 +357,7 @@ func Hash(dir string) ([]Entry, error) {
 		if err := checkName(rel); err != nil {
 			return nil, fmt.Errorf("list artifacts: %w", err)
 		}
-		sum, err := HashFile(ctx, filepath.Join(dir, filepath.FromSlash(rel)))
+		sum, err := hashIn(ctx, root, rel)
 		if err != nil {
 			return nil, fmt.Errorf("hash %s: %w", rel, err)
 		}
@@ -271,12 +380,32 @@ func FormatManifest(w io.Writer, entries []Entry) error {
 }
 
 // ParseManifest reads a manifest in sha256sum format (text "  " or binary
-// " *" separator). A malformed line is an error naming it; so is a path that
-// is absolute, climbs out with "..", or appears twice, and a manifest past
-// DefaultLimits (bytes or lines).
+// " *" separator), each line ending in "\n" alone, as FormatManifest
+// writes it. A malformed line is an error naming it; so is an empty line,
+// a carriage return, a last line without its newline (a manifest cut
+// short), a path that is absolute, climbs out with "..", or appears twice,
+// and a manifest past DefaultLimits (bytes or lines).
 func ParseManifest(r io.Reader) ([]Entry, error) {
 	entries, _, err := parseManifest(r, DefaultLimits)
 	return entries, err
+}
+
+// errCutShort is a manifest whose last line has no newline.
+var errCutShort = errors.New("no newline at the end of the last line: the manifest was cut short")
+
+// scanManifestLines splits at "\n" alone. Unlike bufio.ScanLines it keeps
+// a "\r" for parseManifest to refuse (GNU sha256sum drops one "\r" before
+// the newline and keeps a second as part of the name, so a lenient reader
+// and sha256sum would disagree on which file a line names), and it refuses
+// a last line without its newline.
+func scanManifestLines(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return 0, nil, errCutShort
+	}
+	return 0, nil, nil
 }
 
 // parseManifest reads a manifest as a stream within lim and returns its
@@ -286,15 +415,19 @@ func parseManifest(r io.Reader, lim Limits) ([]Entry, string, error) {
 	h := newHasher()
 	cr := &countingReader{r: io.TeeReader(io.LimitReader(r, lim.ManifestBytes+1), h)}
 	sc := bufio.NewScanner(cr)
-	sc.Buffer(make([]byte, 0, 4096), 64+2+maxNameBytes+2)
+	sc.Buffer(make([]byte, 0, 4096), 64+2+maxNameBytes+1)
+	sc.Split(scanManifestLines)
 	var entries []Entry
 	seen := map[string]bool{}
 	line := 0
 	for sc.Scan() {
 		line++
-		s := strings.TrimSuffix(sc.Text(), "\r")
-		if s == "" {
-			continue
+		s := sc.Text()
+		switch {
+		case strings.HasSuffix(s, "\r"):
+			return nil, "", fmt.Errorf("manifest line %d: ends in a carriage return (\\r): lines end in \\n alone, as mailchaos writes them", line)
+		case s == "":
+			return nil, "", fmt.Errorf("manifest line %d: empty", line)
 		}
 		if len(entries) == lim.Entries {
 			return nil, "", fmt.Errorf("manifest line %d: more than %d files listed, the limit", line, lim.Entries)
@@ -316,11 +449,13 @@ func parseManifest(r io.Reader, lim Limits) ([]Entry, string, error) {
 		seen[p] = true
 		entries = append(entries, Entry{Path: p, SHA256: sum})
 	}
-	if err := sc.Err(); err != nil {
-		return nil, "", fmt.Errorf("manifest line %d: %w", line+1, err)
-	}
+	// Past the byte limit the stream was cut: that, not the cut line, is
+	// what is wrong.
 	if cr.n > lim.ManifestBytes {
 		return nil, "", fmt.Errorf("manifest larger than %d bytes, the limit", lim.ManifestBytes)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, "", fmt.Errorf("manifest line %d: %w", line+1, err)
 	}
 	return entries, h.hex(), nil
 }
@@ -361,10 +496,11 @@ func WriteManifest(dir string) ([]Entry, error) {
 	return entries, nil
 }
 
-// readManifestFile reads and parses a manifest file within lim, returning
-// the hex SHA-256 of its bytes too.
-func readManifestFile(p string, lim Limits) ([]Entry, string, error) {
-	f, err := os.Open(p)
+// readManifestFile reads and parses the manifest file name under root
+// (the path name when root is nil) within lim, returning the hex SHA-256
+// of its bytes too.
+func readManifestFile(root *os.Root, name string, lim Limits) ([]Entry, string, error) {
+	f, err := openRegular(root, name)
 	if err != nil {
 		return nil, "", err
 	}

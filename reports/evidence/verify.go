@@ -51,8 +51,8 @@ func (p Problem) String() string {
 // Verify stops and reports the folder or bundle unreadable, naming the
 // limit. A zero field takes the DefaultLimits value.
 type Limits struct {
-	// Entries bounds the files of a folder, the entries of a bundle
-	// (folders included) and the lines of a manifest.
+	// Entries bounds the entries of a folder and of a bundle (files and
+	// folders alike) and the lines of a manifest.
 	Entries int
 	// ManifestBytes bounds the size of MANIFEST.sha256.
 	ManifestBytes int64
@@ -173,7 +173,9 @@ type VerifyOptions struct {
 // name. For a folder that also holds bundle.tar.gz, the bundle is verified
 // too (its bytes against bundle.tar.gz.sha256, its contents against its
 // manifest, and its manifest, signature and run id against the folder's).
-// Everything is streamed within opts.Limits. The error is for a path that
+// Every file of a folder is read through an os.Root: no symlink leads
+// verify out of the folder, and a named pipe or device is reported, never
+// read. Everything is streamed within opts.Limits. The error is for a path that
 // cannot be read at all, or ctx done (the verification is then
 // incomplete); everything wrong with the evidence itself is in the Report.
 func Verify(ctx context.Context, p string, opts VerifyOptions) (*Report, error) {
@@ -192,8 +194,11 @@ func Verify(ctx context.Context, p string, opts VerifyOptions) (*Report, error) 
 			r.Resolved = real
 		}
 		verifyDir(ctx, r, real, opts.PublicKey, lim)
+	} else if f, err := openRegular(nil, p); err != nil {
+		r.stop(filepath.Base(p), err.Error())
 	} else {
-		verifyBundleFile(ctx, r, p, "", nil, opts.PublicKey, lim)
+		verifyBundle(ctx, r, f, filepath.Base(p), "", nil, opts.PublicKey, lim)
+		f.Close()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("verify %s: stopped before the end: %w", p, err)
@@ -215,7 +220,15 @@ func verifyDir(ctx context.Context, r *Report, dir string, pub ed25519.PublicKey
 		return
 	}
 	r.RunID = id
-	entries, manifestSum, err := readManifestFile(filepath.Join(dir, ManifestName), lim)
+	// Every file is read through root: a crafted symlink, in the manifest
+	// or in the folder, cannot lead verify out of the run folder.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		r.add(".", Unreadable, err.Error())
+		return
+	}
+	defer root.Close()
+	entries, manifestSum, err := readManifestFile(root, ManifestName, lim)
 	if err != nil {
 		kind := Unreadable
 		if errors.Is(err, fs.ErrNotExist) {
@@ -229,7 +242,7 @@ func verifyDir(ctx context.Context, r *Report, dir string, pub ed25519.PublicKey
 	listed := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		listed[e.Path] = true
-		sum, err := HashFile(ctx, filepath.Join(dir, filepath.FromSlash(e.Path)))
+		sum, err := hashIn(ctx, root, e.Path)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -241,23 +254,23 @@ func verifyDir(ctx context.Context, r *Report, dir string, pub ed25519.PublicKey
 			r.add(e.Path, Altered, "sha256 "+sum+", manifest says "+e.SHA256)
 		}
 	}
-	ff, err := listFiles(ctx, dir, lim.Entries)
+	// What is not listed is reported as the walk finds it, so that only
+	// the problems (at most lim.Problems) are held, not every name.
+	err = walkFolder(ctx, root, lim.Entries, func(f string, typ fs.FileMode) {
+		switch {
+		case !typ.IsRegular():
+			r.add(f, Extra, "not a regular file")
+		case isLeftover(f):
+			r.add(f, Extra, leftoverDetail)
+		case !isEvidence(f) && !listed[f]:
+			r.add(f, Extra, "not in "+ManifestName)
+		}
+	})
 	if err != nil {
 		r.stop(".", err.Error())
 	}
-	for _, f := range ff.files {
-		if !listed[f] {
-			r.add(f, Extra, "not in "+ManifestName)
-		}
-	}
-	for _, f := range ff.odd {
-		r.add(f, Extra, "not a regular file")
-	}
-	for _, f := range ff.leftovers {
-		r.add(f, Extra, leftoverDetail)
-	}
 	want := folderEvidence{runID: id, manifestSHA256: manifestSum}
-	sig, err := readSmall(filepath.Join(dir, SignatureName), maxSigBytes)
+	sig, err := readSmall(root, SignatureName, maxSigBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -267,19 +280,25 @@ func verifyDir(ctx context.Context, r *Report, dir string, pub ed25519.PublicKey
 	}
 	checkSignature(r, "", want, pub)
 
-	bundle := filepath.Join(dir, BundleName)
-	if _, err := os.Stat(bundle); err == nil {
-		verifyBundleFile(ctx, r, bundle, BundleName+": ", &want, pub, lim)
-		checkBundleSum(ctx, r, dir)
-	} else if _, err := os.Stat(filepath.Join(dir, BundleSumName)); err == nil {
+	if _, err := root.Lstat(BundleName); err == nil {
+		f, err := openRegular(root, BundleName)
+		if err != nil {
+			r.stop(BundleName, err.Error())
+		} else {
+			verifyBundle(ctx, r, f, BundleName, BundleName+": ", &want, pub, lim)
+			f.Close()
+		}
+		checkBundleSum(ctx, r, root, err == nil)
+	} else if _, err := root.Lstat(BundleSumName); err == nil {
 		r.add(BundleName, Missing, BundleSumName+" lists it")
 	}
 }
 
-// readSmall reads a file that must not exceed max bytes; past it, it
-// returns max+1 bytes so the caller reports the size as wrong.
-func readSmall(p string, max int64) ([]byte, error) {
-	f, err := os.Open(p)
+// readSmall reads a regular file under root that must not exceed max
+// bytes; past it, it returns max+1 bytes so the caller reports the size as
+// wrong.
+func readSmall(root *os.Root, name string, max int64) ([]byte, error) {
+	f, err := openRegular(root, name)
 	if err != nil {
 		return nil, err
 	}
@@ -287,9 +306,11 @@ func readSmall(p string, max int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, max+1))
 }
 
-// checkBundleSum checks bundle.tar.gz against bundle.tar.gz.sha256.
-func checkBundleSum(ctx context.Context, r *Report, dir string) {
-	b, err := readSmall(filepath.Join(dir, BundleSumName), int64(64+2+len(BundleName)+2))
+// checkBundleSum checks bundle.tar.gz.sha256, which must hold exactly the
+// line WriteBundle writes, and, if hash is set (the bundle could be
+// opened), bundle.tar.gz against it.
+func checkBundleSum(ctx context.Context, r *Report, root *os.Root, hash bool) {
+	b, err := readSmall(root, BundleSumName, int64(64+2+len(BundleName)+1))
 	if errors.Is(err, fs.ErrNotExist) {
 		r.add(BundleSumName, Missing, "")
 		return
@@ -299,11 +320,14 @@ func checkBundleSum(ctx context.Context, r *Report, dir string) {
 		return
 	}
 	entries, err := ParseManifest(bytes.NewReader(b))
-	if err != nil || len(entries) != 1 || entries[0].Path != BundleName {
+	if err != nil || len(entries) != 1 || entries[0].Path != BundleName || string(b) != entries[0].SHA256+"  "+BundleName+"\n" {
 		r.add(BundleSumName, Unreadable, "want one line \"<sha256>  bundle.tar.gz\"")
 		return
 	}
-	sum, err := HashFile(ctx, filepath.Join(dir, BundleName))
+	if !hash {
+		return
+	}
+	sum, err := hashIn(ctx, root, BundleName)
 	if err != nil {
 		r.add(BundleName, Unreadable, err.Error())
 		return
@@ -366,24 +390,16 @@ type listedFile struct {
 	seen   bool
 }
 
-// verifyBundleFile checks a bundle's contents against the manifest it
-// carries, reading the bundle once as a stream: the manifest must come
+// verifyBundle checks a bundle's contents against the manifest it
+// carries, reading the bundle f once as a stream: the manifest must come
 // first (WriteBundle puts it there), so each later entry is hashed and
-// checked as it passes and only the manifest's entries are held. label
-// prefixes problem paths. If want is set (verifying a folder's bundle),
-// the bundle's manifest, signature and run id must be the folder's.
-func verifyBundleFile(ctx context.Context, r *Report, p, label string, want *folderEvidence, pub ed25519.PublicKey, lim Limits) {
-	name := filepath.Base(p)
-	if label != "" {
-		name = BundleName
-	}
+// checked as it passes and only the manifest's entries are held. name is
+// the bundle's name in problems about the bundle as a whole; label
+// prefixes the paths of problems with its entries. If want is set
+// (verifying a folder's bundle), the bundle's manifest, signature and run
+// id must be the folder's.
+func verifyBundle(ctx context.Context, r *Report, f io.Reader, name, label string, want *folderEvidence, pub ed25519.PublicKey, lim Limits) {
 	fail := func(format string, args ...any) { r.stop(name, fmt.Sprintf(format, args...)) }
-	f, err := os.Open(p)
-	if err != nil {
-		fail("%v", err)
-		return
-	}
-	defer f.Close()
 	gz, err := gzip.NewReader(ctxReader{ctx, f})
 	if err != nil {
 		fail("gzip: %v", err)

@@ -8,11 +8,15 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 var testKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, 32))
@@ -379,5 +383,144 @@ func TestWriteKeyPair(t *testing.T) {
 		if out, err := exec.Command("openssl", "pkey", "-in", priv, "-noout").CombinedOutput(); err != nil {
 			t.Fatalf("openssl cannot read the private key: %v\n%s", err, out)
 		}
+	}
+}
+
+// A manifest line with a carriage return is refused with its line number,
+// whichever way it ends; the writer never writes one.
+func TestManifestCarriageReturn(t *testing.T) {
+	h := sha256hex("")
+	for _, in := range []string{h + "  a\n" + h + "  b\r\n", h + "  a\n" + h + "  b\r\r\n"} {
+		_, err := ParseManifest(strings.NewReader(in))
+		if err == nil || !strings.Contains(err.Error(), "line 2: ends in a carriage return") {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+	if err := FormatManifest(io.Discard, []Entry{{Path: "b\r", SHA256: h}}); err == nil {
+		t.Error("FormatManifest wrote a name ending in \\r")
+	}
+}
+
+// verifyWithin verifies p and fails the test if that takes more than a
+// few seconds: a named pipe opened for reading waits for a writer.
+func verifyWithin(t *testing.T, p string, opts VerifyOptions) *Report {
+	t.Helper()
+	type result struct {
+		r   *Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := Verify(context.Background(), p, opts)
+		done <- result{r, err}
+	}()
+	select {
+	case res := <-done:
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		return res.r
+	case <-time.After(10 * time.Second):
+		t.Fatalf("verify %s: still running after 10 s", p)
+		return nil
+	}
+}
+
+// Hostile folders: symlinks that lead out of the run folder, named pipes
+// and devices are reported without being followed or read, and verify
+// ends; a folder past the entry or path limit stops with the limit named.
+func TestVerifyHostileFolder(t *testing.T) {
+	src := sampleRun(t, t.TempDir(), "run-1")
+	seal(t, src, testKey)
+	outside := t.TempDir()
+	// A copy of logs/ outside the folder, the same bytes: a symlink to it
+	// must not make the listed files verify.
+	if err := os.CopyFS(filepath.Join(outside, "logs"), os.DirFS(filepath.Join(src, "logs"))); err != nil {
+		t.Fatal(err)
+	}
+	junit, _ := os.ReadFile(filepath.Join(src, "junit.xml"))
+	os.WriteFile(filepath.Join(outside, "junit.xml"), junit, 0o644)
+
+	replace := func(rel string, with func(p string) error) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			p := filepath.Join(dir, filepath.FromSlash(rel))
+			if err := os.RemoveAll(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := with(p); err != nil {
+				t.Skipf("%s: %v", rel, err)
+			}
+		}
+	}
+	fifo := func(p string) error { return syscall.Mkfifo(p, 0o644) }
+	cases := []struct {
+		name   string
+		tamper func(t *testing.T, dir string)
+		path   string // a problem must name it, with detail
+		detail string
+		lim    Limits
+	}{
+		{"listed file a named pipe", replace("junit.xml", fifo), "junit.xml", "named pipe", Limits{}},
+		{"manifest a named pipe", replace(ManifestName, fifo), ManifestName, "named pipe", Limits{}},
+		{"signature a named pipe", replace(SignatureName, fifo), SignatureName, "named pipe", Limits{}},
+		{"bundle a named pipe", replace(BundleName, fifo), BundleName, "named pipe", Limits{}},
+		{"bundle sum a named pipe", replace(BundleSumName, fifo), BundleSumName, "named pipe", Limits{}},
+		{"listed file a symlink out, same bytes", replace("junit.xml", func(p string) error {
+			return os.Symlink(filepath.Join(outside, "junit.xml"), p)
+		}), "junit.xml", "", Limits{}},
+		{"listed file a symlink to a device", replace("junit.xml", func(p string) error {
+			return os.Symlink("/dev/zero", p)
+		}), "junit.xml", "", Limits{}},
+		{"folder a symlink out, same bytes", replace("logs", func(p string) error {
+			return os.Symlink(filepath.Join(outside, "logs"), p)
+		}), "logs/edge.log", "", Limits{}},
+		{"relative symlink climbing out", replace("logs", func(p string) error {
+			return os.Symlink("../../"+filepath.Base(outside)+"/logs", p)
+		}), "logs/edge.log", "", Limits{}},
+		{"bundle sum in binary mode", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, BundleSumName)
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, bytes.Replace(b, []byte("  "), []byte(" *"), 1), 0o644)
+		}, BundleSumName, "want one line", Limits{}},
+		{"bundle sum with a carriage return", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, BundleSumName)
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, bytes.Replace(b, []byte("\n"), []byte("\r\n"), 1), 0o644)
+		}, BundleSumName, "want one line", Limits{}},
+		{"empty folders past the entry limit", func(t *testing.T, dir string) {
+			for i := range 40 {
+				os.Mkdir(filepath.Join(dir, fmt.Sprintf("d%02d", i)), 0o755)
+			}
+		}, ".", "more than 30 files and folders", Limits{Entries: 30}},
+		{"nested past the path limit", func(t *testing.T, dir string) {
+			p := dir
+			for range 20 {
+				p = filepath.Join(p, strings.Repeat("n", 250))
+				if err := os.Mkdir(p, 0o755); err != nil {
+					t.Skip(err)
+				}
+			}
+		}, ".", "longer than 4096 bytes", Limits{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := copyDir(t, src)
+			tc.tamper(t, dir)
+			r := verifyWithin(t, dir, VerifyOptions{PublicKey: testPub(), Limits: tc.lim})
+			if r.OK() || !slices.ContainsFunc(r.Problems, func(q Problem) bool {
+				return q.Path == tc.path && strings.Contains(q.Detail, tc.detail)
+			}) {
+				t.Fatalf("want a problem with %s (...%s...); got %v", tc.path, tc.detail, r.Err())
+			}
+		})
+	}
+	// The bundle given by path as a named pipe is refused, not waited on.
+	p := filepath.Join(t.TempDir(), "b.tar.gz")
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Skip(err)
+	}
+	r := verifyWithin(t, p, VerifyOptions{})
+	if q, found := problemOf(r, "b.tar.gz"); !found || !strings.Contains(q.Detail, "named pipe") {
+		t.Fatalf("named pipe given as the bundle: %v", r.Err())
 	}
 }

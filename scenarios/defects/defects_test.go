@@ -232,6 +232,27 @@ func TestReadRun(t *testing.T) {
 	if _, _, _, err := ReadRun(t.TempDir(), "steady-state"); err == nil {
 		t.Error("an empty folder read as a run")
 	}
+	// verdict.json is one JSON object: anything after it, or a number JSON
+	// cannot hold, is an error, never a verdict.
+	good, err := os.ReadFile(filepath.Join(dir, render.VerdictName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"trailing }":      string(good) + "}",
+		"a second object": string(good) + string(good),
+		"trailing text":   string(good) + "garbage\n",
+		"NaN":             strings.Replace(string(good), `"version": 0`, `"version": NaN`, 1),
+		"past float64":    strings.Replace(string(good), `"version": 0`, `"version": 1e999`, 1),
+	} {
+		if body == string(good) {
+			t.Fatalf("%s: the body did not change", name)
+		}
+		os.WriteFile(filepath.Join(dir, render.VerdictName), []byte(body), 0o644)
+		if v, _, _, err := ReadRun(dir, "steady-state"); err == nil || v != nil {
+			t.Errorf("%s: read %v, %v", name, v, err)
+		}
+	}
 }
 
 // TestCatalogMatchesFixtures keeps the catalog, the variant folders and the

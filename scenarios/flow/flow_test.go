@@ -261,6 +261,45 @@ func TestStatusRoundTrip(t *testing.T) {
 	}
 }
 
+// status.json is one JSON object with an exit code a run ends with;
+// anything after it, a number JSON cannot hold or an unknown exit code is
+// an error, which callers take for a harness failure.
+func TestReadStatusRefuses(t *testing.T) {
+	good := `{"run_id": "r", "exit_code": 1}`
+	for _, tc := range []struct{ name, body, want string }{
+		{"good", good + "\n", ""},
+		{"good, spaces after", good + " \n\t\n", ""},
+		{"trailing }", good + "}\n", "invalid character '}' after top-level value"},
+		{"trailing ]", good + "]", "invalid character ']' after top-level value"},
+		{"a second object", good + "\n" + good + "\n", "invalid character '{' after top-level value"},
+		{"trailing text", good + " garbage", "invalid character 'g' after top-level value"},
+		{"NaN", `{"run_id": "r", "exit_code": NaN}`, "invalid character 'N'"},
+		{"Infinity", `{"run_id": "r", "seed": Infinity}`, "invalid character 'I'"},
+		{"past int64", `{"run_id": "r", "seed": 1e999}`, "cannot unmarshal number 1e999"},
+		{"a fraction for an exit code", `{"exit_code": 1.5}`, "cannot unmarshal number 1.5"},
+		{"an exit code no run ends with", `{"exit_code": 7}`, "exit_code 7 is none a run ends with"},
+		{"not an object", `[1]`, "cannot unmarshal array"},
+		{"empty", ``, "unexpected end of JSON input"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, StatusFile), []byte(tc.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			st, err := ReadStatus(dir)
+			if tc.want == "" {
+				if err != nil || st.ExitCode != 1 {
+					t.Fatalf("%+v, %v", st, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestTallyReadsAGrowingHistory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "history.jsonl")
 	w, err := history.Create(path, history.NewClock(), history.Header{RunID: "r"})

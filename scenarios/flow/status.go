@@ -298,15 +298,24 @@ func WriteStatus(dir string, st Status) error {
 }
 
 // ReadStatus reads dir/status.json. A missing or unreadable status file
-// means the suite never finished: callers treat it as ExitHarness.
+// means the suite never finished: callers treat it as ExitHarness. So does
+// one that is not a single JSON object (json.Unmarshal refuses anything
+// after it, and NaN, which JSON has not) or whose exit code is none a run
+// ends with.
 func ReadStatus(dir string) (Status, error) {
-	b, err := os.ReadFile(filepath.Join(dir, StatusFile))
+	p := filepath.Join(dir, StatusFile)
+	b, err := os.ReadFile(p)
 	if err != nil {
 		return Status{}, fmt.Errorf("read status: %w", err)
 	}
 	var st Status
 	if err := json.Unmarshal(b, &st); err != nil {
-		return Status{}, fmt.Errorf("read status %s: %w", filepath.Join(dir, StatusFile), err)
+		return Status{}, fmt.Errorf("read status %s: %w", p, err)
+	}
+	switch st.ExitCode {
+	case ExitPass, ExitGate, ExitHarness, ExitInterrupted:
+	default:
+		return Status{}, fmt.Errorf("read status %s: exit_code %d is none a run ends with (%d, %d, %d, %d)", p, st.ExitCode, ExitPass, ExitGate, ExitHarness, ExitInterrupted)
 	}
 	return st, nil
 }

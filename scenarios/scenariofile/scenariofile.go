@@ -32,6 +32,7 @@ import (
 	"github.com/mailchaos/mailchaos/faults"
 	"github.com/mailchaos/mailchaos/harness"
 	"github.com/mailchaos/mailchaos/harness/suggest"
+	"github.com/mailchaos/mailchaos/internal/yamldoc"
 	"github.com/mailchaos/mailchaos/reports/check"
 	"github.com/mailchaos/mailchaos/scenarios/flow"
 	"go.yaml.in/yaml/v3"
@@ -54,7 +55,12 @@ func Parse(name string, data []byte) (flow.Scenario, error) {
 	p := &parser{err: &harness.DescriptorError{File: name, What: "scenario file"}}
 	s := flow.Scenario{File: name}
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	if err := yamldoc.Unmarshal(data, &root); err != nil {
+		var extra *yamldoc.ExtraError
+		if errors.As(err, &extra) {
+			p.add(extra.Line, "%s", extra.Message())
+			return s, p.result()
+		}
 		p.add(0, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
 		return s, p.result()
 	}

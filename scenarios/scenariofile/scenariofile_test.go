@@ -73,6 +73,8 @@ func TestParseProblems(t *testing.T) {
 		{"no regions", base + "needs: {regions: 0}\n", `needs: regions: "0" is not a count of regions`},
 		{"NaN toxicity", base + "faults: [{at: 0.1, spec: \"latency:from=clients:toxicity=NaN\"}]\n", `toxicity: "NaN" is not a finite number`},
 		{"blank label", "name: x\nproves: y\nlabels: '  '\n", "labels are missing"},
+		{"a second document", base + "---\nname: z\n", "x.yaml:4: a second YAML document (after ---)"},
+		{"garbage after ---", base + "---\n}\n", "did not find expected"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("x.yaml", []byte(c.yaml))

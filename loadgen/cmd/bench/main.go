@@ -32,6 +32,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -83,6 +84,19 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the benchmark here")
 	memprofile := flag.String("memprofile", "", "write an allocation profile of the benchmark here")
 	flag.Parse()
+	// The open model runs last: a rate it would refuse is refused before
+	// minutes of comparison rounds.
+	if !c.skipOpenModel {
+		err := smtpload.Constant(c.openRate, c.openDur).Validate()
+		if err == nil && c.openRate == 0 {
+			err = errors.New("rate 0")
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -open-rate %v -open-duration %v: %s; want a finite rate above 0 for a duration above 0\n",
+				c.openRate, c.openDur, strings.ReplaceAll(err.Error(), "\n", "; "))
+			os.Exit(2)
+		}
+	}
 	if err := profiled(*cpuprofile, *memprofile, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 		defer cancel()

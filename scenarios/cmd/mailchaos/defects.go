@@ -79,7 +79,7 @@ func defectsCmd(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	if err := o.prepare(vs); err != nil {
+	if err := errors.Join(o.checkRun(), o.prepare(vs)); err != nil {
 		return err
 	}
 	self, err := os.Executable()
@@ -112,9 +112,6 @@ func (o *defectsOptions) prepare(vs []defects.Variant) error {
 	if o.seed == 0 {
 		o.seed = rand.Int64N(1<<53) + 1
 	}
-	if o.seed < 0 {
-		errs = append(errs, fmt.Errorf("--seed %d: must not be negative", o.seed))
-	}
 	known := map[string]bool{}
 	for _, s := range scenarios.Catalog() {
 		known[s.Name] = true
@@ -137,6 +134,23 @@ func (o *defectsOptions) prepare(vs []defects.Variant) error {
 	}
 	if _, err := os.Stat(filepath.Join(o.out, "defects-"+o.id)); err == nil {
 		errs = append(errs, fmt.Errorf("--id %s: %s exists already: pick another id", o.id, filepath.Join(o.out, "defects-"+o.id)))
+	}
+	return errors.Join(errs...)
+}
+
+// checkRun checks the flags every run of the table is given, as `mailchaos
+// run` checks them (flow.Params.Validate): a value each run would refuse
+// (--rate NaN, --duration 0s) is refused once, before the first starts,
+// not found by every run in turn as a harness failure.
+func (o defectsOptions) checkRun() error {
+	p := flow.Defaults()
+	p.Duration, p.Steady, p.Converge, p.Rate, p.Users, p.Seed, p.Out = o.duration, o.steady, o.converge, o.rate, o.users, o.seed, o.out
+	var errs []error
+	if err := p.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--run-timeout %s: must be positive", o.timeout))
 	}
 	return errors.Join(errs...)
 }

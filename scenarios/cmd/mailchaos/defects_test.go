@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -229,5 +230,39 @@ func TestDefectsBuiltinStacks(t *testing.T) {
 	o := defectsOptions{stacks: stacks.Defects, reference: stacks.Reference, out: out}
 	if err := o.prepare(defects.Catalog); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The flags every run is given are checked once, before the first run:
+// values each run would refuse, NaN and Inf among them.
+func TestDefectsCheckRun(t *testing.T) {
+	ok := defectsOptions{out: "out", duration: 40 * time.Second, steady: 5 * time.Second, converge: time.Minute,
+		timeout: time.Minute, rate: 10, users: 50}
+	if err := ok.checkRun(); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	cases := []struct {
+		name string
+		set  func(o *defectsOptions)
+		want string
+	}{
+		{"rate NaN", func(o *defectsOptions) { o.rate = math.NaN() }, "--rate NaN"},
+		{"rate +Inf", func(o *defectsOptions) { o.rate = math.Inf(1) }, "--rate +Inf"},
+		{"rate 0", func(o *defectsOptions) { o.rate = 0 }, "--rate 0"},
+		{"duration 0", func(o *defectsOptions) { o.duration = 0 }, "--duration 0s"},
+		{"steady past an hour", func(o *defectsOptions) { o.steady = 2 * time.Hour }, "--steady 2h0m0s"},
+		{"converge 0", func(o *defectsOptions) { o.converge = 0 }, "--converge 0s"},
+		{"no users", func(o *defectsOptions) { o.users = 0 }, "--users 0"},
+		{"negative seed", func(o *defectsOptions) { o.seed = -1 }, "--seed -1"},
+		{"run timeout 0", func(o *defectsOptions) { o.timeout = 0 }, "--run-timeout 0s"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := ok
+			tc.set(&o)
+			if err := o.checkRun(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v, want an error with %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -33,7 +33,7 @@ func verifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr, "followed to its run folder. The signature binds the run id (the folder's name) and the manifest.")
 		fmt.Fprintln(stderr, "First line: OK, WARNING (signature present, not checked: give -pubkey) or FAIL.")
 		fmt.Fprintln(stderr, "Exit code 0 OK or WARNING, 1 something does not match, the signature is bad, or the")
-		fmt.Fprintln(stderr, "evidence passes a limit (100,000 files, a 32 MiB manifest, 16 GiB a file, 64 GiB a bundle);")
+		fmt.Fprintln(stderr, "evidence passes a limit (100,000 files and folders, a 32 MiB manifest, 16 GiB a file, 64 GiB a bundle);")
 		fmt.Fprintln(stderr, "2 the path or key could not be read, or interrupted.")
 		fs.PrintDefaults()
 	}
