@@ -125,10 +125,11 @@ tamper-table: $(MAILCHAOS) ## verify on tampered, re-signed, symlinked and craft
 # any failure into its own 2, so CI that tells 1 from 2 calls bin/mailchaos
 # run itself or reads out/latest/status.json.
 RUN_FLAGS = --stack $(STACK) --out $(OUT) $(if $(DURATION),--duration $(DURATION)) $(if $(RATE),--rate $(RATE)) \
-	$(if $(USERS),--users $(USERS)) $(if $(SEED),--seed $(SEED)) $(if $(RUN_ID),--run-id $(RUN_ID)) $(if $(SIGN_KEY),--sign-key $(SIGN_KEY))
+	$(if $(USERS),--users $(USERS)) $(if $(SEED),--seed $(SEED)) $(if $(RUN_ID),--run-id $(RUN_ID)) $(if $(SIGN_KEY),--sign-key $(SIGN_KEY)) \
+	$(if $(PARALLEL),--parallel $(PARALLEL))
 
 .PHONY: run
-run: images ## the nightly scenarios against the reference stack; report in out/latest/ (LABEL= DURATION= RATE= USERS= SEED= SIGN_KEY=key.pem)
+run: images ## the nightly scenarios against the reference stack; report in out/latest/ (LABEL= DURATION= RATE= USERS= SEED= SIGN_KEY=key.pem PARALLEL=2)
 	$(MAILCHAOS) run --label '$(or $(LABEL),nightly)' $(RUN_FLAGS)
 
 .PHONY: smoke

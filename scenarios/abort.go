@@ -211,9 +211,7 @@ func abandon(sig os.Signal) {
 	suite.mu.Unlock()
 	st := harnessFailed(p, fmt.Sprintf("%s, then %s again: the stacks were removed at once; no logs, no report", runInterrupt(begunRuns()), signalName(sig)))
 	st.ExitCode = flow.ExitInterrupted
-	if err := flow.WriteStatus(p.RunDir(), st); err != nil {
-		fmt.Fprintln(os.Stderr, "mailchaos:", err)
-	}
+	conclude(p, st, false)
 }
 
 // watchdogAbort ends a run still going long after --timeout, when Ginkgo
@@ -262,15 +260,12 @@ func watchdogAbort(p flow.Params, hung time.Duration) {
 	}
 	harness.TeardownAll(ctx)
 	st := harnessFailed(p, reason)
-	_ = flow.WriteStatus(p.RunDir(), st)
+	conclude(p, st, false)
 	// The reports may be what hangs: give them a bound of their own.
-	done := make(chan error, 1)
-	go func() { done <- renderRun(p, st) }()
+	done := make(chan struct{})
+	go func() { defer close(done); conclude(p, st, true) }()
 	select {
-	case err := <-done:
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "mailchaos: run reports:", err)
-		}
+	case <-done:
 	case <-time.After(flow.CheckTimeout):
 		fmt.Fprintln(os.Stderr, "mailchaos: run reports: not written within", flow.CheckTimeout)
 	}

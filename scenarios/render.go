@@ -69,15 +69,12 @@ func recordSkip(r *flow.Run) {
 // junit.xml, index.html, MANIFEST.sha256, its signature when --sign-key is
 // given, and bundle.tar.gz (package reports/render), and points out/latest
 // at the run.
-func renderRun(p flow.Params, st flow.Status) error {
-	suite.mu.Lock()
-	scs := append([]render.Scenario(nil), results.list...)
-	runs := append([]*flow.Run(nil), results.facts...)
-	suite.mu.Unlock()
+func renderRun(p flow.Params, part Part) error {
+	st, scs := part.Status, part.Scenarios
 	if len(scs) == 0 {
 		return fmt.Errorf("no scenario started: nothing to report")
 	}
-	run := render.RunReport{RunID: p.RunID, Title: "label " + p.Label, Env: environment(p, runs), Scenarios: scs}
+	run := render.RunReport{RunID: p.RunID, Title: "label " + p.Label, Env: environment(p, part), Scenarios: scs}
 	if p.SignKey != "" {
 		key, err := evidence.LoadPrivateKey(p.SignKey)
 		if err != nil {
@@ -99,7 +96,7 @@ func renderRun(p flow.Params, st flow.Status) error {
 	return nil
 }
 
-func environment(p flow.Params, runs []*flow.Run) render.Environment {
+func environment(p flow.Params, part Part) render.Environment {
 	env := render.Environment{
 		Seed:      p.Seed,
 		Command:   strings.Join(os.Args, " "),
@@ -124,19 +121,20 @@ func environment(p flow.Params, runs []*flow.Run) render.Environment {
 	if p.From != "" {
 		env.Extra = append(env.Extra, render.KV{Name: "rehearsal", Value: p.From + " → " + p.To})
 	}
+	if p.Parallel > 1 {
+		env.Extra = append(env.Extra, render.KV{Name: "parallel", Value: fmt.Sprintf("%d scenarios at once", p.Parallel)})
+	}
 	seen := map[string]bool{}
-	for _, r := range runs {
-		for _, im := range r.Images {
-			if key := im.Service + im.Ref; !seen[key] {
-				seen[key] = true
-				env.Images = append(env.Images, render.Image{Service: im.Service, Ref: im.Ref, ID: im.ID})
-			}
+	for _, im := range part.Images {
+		if key := im.Service + im.Ref; !seen[key] {
+			seen[key] = true
+			env.Images = append(env.Images, render.Image{Service: im.Service, Ref: im.Ref, ID: im.ID})
 		}
-		for _, f := range r.Software {
-			if key := f.Name + f.Value; !seen[key] {
-				seen[key] = true
-				env.Software = append(env.Software, render.KV{Name: f.Name, Value: f.Value})
-			}
+	}
+	for _, f := range part.Software {
+		if key := f.Name + f.Value; !seen[key] {
+			seen[key] = true
+			env.Software = append(env.Software, render.KV{Name: f.Name, Value: f.Value})
 		}
 	}
 	return env

@@ -28,7 +28,7 @@ func TestRenderRunSigns(t *testing.T) {
 
 	p := flow.Defaults()
 	p.Out, p.RunID, p.SignKey = t.TempDir(), "sign-1", priv
-	if err := renderRun(p, flow.Status{RunID: p.RunID, ExitCode: flow.ExitHarness}); err != nil {
+	if err := renderRun(p, collect(flow.Status{RunID: p.RunID, ExitCode: flow.ExitHarness})); err != nil {
 		t.Fatal(err)
 	}
 	r, err := evidence.Verify(context.Background(), filepath.Join(p.Out, render.LatestName), evidence.VerifyOptions{PublicKey: pub})
@@ -41,7 +41,7 @@ func TestRenderRunSigns(t *testing.T) {
 	}
 
 	p.RunID, p.SignKey = "sign-2", pubPath // a public key cannot sign
-	if err := renderRun(p, flow.Status{RunID: p.RunID, ExitCode: flow.ExitHarness}); err == nil || !strings.Contains(err.Error(), "--sign-key") {
+	if err := renderRun(p, collect(flow.Status{RunID: p.RunID, ExitCode: flow.ExitHarness})); err == nil || !strings.Contains(err.Error(), "--sign-key") {
 		t.Fatalf("signing with a public key: %v", err)
 	}
 }

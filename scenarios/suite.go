@@ -129,9 +129,7 @@ func RunSuite(t GinkgoTestingT, p flow.Params, suiteCfg types.SuiteConfig, repor
 	status := suite.status
 	suite.mu.Unlock()
 	if status == nil {
-		st := harnessFailed(p, "the suite ended without a status (report node did not run)")
-		_ = flow.WriteStatus(p.RunDir(), st)
-		return st
+		return conclude(p, harnessFailed(p, "the suite ended without a status (report node did not run)"), false)
 	}
 	return *status
 }
@@ -155,7 +153,8 @@ func harnessFailed(p flow.Params, reason string) flow.Status {
 }
 
 // The last node of every run: classify the outcome, write the run-level
-// reports and the status file, and point out/latest at the run.
+// reports and the status file, and point out/latest at the run (or, in a
+// part of a parallel run, the part file the parent merges).
 var _ = ReportAfterSuite("mailchaos status", func(rep Report) {
 	testHook("hang@report")
 	if abandoned.Load() {
@@ -182,30 +181,10 @@ var _ = ReportAfterSuite("mailchaos status", func(rep Report) {
 	if reason := runInterrupt(runs); reason != "" {
 		markInterrupted(&st, reason)
 	}
-	// The status goes in first so that the manifest and the bundle hold it.
 	if abandoned.Load() {
 		return
 	}
-	if err := flow.WriteStatus(p.RunDir(), st); err != nil {
-		fmt.Fprintln(os.Stderr, "mailchaos:", err)
-	}
-	if err := renderRun(p, st); err != nil {
-		// A gate failure stays a gate failure; otherwise a run without
-		// its reports cannot be trusted.
-		if st.ExitCode != flow.ExitGate {
-			st.ExitCode, st.Outcome = flow.ExitHarness, flow.OutcomeHarness
-		}
-		if st.Reason != "" {
-			st.Reason += "; "
-		}
-		st.Reason += "run reports: " + err.Error()
-		if err := flow.WriteStatus(p.RunDir(), st); err != nil {
-			fmt.Fprintln(os.Stderr, "mailchaos:", err)
-		}
-		if err := linkLatest(p); err != nil {
-			fmt.Fprintln(os.Stderr, "mailchaos: point out/latest at the run:", err)
-		}
-	}
+	st = conclude(p, st, true)
 	suite.mu.Lock()
 	suite.status = &st
 	suite.mu.Unlock()

@@ -68,6 +68,14 @@ type Params struct {
 	// evidence.ParsePrivateKey reads; `mailchaos keygen` writes one): the
 	// run folder's manifest is then signed (MANIFEST.sha256.sig).
 	SignKey string
+	// Parallel is how many scenarios run at once, each with its own stack
+	// (mailchaos run --parallel); 0 or 1 runs them one after another.
+	Parallel int
+	// Part, when positive, makes this process part Part of a parallel
+	// run: it runs its scenarios into the run folder and leaves the
+	// run-level files (status.json, reports, manifest) to the process that
+	// started it, writing its own outcome into PartFile instead.
+	Part int
 }
 
 // Defaults returns the parameters of a run when no flag is given.
@@ -108,6 +116,7 @@ func (p *Params) Bind(fs *flag.FlagSet) {
 	})
 	fs.DurationVar(&p.Timeout, "timeout", p.Timeout, "bound of the whole run (past it: exit 2)")
 	fs.StringVar(&p.Progress, "progress", p.Progress, "progress display: auto, line, log or off")
+	fs.IntVar(&p.Parallel, "parallel", p.Parallel, "run this many scenarios at once, each with its own stack and process (1: one after another; 2 suits a 2-core machine, about one per core beyond)")
 	fs.StringVar(&p.SignKey, "sign-key", p.SignKey, "ed25519 private key (PEM, OpenSSH, or a hex/base64 seed; mailchaos keygen writes one): sign the run's manifest and run id into MANIFEST.sha256.sig")
 }
 
@@ -165,6 +174,9 @@ func (p Params) Validate() error {
 	default:
 		bad("--progress %q: must be auto, line, log or off", p.Progress)
 	}
+	if p.Parallel < 0 || p.Parallel > MaxParallel {
+		bad("--parallel %d: must be between 1 and %d (0 means 1)", p.Parallel, MaxParallel)
+	}
 	// A key that cannot sign is found now, not after an hour of load.
 	if p.SignKey != "" {
 		if _, err := evidence.LoadPrivateKey(p.SignKey); err != nil {
@@ -211,6 +223,20 @@ func (p Params) ScenarioNames() []string {
 
 // RunDir is the run's folder: <Out>/<RunID>.
 func (p Params) RunDir() string { return filepath.Join(p.Out, p.RunID) }
+
+// MaxParallel bounds --parallel: each scenario at once is a whole stack.
+const MaxParallel = 16
+
+// PartFile is where part i of a parallel run writes its outcome for the
+// parent to merge: <run dir>/parts/<i>.json (the parent removes the folder
+// once it has written the run-level files).
+func (p Params) PartFile(i int) string {
+	return filepath.Join(p.RunDir(), PartsDir, fmt.Sprintf("%d.json", i))
+}
+
+// PartsDir is the folder of the run folder that holds the parts' outcomes
+// while a parallel run is going.
+const PartsDir = "parts"
 
 // ImageSet is the parsed form of --from / --to.
 type ImageSet struct {

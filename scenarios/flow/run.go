@@ -188,8 +188,22 @@ func Start(p Params, s Scenario, progress *Progress, console io.Writer) (*Run, e
 }
 
 // Planned is the planned wall time of the scenario (stack start excluded).
-func (r *Run) Planned() time.Duration {
-	return r.P.Steady + steadySettle + r.P.Duration + r.P.Converge/2 + RoundGap
+func (r *Run) Planned() time.Duration { return planned(r.P) }
+
+func planned(p Params) time.Duration {
+	return p.Steady + steadySettle + p.Duration + p.Converge/2 + RoundGap
+}
+
+// StackOverhead is what a scenario takes besides its planned phases:
+// bringing the stack up, healing, reading and tearing it down (about a
+// minute on the reference stack).
+const StackOverhead = time.Minute
+
+// PlannedWall is the planned wall time of scenario s under p, its stack's
+// set-up and teardown included: what a parallel run balances its parts by.
+func PlannedWall(p Params, s Scenario) time.Duration {
+	p.Duration = s.LoadDuration(p.Duration)
+	return planned(p) + StackOverhead
 }
 
 // phase records the start of a phase in the history and the progress line.

@@ -198,6 +198,27 @@ func Classify(r types.Report) Status {
 		}
 	}
 	st.Scenarios = kept
+	problem := ""
+	if len(suiteFailures) > 0 {
+		problem = fmt.Sprintf("suite node %s failed: %s", suiteFailures[0].Node, suiteFailures[0].Message)
+	}
+	st.Judge(problem, ran)
+	if st.ExitCode == ExitPass && !r.SuiteSucceeded {
+		// Ginkgo saw a failure this classification did not: never a pass.
+		st.ExitCode, st.Outcome = ExitHarness, OutcomeHarness
+		st.Reason = "suite failed: " + strings.Join(r.SpecialSuiteFailureReasons, "; ")
+	}
+	return st
+}
+
+// Judge sets st's exit code, outcome and reason from its scenarios. A gate
+// failure outranks a harness failure: a definite finding about the system
+// must not be hidden behind an exit code CI may treat as "retry the
+// infrastructure". problem, when not "", is a harness failure of the run
+// that no scenario shows (a suite node, a part of a parallel run that
+// ended without its status); ran counts what ran at all (0: nothing did,
+// never a pass).
+func (st *Status) Judge(problem string, ran int) {
 	var gates, harness, skipped []string
 	for _, sc := range st.Scenarios {
 		switch sc.Outcome {
@@ -219,26 +240,20 @@ func Classify(r types.Report) Status {
 	case len(harness) > 0:
 		st.ExitCode, st.Outcome = ExitHarness, OutcomeHarness
 		st.Reason = "harness failed in " + strings.Join(harness, ", ")
-	case len(suiteFailures) > 0:
-		st.ExitCode, st.Outcome = ExitHarness, OutcomeHarness
-		st.Reason = fmt.Sprintf("suite node %s failed: %s", suiteFailures[0].Node, suiteFailures[0].Message)
+	case problem != "":
+		st.ExitCode, st.Outcome, st.Reason = ExitHarness, OutcomeHarness, problem
 	case ran == 0 && len(skipped) > 0:
 		st.ExitCode, st.Outcome = ExitHarness, OutcomeHarness
 		st.Reason = "every selected scenario was skipped: the stack cannot serve them: " + strings.Join(skipped, "; ")
 	case ran == 0:
 		st.ExitCode, st.Outcome = ExitHarness, OutcomeHarness
 		st.Reason = fmt.Sprintf("no scenario ran (label filter %q)", st.Label)
-	case !r.SuiteSucceeded:
-		// Ginkgo saw a failure this classification did not: never a pass.
-		st.ExitCode, st.Outcome = ExitHarness, OutcomeHarness
-		st.Reason = "suite failed: " + strings.Join(r.SpecialSuiteFailureReasons, "; ")
 	default:
-		st.ExitCode, st.Outcome = ExitPass, OutcomePass
+		st.ExitCode, st.Outcome, st.Reason = ExitPass, OutcomePass, ""
 		if len(skipped) > 0 {
 			st.Reason = "skipped: " + strings.Join(skipped, "; ")
 		}
 	}
-	return st
 }
 
 func failureOf(s types.SpecReport) SpecFailure {

@@ -36,9 +36,18 @@ func runCmd(ctx context.Context, args []string) error {
 	verbose := fs.Bool("v", false, "verbose Ginkgo output (every spec and its log as it runs)")
 	list := fs.Bool("list", false, "list the scenarios with their labels and whether the stack (--stack) can run each, and exit")
 	cleanStale := fs.Bool("clean-stale", false, "first remove the runs on this engine whose owner process is gone (what a killed run left; as 'mailchaos clean')")
+	fs.IntVar(&p.Part, partFlag, 0, "") // hidden: set by a parallel run for its parts
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: mailchaos run [flags]\n\nRuns the scenarios the label filter selects (default: nightly) and leaves\nout/<run id>/ with the reports; out/latest points at it.\n\nflags:\n")
-		fs.PrintDefaults()
+		shown := flag.NewFlagSet("run", flag.ContinueOnError)
+		shown.SetOutput(fs.Output())
+		fs.VisitAll(func(f *flag.Flag) {
+			if f.Name != partFlag {
+				shown.Var(f.Value, f.Name, f.Usage)
+				shown.Lookup(f.Name).DefValue = f.DefValue
+			}
+		})
+		shown.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -63,15 +72,34 @@ func runCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("parameters:\n%w", err)
 	}
-	staleRuns(ctx, os.Stderr, *cleanStale)
+	if p.Part == 0 {
+		staleRuns(ctx, os.Stderr, *cleanStale)
+	}
 	if ctx.Err() != nil {
 		return errors.New("interrupted before the run started")
+	}
+	if p.Part == 0 && p.Parallel > 1 {
+		selected, err := scenarios.Selected(p)
+		if err != nil {
+			return err
+		}
+		// One part (a single scenario, or none selected) runs here,
+		// exactly as without --parallel.
+		if parts := scenarios.Split(p, selected, p.Parallel); len(parts) > 1 {
+			st := runParallel(fs, p, parts, os.Stdout, os.Stderr)
+			fmt.Printf("mailchaos run %s: %s (exit %d)%s\nreports: %s\n", st.RunID, st.Outcome, st.ExitCode, reasonSuffix(st.Reason), p.RunDir())
+			return ExitFor(st)
+		}
 	}
 	gomega.RegisterFailHandler(ginkgo.Fail)
 	suiteCfg, reporterCfg := ginkgo.GinkgoConfiguration()
 	reporterCfg.Verbose = *verbose
 	reporterCfg.NoColor = !isTerminal(os.Stdout)
 	st := scenarios.RunSuite(&ginkgoT{}, p, suiteCfg, reporterCfg)
+	if p.Part > 0 {
+		fmt.Printf("mailchaos run %s part %d: %s (exit %d)%s\n", st.RunID, p.Part, st.Outcome, st.ExitCode, reasonSuffix(st.Reason))
+		return ExitFor(st)
+	}
 	fmt.Printf("mailchaos run %s: %s (exit %d)%s\nreports: %s\n", st.RunID, st.Outcome, st.ExitCode, reasonSuffix(st.Reason), p.RunDir())
 	return ExitFor(st)
 }
@@ -131,14 +159,18 @@ func listScenarios(w io.Writer, p flow.Params) error {
 }
 
 // ExitFor maps a run's status to the error main turns into the exit code:
-// nil for 0, withExitCode(1, ...) for a failed gate, a plain error (2) for
-// a failed harness.
+// nil for 0, withExitCode(1, ...) for a failed gate, withExitCode(130, ...)
+// for a run a second signal ended (a parallel run's parent returns it;
+// one process exits in the signal handler), a plain error (2) for a
+// failed harness.
 func ExitFor(st flow.Status) error {
 	switch st.ExitCode {
 	case flow.ExitPass:
 		return nil
 	case flow.ExitGate:
 		return withExitCode(flow.ExitGate, errors.New("gate failed: "+st.Reason))
+	case flow.ExitInterrupted:
+		return withExitCode(flow.ExitInterrupted, errors.New("interrupted: "+st.Reason))
 	default:
 		return errors.New("harness failed: " + st.Reason)
 	}
