@@ -69,6 +69,11 @@ func TestParseProblems(t *testing.T) {
 		{"not yaml", "version: [1\n", []string{"x.yaml:"}},
 		{"a second document", base + "  a: {image: i, role: mta}\n---\nversion: 2\n", []string{"x.yaml:4: a second YAML document (after ---)"}},
 		{"garbage after ---", base + "  a: {image: i, role: mta}\n---\n{ [\n", []string{"x.yaml:5:"}},
+		// YAML breaks lines at these, editors do not: the line in a message
+		// would not be the line shown, and a key could hide on another's line.
+		{"a carriage return alone", "\r0", []string{"x.yaml:1: a carriage return (\\r) not followed by a newline"}},
+		{"a key after a line separator", base + "  a: {image: i, role: mta}\u2028  b: {image: i, role: mta}\n", []string{"x.yaml:3: a line separator (U+2028)"}},
+		{"windows line ends", "version: 1\r\nservices:\r\n  a: {image: i, role: mta}\r\n", nil},
 		{"top-level unknown key", "version: 1\nservice: {}\n", []string{`x.yaml:2: unknown key "service" (did you mean "services"?)`, "no services"}},
 		{"bad version", "version: 2\nservices: {a: {image: i, role: mta}}\n", []string{"x.yaml:1: version is 2"}},
 		{"missing image and role", base + "  a: {}\n", []string{`x.yaml:3: service "a": image is missing`, `x.yaml:3: service "a": role is missing`}},

@@ -56,9 +56,9 @@ func Parse(name string, data []byte) (flow.Scenario, error) {
 	s := flow.Scenario{File: name}
 	var root yaml.Node
 	if err := yamldoc.Unmarshal(data, &root); err != nil {
-		var extra *yamldoc.ExtraError
-		if errors.As(err, &extra) {
-			p.add(extra.Line, "%s", extra.Message())
+		var ye *yamldoc.Error
+		if errors.As(err, &ye) {
+			p.add(ye.Line, "%s", ye.Message)
 			return s, p.result()
 		}
 		p.add(0, "%s", strings.TrimPrefix(err.Error(), "yaml: "))

@@ -75,6 +75,8 @@ func TestParseProblems(t *testing.T) {
 		{"blank label", "name: x\nproves: y\nlabels: '  '\n", "labels are missing"},
 		{"a second document", base + "---\nname: z\n", "x.yaml:4: a second YAML document (after ---)"},
 		{"garbage after ---", base + "---\n}\n", "did not find expected"},
+		{"a carriage return alone", base + "strict: true\rstrict: false\n", "x.yaml:4: a carriage return (\\r) not followed by a newline"},
+		{"a next-line character", base + "gates: [no-loss]\u0085strict: false\n", "x.yaml:4: a next-line character (U+0085)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("x.yaml", []byte(c.yaml))
